@@ -1,0 +1,1 @@
+"""Wharf: an integrated container image registry."""

@@ -1,0 +1,53 @@
+"""`wharf`: the command, whose verbs follow `oc`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..server import Settings, serve
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Wharf container registry")
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise typer.BadParameter(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+@app.command("serve")
+def serve_command(
+    listen: Annotated[str, typer.Option(help="Registry address, HOST:PORT")] = "127.0.0.1:5000",
+    data_dir: Annotated[Path, typer.Option(help="Where blobs and metadata live")] = Path(
+        "wharf-data"
+    ),
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL; default: SQLite in the data directory")
+    ] = None,
+    upload_timeout: Annotated[
+        float, typer.Option(help="Seconds after which an idle upload session is removed")
+    ] = 3600.0,
+) -> None:
+    """Run the registry."""
+    from datetime import timedelta
+
+    host, port = _host_port(listen)
+    settings = Settings(
+        listen_host=host,
+        listen_port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        upload_timeout=timedelta(seconds=upload_timeout),
+        sweep_interval=min(60.0, max(upload_timeout / 4, 0.5)),
+    )
+    asyncio.run(serve(settings))
+
+
+@app.callback()
+def main() -> None:
+    """Wharf: an integrated container image registry."""

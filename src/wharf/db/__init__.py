@@ -1,0 +1,1 @@
+"""Database schema, engines and migrations (SQLite by default, PostgreSQL by URL)."""

@@ -1,0 +1,86 @@
+"""Engines for the metadata database, and bringing its schema up to date."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{data_dir / 'wharf.db'}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from the driver so that BEGIN is ours to emit (see _begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL syncs the WAL at every commit: a 201 answer promises the metadata survives a crash.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Database:
+    """A reader engine and a writer engine over one database.
+
+    On SQLite every write transaction starts with BEGIN IMMEDIATE: a deferred transaction that
+    later wants to write fails at once with SQLITE_BUSY instead of waiting its turn, which would
+    break concurrent pushes from several processes.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.reader = create_async_engine(url, pool_size=8, max_overflow=8)
+            self.writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+            for engine, begin in ((self.reader, "BEGIN"), (self.writer, "BEGIN IMMEDIATE")):
+                event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+                event.listen(engine.sync_engine, "begin", _beginner(begin))
+        else:
+            self.reader = create_async_engine(url, pool_size=10, max_overflow=20)
+            self.writer = self.reader
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.reader.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        async with self.writer.begin() as conn:
+            yield conn
+
+    async def migrate(self) -> None:
+        async with self.writer.begin() as conn:
+            await conn.run_sync(_upgrade)
+
+    async def dispose(self) -> None:
+        await self.reader.dispose()
+        if self.writer is not self.reader:
+            await self.writer.dispose()
+
+
+def _beginner(statement: str) -> Any:
+    def begin(conn: Connection) -> None:
+        conn.exec_driver_sql(statement)
+
+    return begin
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

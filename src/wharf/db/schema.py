@@ -1,0 +1,91 @@
+"""The registry's tables. Alembic migrations create them; this module only describes them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+DIGEST = String(160)  # sha512 digests are 7 + 128 characters
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# One row per stored digest: the bytes themselves live once in the blob store.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", DIGEST, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# Which blobs a repository may serve: pushed, mounted, or referenced by its manifests.
+repository_blobs = Table(
+    "repository_blobs",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id"), primary_key=True),
+    Column("digest", DIGEST, ForeignKey("blobs.digest"), primary_key=True),
+)
+
+manifests = Table(
+    "manifests",
+    metadata,
+    Column("digest", DIGEST, primary_key=True),
+    Column("media_type", String(255), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("subject", DIGEST, nullable=True, index=True),
+    Column("artifact_type", String(255), nullable=True),
+    Column("annotations", Text, nullable=True),  # JSON object, for the referrers list
+    Column("created_at", DateTime, nullable=False),
+)
+
+repository_manifests = Table(
+    "repository_manifests",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id"), primary_key=True),
+    Column("digest", DIGEST, ForeignKey("manifests.digest"), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# The one record of tags: each tag is its history of digests, newest (highest id) first.
+# The image-stream API presents exactly these rows as ImageStream.status.tags.
+tag_events = Table(
+    "tag_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id"), nullable=False),
+    Column("tag", String(128), nullable=False),
+    Column("digest", DIGEST, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("generation", BigInteger, nullable=False, default=1),
+    Index("ix_tag_events_repository_tag", "repository_id", "tag", "id"),
+)
+
+# Upload sessions live here so that one upload's requests may reach different processes.
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id"), nullable=False),
+    Column("size", BigInteger, nullable=False, default=0),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False, index=True),
+)

@@ -1,0 +1,1 @@
+"""Pure OCI domain: digests, names, media types and manifest models. No I/O."""

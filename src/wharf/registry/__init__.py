@@ -1,0 +1,1 @@
+"""The OCI Distribution `/v2/` API: handlers, upload sessions, errors and the access seam."""

@@ -1,0 +1,38 @@
+"""The one seam through which every handler asks whether the caller may act on a repository."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+from typing import Protocol
+
+from aiohttp import web
+
+
+class Action(str, Enum):
+    PULL = "pull"
+    PUSH = "push"
+    DELETE = "delete"
+
+
+class Authorizer(Protocol):
+    async def authorize(
+        self, request: web.Request, repository: str | None, actions: Sequence[Action]
+    ) -> None:
+        """Return if the caller may do all `actions` on `repository` (None: the registry itself);
+        raise RegistryError UNAUTHORIZED or DENIED otherwise."""
+
+    async def may_pull(self, request: web.Request, repository: str) -> bool:
+        """Whether the caller may pull `repository`, without raising (catalog, mount source)."""
+
+
+class AllowAll:
+    """Everybody may do everything: the data plane on its own, before logins exist."""
+
+    async def authorize(
+        self, request: web.Request, repository: str | None, actions: Sequence[Action]
+    ) -> None:
+        return None
+
+    async def may_pull(self, request: web.Request, repository: str) -> bool:
+        return True

@@ -1,0 +1,49 @@
+"""GET, HEAD and DELETE of blobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from .access import Action
+from .context import authorized_repository, existing_repository_id, parse_digest, registry_of
+from .errors import RegistryError
+
+
+class BlobFileResponse(web.FileResponse):
+    """sendfile from disk with the digest as ETag (blobs are immutable, so it never changes)."""
+
+    def __init__(self, path: Path, digest: str) -> None:
+        super().__init__(path, headers={"Docker-Content-Digest": digest})
+        self.content_type = "application/octet-stream"
+        self._digest_etag = digest
+
+    @property  # type: ignore[override]
+    def etag(self) -> web.ETag | None:
+        return super().etag
+
+    @etag.setter
+    def etag(self, _value: object) -> None:
+        web.StreamResponse.etag.fset(self, self._digest_etag)  # type: ignore[attr-defined]
+
+
+async def get_blob(request: web.Request) -> web.StreamResponse:
+    name = await authorized_repository(request, Action.PULL)
+    digest = str(parse_digest(request.match_info["digest"]))
+    registry = registry_of(request)
+    repository_id = await existing_repository_id(request, name, "BLOB_UNKNOWN")
+    size = await registry.metadata.linked_blob_size(repository_id, digest)
+    path = registry.store.local_path(digest)
+    if size is None or path is None:
+        raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+    return BlobFileResponse(path, digest)
+
+
+async def delete_blob(request: web.Request) -> web.Response:
+    name = await authorized_repository(request, Action.DELETE)
+    digest = str(parse_digest(request.match_info["digest"]))
+    repository_id = await existing_repository_id(request, name, "BLOB_UNKNOWN")
+    if not await registry_of(request).metadata.unlink_blob(repository_id, digest):
+        raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+    return web.Response(status=202, headers={"Docker-Content-Digest": digest})

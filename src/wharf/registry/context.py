@@ -1,0 +1,61 @@
+"""What every /v2/ handler needs, and the small request helpers they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..oci.digest import Digest, InvalidDigest
+from ..storage.base import BlobStore
+from .access import Action, Authorizer
+from .errors import RegistryError
+from .metadata import RegistryMetadata
+from .uploads import Uploads
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    metadata: RegistryMetadata
+    store: BlobStore
+    uploads: Uploads
+    authorizer: Authorizer
+
+
+REGISTRY = web.AppKey("registry", Registry)
+
+
+def registry_of(request: web.Request) -> Registry:
+    return request.app[REGISTRY]
+
+
+def parse_digest(text: str | None) -> Digest:
+    if not text:
+        raise RegistryError("DIGEST_INVALID", "a digest is required")
+    try:
+        return Digest.parse(text)
+    except InvalidDigest as exc:
+        raise RegistryError("DIGEST_INVALID", str(exc)) from None
+
+
+async def authorized_repository(request: web.Request, *actions: Action) -> str:
+    name = request.match_info["name"]
+    await registry_of(request).authorizer.authorize(request, name, actions)
+    return name
+
+
+async def existing_repository_id(request: web.Request, name: str, code: str) -> int:
+    """The id of repository `name`; a missing repository answers `code` (404)."""
+    repository_id = await registry_of(request).metadata.repository_id(name)
+    if repository_id is None:
+        raise RegistryError(code, detail={"name": name})
+    return repository_id
+
+
+def page_size(request: web.Request) -> int | None:
+    text = request.query.get("n")
+    if text is None or text == "":
+        return None
+    if not text.isdigit():
+        raise RegistryError("UNSUPPORTED", "n must be a non-negative integer", status=400)
+    return int(text)

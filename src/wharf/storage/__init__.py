@@ -1,0 +1,1 @@
+"""Blob bytes: one `BlobStore` protocol and its implementations. Knows bytes, not repositories."""

@@ -1,0 +1,43 @@
+"""What the registry asks of a place that keeps blob bytes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class PartialWrite(Exception):
+    """The request body ended early; `written` bytes of it are stored and hashed."""
+
+    def __init__(self, written: int, cause: BaseException) -> None:
+        super().__init__(f"body ended after {written} bytes: {cause}")
+        self.written = written
+
+
+class BlobStore(Protocol):
+    async def start_upload(self, upload_id: str) -> None:
+        """Prepare an empty upload."""
+
+    async def append(
+        self, upload_id: str, offset: int, body: AsyncIterable[bytes], hasher: Any
+    ) -> int:
+        """Store `body` at `offset` of the upload, feeding `hasher`; return the bytes written.
+
+        Raises PartialWrite when the body breaks off, after storing what arrived.
+        """
+
+    async def rehash(self, upload_id: str, size: int, hasher: Any) -> None:
+        """Feed the first `size` stored bytes of the upload to `hasher`."""
+
+    async def commit(self, upload_id: str, digest: str) -> None:
+        """Make the upload durable as the blob `digest` and forget the upload."""
+
+    async def discard(self, upload_id: str) -> None:
+        """Forget an upload and its bytes."""
+
+    def local_path(self, digest: str) -> Path | None:
+        """Where the blob lies on local disk, for sendfile; None when it is not local."""
+
+    async def exists(self, digest: str) -> bool:
+        """Whether the bytes of `digest` are stored."""

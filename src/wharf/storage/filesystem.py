@@ -1,0 +1,152 @@
+"""Blobs on local disk: uploads in `uploads/`, finished blobs content-addressed in `blobs/`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterable
+from pathlib import Path
+from typing import Any
+
+from .base import PartialWrite
+
+# Gather the body into batches this large before handing them to the worker thread: hashing
+# and writing in big batches off the event loop is what keeps pushes near the disk's speed.
+BATCH_BYTES = 4 * 1024 * 1024
+# Start writeback every so often so that the fsync at commit has little left to do.
+WRITEBACK_BYTES = 8 * 1024 * 1024
+_IOV_MAX = 512
+_READ_BYTES = 4 * 1024 * 1024
+
+
+class FilesystemBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.uploads = root / "uploads"
+        self.blobs = root / "blobs"
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        self.blobs.mkdir(parents=True, exist_ok=True)
+
+    # Digests and upload ids reach here already validated (hex, uuid): neither can hold a '/'.
+    def _upload_path(self, upload_id: str) -> Path:
+        return self.uploads / upload_id
+
+    def _blob_path(self, digest: str) -> Path:
+        algorithm, _, encoded = digest.partition(":")
+        return self.blobs / algorithm / encoded[:2] / encoded
+
+    def local_path(self, digest: str) -> Path | None:
+        return self._blob_path(digest)
+
+    async def exists(self, digest: str) -> bool:
+        return await asyncio.to_thread(self._blob_path(digest).is_file)
+
+    async def start_upload(self, upload_id: str) -> None:
+        await asyncio.to_thread(self._upload_path(upload_id).touch)
+
+    async def append(
+        self, upload_id: str, offset: int, body: AsyncIterable[bytes], hasher: Any
+    ) -> int:
+        fd = await asyncio.to_thread(os.open, self._upload_path(upload_id), os.O_WRONLY)
+        # Bytes past `offset` belong to no recorded write (an earlier request died mid-way).
+        await asyncio.to_thread(os.ftruncate, fd, offset)
+        written = 0
+        in_flight: asyncio.Future[int] | None = None
+        batch: list[bytes] = []
+        batch_size = 0
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                async for chunk in body:
+                    batch.append(chunk)
+                    batch_size += len(chunk)
+                    if batch_size >= BATCH_BYTES or len(batch) >= _IOV_MAX:
+                        # Exactly one batch in flight: memory stays bounded however fast
+                        # the client sends.
+                        if in_flight is not None:
+                            written += await in_flight
+                        in_flight = loop.run_in_executor(
+                            None, _write_batch, fd, offset + written, batch, hasher
+                        )
+                        batch, batch_size = [], 0
+                if in_flight is not None:
+                    written += await in_flight
+                    in_flight = None
+                if batch:
+                    written += await asyncio.to_thread(
+                        _write_batch, fd, offset + written, batch, hasher
+                    )
+            except asyncio.CancelledError:
+                # The caller will not record this write: drop it, the upload stays as it was.
+                if in_flight is not None:
+                    await asyncio.shield(in_flight)
+                await asyncio.to_thread(os.ftruncate, fd, offset)
+                raise
+            except Exception as exc:
+                if in_flight is not None:
+                    written += await asyncio.shield(in_flight)
+                # Whatever arrived before the break is kept, so the client may resume.
+                await asyncio.to_thread(os.ftruncate, fd, offset + written)
+                raise PartialWrite(written, exc) from exc
+        finally:
+            await asyncio.to_thread(os.close, fd)
+        return written
+
+    async def rehash(self, upload_id: str, size: int, hasher: Any) -> None:
+        await asyncio.to_thread(_hash_file, self._upload_path(upload_id), size, hasher)
+
+    async def commit(self, upload_id: str, digest: str) -> None:
+        await asyncio.to_thread(self._commit, upload_id, digest)
+
+    def _commit(self, upload_id: str, digest: str) -> None:
+        source = self._upload_path(upload_id)
+        target = self._blob_path(digest)
+        if target.is_file():
+            source.unlink(missing_ok=True)
+            return
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # rename is atomic: readers see the whole blob or nothing, and two commits of the same
+        # digest both leave identical bytes.
+        os.rename(source, target)
+        _fsync_dir(target.parent)
+
+    async def discard(self, upload_id: str) -> None:
+        await asyncio.to_thread(self._upload_path(upload_id).unlink, True)
+
+
+def _write_batch(fd: int, offset: int, batch: list[bytes], hasher: Any) -> int:
+    for chunk in batch:
+        hasher.update(chunk)
+    total = sum(len(chunk) for chunk in batch)
+    done = os.pwritev(fd, batch, offset)
+    while done < total:  # short writes are rare but legal
+        rest = b"".join(batch)[done:]
+        done += os.pwrite(fd, rest, offset + done)
+    start = offset - offset % WRITEBACK_BYTES
+    if (offset + total) // WRITEBACK_BYTES > offset // WRITEBACK_BYTES:
+        os.sync_file_range(fd, start, 0, os.SYNC_FILE_RANGE_WRITE)
+    return total
+
+
+def _hash_file(path: Path, size: int, hasher: Any) -> None:
+    remaining = size
+    with path.open("rb") as stream:
+        while remaining > 0:
+            chunk = stream.read(min(_READ_BYTES, remaining))
+            if not chunk:
+                break
+            hasher.update(chunk)
+            remaining -= len(chunk)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
