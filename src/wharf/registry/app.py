@@ -50,16 +50,14 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         return await handler(request)
     except RegistryError as exc:
-        return exc.response(request.method)
+        return exc.response()
     except web.HTTPMethodNotAllowed:
-        return RegistryError("UNSUPPORTED", f"{request.method} is not allowed here").response(
-            request.method
-        )
+        return RegistryError("UNSUPPORTED", f"{request.method} is not allowed here").response()
     except web.HTTPException:
         raise
     except Exception:
         log.exception("request failed", method=request.method, path=request.path)
-        return RegistryError("UNKNOWN", "internal error").response(request.method)
+        return RegistryError("UNKNOWN", "internal error").response()
 
 
 async def _add_version_header(_request: web.Request, response: web.StreamResponse) -> None:

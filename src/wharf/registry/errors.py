@@ -63,14 +63,14 @@ class RegistryError(Exception):
         self.status = status or STATUS[code]
         self.headers = headers or {}
 
-    def response(self, method: str = "GET") -> web.Response:
+    def response(self) -> web.Response:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.detail is not None:
             error["detail"] = self.detail
-        body = b"" if method == "HEAD" else json.dumps({"errors": [error]}).encode()
-        response = web.Response(
-            status=self.status, body=body, content_type="application/json", headers=self.headers
+        # aiohttp leaves the body out of an answer to HEAD by itself.
+        return web.Response(
+            status=self.status,
+            body=json.dumps({"errors": [error]}).encode(),
+            content_type="application/json",
+            headers=self.headers,
         )
-        if method == "HEAD":
-            response.content_length = 0
-        return response

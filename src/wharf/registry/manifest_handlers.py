@@ -53,10 +53,6 @@ async def get_manifest(request: web.Request) -> web.Response:
         "ETag": f'"{manifest.digest}"',
         "Content-Type": manifest.media_type,
     }
-    if request.method == "HEAD":
-        response = web.Response(status=200, headers=headers)
-        response.content_length = len(manifest.payload)
-        return response
     return web.Response(status=200, body=manifest.payload, headers=headers)
 
 
