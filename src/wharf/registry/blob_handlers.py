@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.helpers import ETag
 
 from .access import Action
 from .context import authorized_repository, existing_repository_id, parse_digest, registry_of
@@ -19,13 +20,20 @@ class BlobFileResponse(web.FileResponse):
         self.content_type = "application/octet-stream"
         self._digest_etag = digest
 
-    @property  # type: ignore[override]
-    def etag(self) -> web.ETag | None:
+    @property
+    def etag(self) -> ETag | None:
         return super().etag
 
     @etag.setter
     def etag(self, _value: object) -> None:
         web.StreamResponse.etag.fset(self, self._digest_etag)  # type: ignore[attr-defined]
+
+    def _etag_match(  # type: ignore[override]
+        self, _etag_value: str, etags: tuple[ETag, ...], *, weak: bool
+    ) -> bool:
+        # aiohttp checks If-Match and If-None-Match against its own mtime-size tag; the tag
+        # clients hold is the digest, so compare with that.
+        return web.FileResponse._etag_match(self._digest_etag, etags, weak=weak)
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:

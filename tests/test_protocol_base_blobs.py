@@ -1,0 +1,218 @@
+"""OCI Distribution 1.1: the base endpoint and blob HEAD, GET (with Range) and DELETE."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import requests
+
+from tests.support.oci import (
+    EMPTY_JSON,
+    EMPTY_JSON_DIGEST,
+    Registry,
+    assert_error,
+    digest_of,
+    random_bytes,
+)
+from tests.support.server import WharfProcess
+
+
+@pytest.fixture
+def reg(wharf: WharfProcess, http: requests.Session) -> Registry:
+    return Registry(wharf.url, http)
+
+
+def test_base_endpoint_answers_200_with_api_version(reg: Registry) -> None:
+    response = reg.http.get(f"{reg.url}/v2/")
+    assert response.status_code == 200
+    assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+    assert response.json() == {}
+
+
+def test_error_answers_carry_the_api_version_too(reg: Registry, repo: str) -> None:
+    response = reg.blob(repo, digest_of(b"nothing here"))
+    assert_error(response, 404, "BLOB_UNKNOWN")
+    assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+
+
+def test_head_of_missing_blob_is_404_without_body(reg: Registry, repo: str) -> None:
+    reg.push_blob(repo, b"something else")  # the repository exists, the blob does not
+    response = reg.head_blob(repo, digest_of(b"hello world"))
+    assert response.status_code == 404
+    assert response.content == b""
+
+
+def test_get_of_missing_blob_is_blob_unknown(reg: Registry, repo: str) -> None:
+    reg.push_blob(repo, b"something else")
+    assert_error(reg.blob(repo, digest_of(b"hello world")), 404, "BLOB_UNKNOWN")
+
+
+def test_get_of_blob_in_unknown_repository_is_404(reg: Registry) -> None:
+    name = f"never/pushed/{uuid.uuid4().hex[:8]}"
+    response = reg.blob(name, digest_of(b"x"))
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["code"] in {"BLOB_UNKNOWN", "NAME_UNKNOWN"}
+
+
+def test_head_of_existing_blob_has_length_digest_type_and_etag(reg: Registry, repo: str) -> None:
+    data = random_bytes(1500, seed=1)
+    digest = reg.push_blob(repo, data)
+    response = reg.head_blob(repo, digest)
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["Content-Length"] == str(len(data))
+    assert response.headers["Docker-Content-Digest"] == digest
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert digest in response.headers["ETag"]
+
+
+def test_get_of_existing_blob_returns_the_bytes(reg: Registry, repo: str) -> None:
+    data = random_bytes(70_000, seed=2)
+    digest = reg.push_blob(repo, data)
+    response = reg.blob(repo, digest)
+    assert response.status_code == 200
+    assert response.content == data
+    assert response.headers["Content-Length"] == str(len(data))
+    assert response.headers["Docker-Content-Digest"] == digest
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert digest in response.headers["ETag"]
+
+
+def test_conditional_get_with_the_etag_is_not_modified(reg: Registry, repo: str) -> None:
+    digest = reg.push_blob(repo, random_bytes(300, seed=3))
+    etag = reg.blob(repo, digest).headers["ETag"]
+    response = reg.blob(repo, digest, headers={"If-None-Match": etag})
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response.headers["ETag"] == etag
+
+
+def test_if_match_with_the_etag_serves_the_blob(reg: Registry, repo: str) -> None:
+    data = random_bytes(300, seed=4)
+    digest = reg.push_blob(repo, data)
+    etag = reg.head_blob(repo, digest).headers["ETag"]
+    response = reg.blob(repo, digest, headers={"If-Match": etag})
+    assert response.status_code == 200
+    assert response.content == data
+    stale = reg.blob(repo, digest, headers={"If-Match": '"sha256:' + "0" * 64 + '"'})
+    assert stale.status_code == 412
+
+
+BLOB_2048 = random_bytes(2048, seed=5)
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [
+        ("bytes=500-1499", 500, 1499),
+        ("bytes=500-", 500, 2047),
+        ("bytes=-500", 1548, 2047),
+        ("bytes=2000-5000", 2000, 2047),  # an end past the blob is cut to the blob
+        ("bytes=0-0", 0, 0),
+    ],
+)
+def test_range_request_answers_206_with_the_slice(
+    reg: Registry, repo: str, header: str, start: int, end: int
+) -> None:
+    digest = reg.push_blob(repo, BLOB_2048)
+    response = reg.blob(repo, digest, headers={"Range": header})
+    assert response.status_code == 206
+    assert response.content == BLOB_2048[start : end + 1]
+    assert response.headers["Content-Length"] == str(end - start + 1)
+    assert response.headers["Content-Range"] in {
+        f"bytes {start}-{end}/2048",
+        f"bytes {start}-{end}/*",
+    }
+    assert response.headers["Docker-Content-Digest"] == digest
+
+
+@pytest.mark.parametrize("header", ["bytes=500-0", "bytes=5000-10000", "bytes=2048-"])
+def test_unsatisfiable_range_is_416(reg: Registry, repo: str, header: str) -> None:
+    digest = reg.push_blob(repo, BLOB_2048)
+    response = reg.blob(repo, digest, headers={"Range": header})
+    assert response.status_code == 416
+    assert response.content != BLOB_2048
+
+
+def test_blob_is_served_only_by_repositories_it_is_linked_to(reg: Registry, repo: str) -> None:
+    data = random_bytes(256, seed=6)
+    digest = reg.push_blob(repo, data)
+    other = f"{repo}-other"
+    reg.push_blob(other, b"unrelated")
+    assert_error(reg.blob(other, digest), 404, "BLOB_UNKNOWN")
+    assert reg.head_blob(other, digest).status_code == 404
+
+
+def test_delete_blob_then_it_is_gone(reg: Registry, repo: str) -> None:
+    data = random_bytes(512, seed=7)
+    digest = reg.push_blob(repo, data)
+    response = reg.http.delete(reg.v2(f"{repo}/blobs/{digest}"))
+    assert response.status_code == 202
+    assert reg.head_blob(repo, digest).status_code == 404
+    assert_error(reg.blob(repo, digest), 404, "BLOB_UNKNOWN")
+    again = reg.http.delete(reg.v2(f"{repo}/blobs/{digest}"))
+    assert_error(again, 404, "BLOB_UNKNOWN")
+
+
+def test_delete_blob_in_one_repository_leaves_the_others(reg: Registry, repo: str) -> None:
+    data = random_bytes(512, seed=8)
+    digest = reg.push_blob(repo, data)
+    other = f"{repo}/second"
+    reg.push_blob(other, data)
+    assert reg.http.delete(reg.v2(f"{repo}/blobs/{digest}")).status_code == 202
+    response = reg.blob(other, digest)
+    assert response.status_code == 200
+    assert response.content == data
+
+
+def test_delete_of_unknown_blob_is_blob_unknown(reg: Registry, repo: str) -> None:
+    reg.push_blob(repo, b"present")
+    assert_error(
+        reg.http.delete(reg.v2(f"{repo}/blobs/{digest_of(b'absent')}")), 404, "BLOB_UNKNOWN"
+    )
+
+
+def test_sha512_blob_round_trip(reg: Registry, repo: str) -> None:
+    data = random_bytes(4000, seed=9)
+    digest = reg.push_blob(repo, data, algorithm="sha512")
+    assert digest.startswith("sha512:") and len(digest) == 7 + 128
+    head = reg.head_blob(repo, digest)
+    assert head.status_code == 200
+    assert head.headers["Docker-Content-Digest"] == digest
+    assert head.headers["Content-Length"] == str(len(data))
+    response = reg.blob(repo, digest)
+    assert response.content == data
+    # The same bytes under their sha256 name were never pushed.
+    assert reg.head_blob(repo, digest_of(data)).status_code == 404
+
+
+def test_empty_blob_round_trip(reg: Registry, repo: str) -> None:
+    digest = reg.push_blob(repo, b"")
+    assert digest == digest_of(b"")
+    head = reg.head_blob(repo, digest)
+    assert head.status_code == 200
+    assert head.headers["Content-Length"] == "0"
+    response = reg.blob(repo, digest)
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+def test_empty_json_blob_has_the_well_known_digest(reg: Registry, repo: str) -> None:
+    assert reg.push_blob(repo, EMPTY_JSON) == EMPTY_JSON_DIGEST
+    response = reg.blob(repo, EMPTY_JSON_DIGEST)
+    assert response.status_code == 200
+    assert response.content == EMPTY_JSON
+
+
+@pytest.mark.parametrize("depth", [1, 3, 6])
+def test_nested_repository_names(reg: Registry, depth: int) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    name = "/".join([f"n{i}" for i in range(depth - 1)] + [f"leaf-{suffix}"])
+    data = random_bytes(100, seed=depth)
+    digest = reg.push_blob(name, data)
+    assert reg.blob(name, digest).content == data
+    # A prefix of the name is another repository, which does not have the blob.
+    if depth > 1:
+        parent = name.rsplit("/", 1)[0]
+        assert reg.head_blob(parent, digest).status_code == 404
