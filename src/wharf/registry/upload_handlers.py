@@ -7,6 +7,7 @@ import uuid
 
 from aiohttp import web
 
+from ..oci.digest import Digest, is_digest
 from ..oci.names import is_valid_name
 from .access import Action
 from .context import authorized_repository, existing_repository_id, parse_digest, registry_of
@@ -45,7 +46,9 @@ def _content_range(request: web.Request) -> tuple[int, int] | None:
         return None
     match = _CONTENT_RANGE.fullmatch(header.strip())
     if match is None:
-        raise RegistryError("BLOB_UPLOAD_INVALID", f"malformed Content-Range {header!r}", status=416)
+        raise RegistryError(
+            "BLOB_UPLOAD_INVALID", f"malformed Content-Range {header!r}", status=416
+        )
     start, end = int(match[1]), int(match[2])
     if end < start:
         raise RegistryError("BLOB_UPLOAD_INVALID", f"empty Content-Range {header!r}", status=416)
@@ -80,9 +83,9 @@ async def _try_mount(
     request: web.Request, name: str, mount: str, source: str | None
 ) -> web.Response | None:
     """Link a blob from `source`: None when it cannot, and the caller opens an upload instead."""
-    digest = str(parse_digest(mount))
-    if source is None or not is_valid_name(source):
+    if source is None or not is_valid_name(source) or not is_digest(mount):
         return None
+    digest = str(Digest.parse(mount))
     registry = registry_of(request)
     if not await registry.authorizer.may_pull(request, source):
         return None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +130,31 @@ def _write_batch(fd: int, offset: int, batch: list[bytes], hasher: Any) -> int:
         done += os.pwrite(fd, rest, offset + done)
     start = offset - offset % WRITEBACK_BYTES
     if (offset + total) // WRITEBACK_BYTES > offset // WRITEBACK_BYTES:
-        os.sync_file_range(fd, start, 0, os.SYNC_FILE_RANGE_WRITE)
+        _start_writeback(fd, start)
     return total
+
+
+def _writeback_starter() -> Callable[[int, int], None]:
+    """sync_file_range(fd, start, 0, SYNC_FILE_RANGE_WRITE) from libc: Python's os lacks it.
+
+    Only a hint that keeps the final fsync short, so where libc has no such call it does
+    nothing and the fsync at commit does all the work.
+    """
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return lambda _fd, _start: None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    write = 2  # SYNC_FILE_RANGE_WRITE
+
+    def start_writeback(fd: int, start: int) -> None:
+        function(fd, start, 0, write)  # a failed hint changes nothing that fsync will not fix
+
+    return start_writeback
+
+
+_start_writeback = _writeback_starter()
 
 
 def _hash_file(path: Path, size: int, hasher: Any) -> None:
