@@ -209,12 +209,12 @@ class Image:
 
 
 def descriptor(
-    media_type: str, data: bytes, algorithm: str = "sha256", **extra: Any
+    media_type: str, content: bytes, algorithm: str = "sha256", /, **extra: Any
 ) -> dict[str, Any]:
     return {
         "mediaType": media_type,
-        "digest": digest_of(data, algorithm),
-        "size": len(data),
+        "digest": digest_of(content, algorithm),
+        "size": len(content),
         **extra,
     }
 

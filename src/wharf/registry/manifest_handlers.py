@@ -12,13 +12,17 @@ from .context import authorized_repository, existing_repository_id, parse_digest
 from .errors import RegistryError
 
 
-def _reference(request: web.Request) -> tuple[str, bool]:
-    """The reference of the path, and whether it is a digest (else a tag)."""
+def _reference(request: web.Request, bad_tag: str = "MANIFEST_UNKNOWN") -> tuple[str, bool]:
+    """The reference of the path, and whether it is a digest (else a tag).
+
+    A name outside the tag grammar answers `bad_tag`: nothing can be stored under it, so a
+    read finds nothing (404) while a push is refused (MANIFEST_INVALID).
+    """
     reference = request.match_info["reference"]
     if ":" in reference:
         return str(parse_digest(reference)), True
     if not is_valid_tag(reference):
-        raise RegistryError("MANIFEST_INVALID", f"invalid tag {reference[:200]!r}", status=400)
+        raise RegistryError(bad_tag, f"invalid tag {reference[:200]!r}")
     return reference, False
 
 
@@ -58,7 +62,7 @@ async def get_manifest(request: web.Request) -> web.Response:
 
 async def put_manifest(request: web.Request) -> web.Response:
     name = await authorized_repository(request, Action.PULL, Action.PUSH)
-    reference, by_digest = _reference(request)
+    reference, by_digest = _reference(request, "MANIFEST_INVALID")
     if request.content_length is not None and request.content_length > MAX_MANIFEST_BYTES:
         raise RegistryError("SIZE_INVALID", f"manifests are limited to {MAX_MANIFEST_BYTES} bytes",
                             status=413)
