@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import socket
@@ -60,9 +61,22 @@ def _healthy(url: str, process: subprocess.Popen[bytes]) -> bool:
         return False
 
 
+def _own_api_port(args: tuple[str, ...]) -> tuple[str, ...]:
+    """Give the API server of each test process a free port of its own (its default, 8443,
+    would let only one Wharf run at a time), where the command has that option."""
+    from wharf.cli.main import serve_command
+
+    if "api_listen" not in inspect.signature(serve_command).parameters:
+        return args
+    if any(arg.startswith("--api-listen") for arg in args):
+        return args
+    return (*args, "--api-listen", f"127.0.0.1:{free_port()}")
+
+
 @contextmanager
 def running_wharf(data_dir: Path, *args: str, port: int | None = None) -> Iterator[WharfProcess]:
     port = port or free_port()
+    args = _own_api_port(args)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"wharf-{port}.log"
     with log_path.open("wb") as log:

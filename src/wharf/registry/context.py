@@ -52,10 +52,15 @@ async def existing_repository_id(request: web.Request, name: str, code: str) -> 
     return repository_id
 
 
+# Pages are capped: a bigger n gets this many results and a Link to the rest, as the spec
+# allows, and never reaches the database as a number it cannot hold.
+MAX_PAGE_SIZE = 10_000
+
+
 def page_size(request: web.Request) -> int | None:
     text = request.query.get("n")
     if text is None or text == "":
         return None
-    if not text.isdigit():
+    if not text.isascii() or not text.isdigit():
         raise RegistryError("UNSUPPORTED", "n must be a non-negative integer", status=400)
-    return int(text)
+    return min(int(text), MAX_PAGE_SIZE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,13 +19,19 @@ from .context import (
 )
 
 
-def _paged(path: str, items: list[str], limit: int | None, key: str, extra: dict[str, Any]) -> web.Response:
-    """A page of `items` (fetched with one extra to know whether more follow) and its Link."""
+def _paged(
+    path: str, items: list[str], limit: int | None, key: str, extra: dict[str, Any]
+) -> web.Response:
+    """A page of `items` (fetched with one extra to know whether more follow) and its Link.
+
+    n=0 asks for an empty page, which has no next page: a Link would lead back to itself.
+    """
     headers = {}
     if limit is not None and len(items) > limit:
         items = items[:limit]
-        query = urlencode({"n": limit, "last": items[-1]}) if items else urlencode({"n": limit})
-        headers["Link"] = f'<{path}?{query}>; rel="next"'
+        if items:
+            query = urlencode({"n": limit, "last": items[-1]})
+            headers["Link"] = f'<{path}?{query}>; rel="next"'
     return web.json_response({**extra, key: items}, headers=headers)
 
 
@@ -60,9 +67,11 @@ async def referrers(request: web.Request) -> web.Response:
     subject = str(parse_digest(request.match_info["digest"]))
     registry = registry_of(request)
     repository_id = await registry.metadata.repository_id(name)
-    found = [] if repository_id is None else await registry.metadata.referrers(repository_id, subject)
+    found = (
+        [] if repository_id is None else await registry.metadata.referrers(repository_id, subject)
+    )
     wanted = request.query.get("artifactType")
-    headers = {}
+    headers: dict[str, str] = {}
     if wanted is not None:
         found = [r for r in found if r.artifact_type == wanted]
         headers["OCI-Filters-Applied"] = "artifactType"
@@ -79,4 +88,6 @@ async def referrers(request: web.Request) -> web.Response:
             descriptor["annotations"] = referrer.annotations
         descriptors.append(descriptor)
     index = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": descriptors}
-    return web.json_response(index, content_type=mediatypes.OCI_INDEX, headers=headers)
+    # The exact media type, without the "; charset=utf-8" that json_response would add.
+    headers["Content-Type"] = mediatypes.OCI_INDEX
+    return web.Response(body=json.dumps(index).encode(), headers=headers)

@@ -79,8 +79,7 @@ async def put_manifest(request: web.Request) -> web.Response:
     if by_digest and digest != reference:
         raise RegistryError("DIGEST_INVALID", f"manifest digest is {digest}, not {reference}")
     registry = registry_of(request)
-    repository_id = await registry.metadata.ensure_repository(name)
-    await registry.metadata.put_manifest(repository_id, manifest, None if by_digest else reference)
+    await registry.metadata.put_manifest(name, manifest, None if by_digest else reference)
     headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
     if manifest.subject is not None:
         headers["OCI-Subject"] = manifest.subject.digest

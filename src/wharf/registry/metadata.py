@@ -80,10 +80,19 @@ class RegistryMetadata:
         if known is not None:
             return known
         async with self.db.write() as conn:
-            await conn.execute(self._insert_ignore(repositories, name=name, created_at=utcnow()))
-            found = await conn.scalar(select(repositories.c.id).where(repositories.c.name == name))
-        assert found is not None
+            found = await self._ensure_repository(conn, name)
         self._repository_ids[name] = found
+        return found
+
+    async def _ensure_repository(self, conn: AsyncConnection, name: str) -> int:
+        """The repository's id, creating it in `conn`'s transaction (remembered by the caller
+        only once that commits, so a write that fails leaves no repository behind)."""
+        known = self._repository_ids.get(name)
+        if known is not None:
+            return known
+        await conn.execute(self._insert_ignore(repositories, name=name, created_at=utcnow()))
+        found = await conn.scalar(select(repositories.c.id).where(repositories.c.name == name))
+        assert found is not None
         return int(found)
 
     # Blobs
@@ -104,7 +113,9 @@ class RegistryMetadata:
     async def _link_blob(
         self, conn: AsyncConnection, repository_id: int, digest: str, size: int
     ) -> None:
-        await conn.execute(self._insert_ignore(blobs, digest=digest, size=size, created_at=utcnow()))
+        await conn.execute(
+            self._insert_ignore(blobs, digest=digest, size=size, created_at=utcnow())
+        )
         await conn.execute(
             self._insert_ignore(repository_blobs, repository_id=repository_id, digest=digest)
         )
@@ -150,12 +161,18 @@ class RegistryMetadata:
         return bool(result.rowcount)
 
     async def finish_upload(
-        self, upload_id: str | None, repository_id: int, digest: str, size: int
+        self, upload_id: str, repository_id: int, digest: str, size: int
     ) -> None:
         async with self.db.write() as conn:
-            if upload_id is not None:
-                await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+            await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
             await self._link_blob(conn, repository_id, digest, size)
+
+    async def add_blob(self, name: str, digest: str, size: int) -> None:
+        """Link a verified blob to repository `name`, which this creates if it must."""
+        async with self.db.write() as conn:
+            repository_id = await self._ensure_repository(conn, name)
+            await self._link_blob(conn, repository_id, digest, size)
+        self._repository_ids[name] = repository_id
 
     async def delete_upload(self, upload_id: str) -> bool:
         async with self.db.write() as conn:
@@ -169,9 +186,11 @@ class RegistryMetadata:
 
     # Manifests and tags
 
-    async def put_manifest(self, repository_id: int, manifest: ParsedManifest, tag: str | None) -> None:
+    async def put_manifest(self, name: str, manifest: ParsedManifest, tag: str | None) -> None:
+        """Store the manifest in repository `name` (created if it must be) and move `tag`."""
         digest = str(manifest.digest)
         async with self.db.write() as conn:
+            repository_id = await self._ensure_repository(conn, name)
             await self._check_references(conn, repository_id, manifest)
             now = utcnow()
             await conn.execute(
@@ -193,6 +212,7 @@ class RegistryMetadata:
             )
             if tag is not None:
                 await self._add_tag_event(conn, repository_id, tag, digest, now)
+        self._repository_ids[name] = repository_id
 
     async def _check_references(
         self, conn: AsyncConnection, repository_id: int, manifest: ParsedManifest
@@ -209,7 +229,9 @@ class RegistryMetadata:
             sizes = {row.digest: row.size for row in rows}
             for descriptor in manifest.blobs:
                 if descriptor.digest not in sizes:
-                    raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digest": descriptor.digest})
+                    raise RegistryError(
+                        "MANIFEST_BLOB_UNKNOWN", detail={"digest": descriptor.digest}
+                    )
                 if sizes[descriptor.digest] != descriptor.size:
                     raise RegistryError(
                         "MANIFEST_INVALID",
@@ -229,7 +251,9 @@ class RegistryMetadata:
             sizes = {row.digest: row.size for row in rows}
             for descriptor in manifest.children:
                 if descriptor.digest not in sizes:
-                    raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digest": descriptor.digest})
+                    raise RegistryError(
+                        "MANIFEST_BLOB_UNKNOWN", detail={"digest": descriptor.digest}
+                    )
 
     async def _add_tag_event(
         self, conn: AsyncConnection, repository_id: int, tag: str, digest: str, now: datetime
@@ -248,14 +272,19 @@ class RegistryMetadata:
             )
         )
 
-    async def manifest(self, repository_id: int, reference: str, by_digest: bool) -> StoredManifest | None:
+    async def manifest(
+        self, repository_id: int, reference: str, by_digest: bool
+    ) -> StoredManifest | None:
         digest = reference if by_digest else await self.tag_head(repository_id, reference)
         if digest is None:
             return None
         query = (
             select(manifests.c.media_type, manifests.c.payload)
             .join(repository_manifests, repository_manifests.c.digest == manifests.c.digest)
-            .where(repository_manifests.c.repository_id == repository_id, manifests.c.digest == digest)
+            .where(
+                repository_manifests.c.repository_id == repository_id,
+                manifests.c.digest == digest,
+            )
         )
         async with self.db.read() as conn:
             row = (await conn.execute(query)).first()
@@ -364,7 +393,10 @@ class RegistryMetadata:
                 manifests.c.annotations,
             )
             .join(repository_manifests, repository_manifests.c.digest == manifests.c.digest)
-            .where(repository_manifests.c.repository_id == repository_id, manifests.c.subject == subject)
+            .where(
+                repository_manifests.c.repository_id == repository_id,
+                manifests.c.subject == subject,
+            )
             .order_by(manifests.c.digest)
         )
         async with self.db.read() as conn:

@@ -70,11 +70,11 @@ async def start_upload(request: web.Request) -> web.StreamResponse:
         if mounted is not None:
             return mounted
     registry = registry_of(request)
-    repository_id = await registry.metadata.ensure_repository(name)
     if "digest" in query:
         digest = parse_digest(query["digest"])
-        await registry.uploads.monolithic(repository_id, digest, request.content.iter_any())
+        await registry.uploads.monolithic(name, digest, request.content.iter_any())
         return _blob_created(name, str(digest))
+    repository_id = await registry.metadata.ensure_repository(name)
     upload_id = await registry.uploads.open(repository_id)
     return web.Response(status=202, headers=_session_headers(name, upload_id, 0))
 

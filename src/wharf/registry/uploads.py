@@ -98,10 +98,9 @@ class Uploads:
         await self.metadata.finish_upload(upload_id, repository_id, str(digest), size)
         return size
 
-    async def monolithic(
-        self, repository_id: int, digest: Digest, body: AsyncIterable[bytes]
-    ) -> int:
-        """A whole blob in one request: no session row, nothing visible until it verifies."""
+    async def monolithic(self, name: str, digest: Digest, body: AsyncIterable[bytes]) -> int:
+        """A whole blob in one request: no session row, nothing visible (not even the
+        repository `name`) until it verifies."""
         upload_id = str(uuid.uuid4())
         await self.store.start_upload(upload_id)
         hasher = hashlib.new(digest.algorithm)
@@ -116,7 +115,7 @@ class Uploads:
             await self.store.discard(upload_id)
             raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
         await self.store.commit(upload_id, str(digest))
-        await self.metadata.finish_upload(None, repository_id, str(digest), size)
+        await self.metadata.add_blob(name, str(digest), size)
         return size
 
     async def cancel(self, upload_id: str) -> bool:
