@@ -162,3 +162,49 @@ def test_catalog_lists_the_pushed_repositories(
         assert clients.pull(clean_storage, f"{fresh_wharf.host}/{name}:v1") == (
             images.base.image_id
         )
+
+
+def test_push_zstd_compressed_layers(
+    clients: Clients,
+    images: Images,
+    clean_storage: Storage,
+    wharf: WharfProcess,
+    registry_http: RegistryHTTP,
+    repo: str,
+) -> None:
+    # Layers of their own: podman would otherwise reuse the gzip copies other tests pushed.
+    files = {"/zstd/owner.txt": repo.encode(), "/zstd/zeros.bin": bytes(256 * 1024)}
+    image = clients.build(images.storage, repo.replace("/", "-"), [files], base=images.base)
+    reference = f"{wharf.host}/{repo}:zstd"
+
+    clients.push(images.storage, image.reference, reference, "--compression-format", "zstd")
+
+    manifest = registry_http.manifest(repo, "zstd").json()
+    own_layer = manifest["layers"][-1]
+    assert own_layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
+    blob = registry_http.blob(repo, own_layer["digest"])
+    assert blob[:4] == b"\x28\xb5\x2f\xfd"  # the zstd frame magic
+    assert len(blob) == own_layer["size"]
+    assert clients.pull(clean_storage, reference) == image.image_id
+    assert clients.read_files(clean_storage, reference, list(image.files)) == image.files
+
+
+def test_search_and_list_tags(
+    clients: Clients, images: Images, wharf: WharfProcess, repo: str
+) -> None:
+    """`podman search` reads the catalog, `--list-tags` the tags of one repository."""
+    for name, tag in (("app", "v1"), ("app", "v2"), ("tool", "1.0")):
+        clients.push(images.storage, images.base.reference, f"{wharf.host}/{repo}/{name}:{tag}")
+
+    term = repo.rsplit("/", 1)[-1]  # unique to this test
+    found = clients.podman(
+        images.storage, "search", "--tls-verify=false", "--format", "json", f"{wharf.host}/{term}"
+    ).json()
+    assert sorted(entry["Name"] for entry in found) == [
+        f"{wharf.host}/{repo}/app", f"{wharf.host}/{repo}/tool"
+    ]
+    tags = clients.podman(
+        images.storage, "search", "--tls-verify=false", "--list-tags", "--format", "json",
+        f"{wharf.host}/{repo}/app",
+    ).json()
+    assert tags == [{"Name": f"{wharf.host}/{repo}/app", "Tags": ["v1", "v2"]}]
