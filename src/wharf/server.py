@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -11,13 +12,22 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from .apiserver import bootstrap
+from .apiserver.app import build_kinds
+from .apiserver.app import install as install_api
+from .apiserver.context import Api
+from .auth.authenticator import Authenticator
+from .auth.htpasswd import Htpasswd
+from .auth.rbac import RbacAuthorizer
 from .db.engine import Database, sqlite_url
+from .db.objects import ObjectStore
 from .registry import app as registry_app
 from .registry.access import AllowAll
 from .registry.context import Registry
 from .registry.metadata import RegistryMetadata
 from .registry.uploads import Uploads
 from .storage.filesystem import FilesystemBlobStore
+from .tls import Certificates
 
 log = structlog.get_logger("wharf")
 
@@ -30,42 +40,80 @@ class Settings:
     database_url: str | None = None
     upload_timeout: timedelta = timedelta(hours=1)
     sweep_interval: float = 60.0
+    api_host: str = "127.0.0.1"
+    api_port: int = 8443
 
 
 async def healthz(_request: web.Request) -> web.Response:
     return web.Response(text="ok", headers={"Cache-Control": "no-cache"})
 
 
-async def build_app(settings: Settings) -> web.Application:
+@dataclass
+class Apps:
+    registry: web.Application
+    api: web.Application
+    database: Database
+
+
+async def build_apps(settings: Settings) -> Apps:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.database_url or sqlite_url(settings.data_dir.resolve()))
     await database.migrate()
+    objects = ObjectStore(database)
+    htpasswd = Htpasswd(settings.data_dir / "auth" / "htpasswd")
+    authenticator = Authenticator(objects, htpasswd)
+    rbac = RbacAuthorizer(objects)
+    await bootstrap.reconcile_rbac(objects)
+    await bootstrap.ensure_namespaces(objects)
+    password = bootstrap.ensure_kubeadmin(htpasswd, settings.data_dir)
+    if password is not None:
+        # Printed once, on the first start; it is also kept in the data directory.
+        print(f"kubeadmin password: {password}", flush=True)
+
     store = FilesystemBlobStore(settings.data_dir)
     metadata = RegistryMetadata(database)
     registry = Registry(metadata, store, Uploads(metadata, store), AllowAll())
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    registry_app.install(app, registry)
-    app.cleanup_ctx.append(registry_app.sweeper(settings.sweep_interval, settings.upload_timeout))
+    registry_web = web.Application()
+    registry_web.router.add_get("/healthz", healthz)
+    registry_app.install(registry_web, registry)
+    registry_web.cleanup_ctx.append(
+        registry_app.sweeper(settings.sweep_interval, settings.upload_timeout)
+    )
 
-    async def close_database(_app: web.Application) -> None:
-        await database.dispose()
+    api_web = web.Application()
+    kinds = build_kinds(objects, authenticator, rbac)
+    install_api(api_web, Api(objects, kinds, authenticator, rbac), authenticator)
+    return Apps(registry_web, api_web, database)
 
-    app.on_cleanup.append(close_database)
-    return app
+
+async def _start(
+    app: web.Application, host: str, port: int, context: ssl.SSLContext | None = None
+) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, backlog=1024, ssl_context=context).start()
+    return runner
 
 
 async def serve(settings: Settings) -> None:
-    app = await build_app(settings)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.listen_host, settings.listen_port, backlog=1024)
-    await site.start()
-    log.info("serving", registry=f"http://{settings.listen_host}:{settings.listen_port}",
-             data_dir=str(settings.data_dir))
+    apps = await build_apps(settings)
+    certificates = Certificates(settings.data_dir / "tls")
+    certificates.ensure([settings.api_host, settings.listen_host])
+    runners = [
+        await _start(apps.registry, settings.listen_host, settings.listen_port),
+        await _start(apps.api, settings.api_host, settings.api_port, certificates.server_context()),
+    ]
+    log.info(
+        "serving",
+        registry=f"http://{settings.listen_host}:{settings.listen_port}",
+        api=f"https://{settings.api_host}:{settings.api_port}",
+        data_dir=str(settings.data_dir),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await runner.cleanup()
+    for runner in runners:
+        await runner.cleanup()
+    await apps.database.dispose()

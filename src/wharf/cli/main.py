@@ -23,6 +23,7 @@ def _host_port(value: str) -> tuple[str, int]:
 @app.command("serve")
 def serve_command(
     listen: Annotated[str, typer.Option(help="Registry address, HOST:PORT")] = "127.0.0.1:5000",
+    api_listen: Annotated[str, typer.Option(help="API address, HOST:PORT")] = "127.0.0.1:8443",
     data_dir: Annotated[Path, typer.Option(help="Where blobs and metadata live")] = Path(
         "wharf-data"
     ),
@@ -37,7 +38,10 @@ def serve_command(
     from datetime import timedelta
 
     host, port = _host_port(listen)
+    api_host, api_port = _host_port(api_listen)
     settings = Settings(
+        api_host=api_host,
+        api_port=api_port,
         listen_host=host,
         listen_port=port,
         data_dir=data_dir,

@@ -89,3 +89,35 @@ uploads = Table(
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False, index=True),
 )
+
+# The control plane's objects, Kubernetes style: every write takes the next value of one global
+# counter as its resourceVersion and appends an event, which feeds `watch`.
+resource_version_counter = Table(
+    "resource_version_counter",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+objects = Table(
+    "objects",
+    metadata,
+    # plural.group, e.g. imagestreams.image.openshift.io
+    Column("resource", String(128), primary_key=True),
+    Column("namespace", String(253), primary_key=True),  # "" for cluster-scoped kinds
+    Column("name", String(253), primary_key=True),
+    Column("resource_version", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+object_events = Table(
+    "object_events",
+    metadata,
+    Column("resource_version", BigInteger, primary_key=True, autoincrement=False),
+    Column("resource", String(128), nullable=False),
+    Column("namespace", String(253), nullable=False),
+    Column("name", String(253), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_object_events_resource", "resource", "resource_version"),
+)

@@ -6,8 +6,15 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
-from pydantic import field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from . import mediatypes
 from .digest import Digest, InvalidDigest
@@ -120,7 +127,9 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {error['msg']}"
 
 
-def parse_manifest(payload: bytes, content_type: str, digest: Digest | None = None) -> ParsedManifest:
+def parse_manifest(
+    payload: bytes, content_type: str, digest: Digest | None = None
+) -> ParsedManifest:
     """Validate `payload` as the manifest type it declares; raise InvalidManifest if it is not."""
     if len(payload) > MAX_MANIFEST_BYTES:
         raise InvalidManifest(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes")

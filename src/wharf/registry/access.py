@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from aiohttp import web
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     PULL = "pull"
     PUSH = "push"
     DELETE = "delete"

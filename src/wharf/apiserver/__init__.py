@@ -1,0 +1,1 @@
+"""The control plane's API: Kubernetes REST conventions over the object store."""

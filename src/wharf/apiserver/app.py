@@ -1,0 +1,162 @@
+"""The API application: the kinds it serves, its routes, and Status errors for every failure."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from ..auth.authenticator import Authenticator, InvalidCredentials
+from ..auth.rbac import RbacAuthorizer
+from ..auth.user import Attributes
+from ..db.objects import ObjectStore
+from . import core_kinds, discovery, oauth, project_kinds, rbac_kinds, rest, user_kinds
+from .context import API, Api
+from .errors import UNAUTHORIZED, ApiError, status_object
+from .kinds import KindRegistry
+from .resources import Call, Resource
+from .review_kinds import reviews
+from .route_kinds import ROUTE
+
+log = structlog.get_logger("wharf.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_kinds(
+    store: ObjectStore, authenticator: Authenticator, rbac: RbacAuthorizer
+) -> KindRegistry:
+    kinds = KindRegistry()
+    namespaces = core_kinds.NamespaceResource(core_kinds.NAMESPACE, store)
+    kinds.add(core_kinds.NAMESPACE, namespaces)
+    kinds.add(
+        core_kinds.SERVICE_ACCOUNT,
+        core_kinds.ServiceAccountResource(core_kinds.SERVICE_ACCOUNT, store, authenticator),
+    )
+    kinds.add(core_kinds.SECRET, Resource(core_kinds.SECRET, store))
+    for kind in (rbac_kinds.ROLE, rbac_kinds.CLUSTER_ROLE):
+        kinds.add(kind, rbac_kinds.RoleResource(kind, store, rbac))
+    for kind in (rbac_kinds.ROLE_BINDING, rbac_kinds.CLUSTER_ROLE_BINDING):
+        kinds.add(kind, rbac_kinds.BindingResource(kind, store, rbac))
+    kinds.add(
+        project_kinds.PROJECT,
+        project_kinds.ProjectResource(project_kinds.PROJECT, store, namespaces, rbac),
+    )
+    kinds.add(
+        project_kinds.PROJECT_REQUEST,
+        project_kinds.ProjectRequestResource(project_kinds.PROJECT_REQUEST, store, namespaces),
+    )
+    kinds.add(user_kinds.USER, user_kinds.UserResource(user_kinds.USER, store, authenticator))
+    for kind in (user_kinds.GROUP, user_kinds.IDENTITY, user_kinds.OAUTH_ACCESS_TOKEN):
+        kinds.add(kind, Resource(kind, store))
+    kinds.add(
+        user_kinds.USER_OAUTH_ACCESS_TOKEN,
+        user_kinds.OwnTokenResource(user_kinds.USER_OAUTH_ACCESS_TOKEN, store),
+    )
+    for kind, resource in reviews(store, rbac, authenticator):
+        kinds.add(kind, resource)
+    kinds.add(ROUTE, Resource(ROUTE, store))
+    return kinds
+
+
+@web.middleware
+async def status_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except InvalidCredentials:
+        return UNAUTHORIZED.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response(
+            status_object("Failure", exc.status, exc.reason, exc.reason.replace(" ", "")),
+            status=exc.status,
+        )
+    except Exception:
+        log.exception("request failed", method=request.method, path=request.path)
+        return ApiError(500, "an internal error occurred", "InternalError").response()
+
+
+async def _resource_api(request: web.Request) -> web.StreamResponse:
+    group = request.match_info.get("group", "")
+    version = request.match_info["version"]
+    if group == "" and version != "v1":
+        raise ApiError(404, "the server could not find the requested resource", "NotFound")
+    return await rest.handle(request, group, version, request.match_info["tail"])
+
+
+async def _resource_list(request: web.Request) -> web.Response:
+    api = request.app[API]
+    await api.authenticate(request)
+    group = request.match_info.get("group", "")
+    version = request.match_info.get("version", "v1")
+    if version not in api.kinds.groups().get(group, []):
+        raise ApiError(404, "the server could not find the requested resource", "NotFound")
+    return web.json_response(discovery.resource_list(api.kinds, group, version))
+
+
+async def _group(request: web.Request) -> web.Response:
+    api = request.app[API]
+    await api.authenticate(request)
+    group = request.match_info["group"]
+    versions = api.kinds.groups().get(group)
+    if not group or not versions:
+        raise ApiError(404, "the server could not find the requested resource", "NotFound")
+    entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+    return web.json_response(
+        {
+            "kind": "APIGroup",
+            "apiVersion": "v1",
+            "name": group,
+            "versions": entries,
+            "preferredVersion": entries[0],
+        }
+    )
+
+
+async def _ok(_request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def _token_request(request: web.Request) -> web.Response:
+    """POST serviceaccounts/<name>/token: a TokenRequest."""
+    api = request.app[API]
+    user = await api.authenticate(request)
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    await rest.authorize(
+        request,
+        user,
+        Attributes(user, "create", "", "serviceaccounts", "token", namespace, name),
+    )
+    body = await rest.read_object(request)
+    found = api.kinds.find("", "v1", "serviceaccounts")
+    assert found is not None
+    resource = found[1]
+    assert isinstance(resource, core_kinds.ServiceAccountResource)
+    answer = await resource.request_token(Call(user, namespace), name, body)
+    return web.json_response(answer, status=201)
+
+
+def install(app: web.Application, api: Api, authenticator: Authenticator) -> None:
+    app[API] = api
+    app.middlewares.append(status_errors)
+    r = app.router
+    for path in ("/healthz", "/readyz", "/livez"):
+        r.add_get(path, _ok)
+    r.add_get("/version", discovery.version)
+    r.add_get("/api", discovery.api_versions)
+    r.add_get("/api/", discovery.api_versions)
+    r.add_get("/api/v1", _resource_list)
+    r.add_post("/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", _token_request)
+    r.add_route("*", "/api/{version}/{tail:.*}", _resource_api)
+    r.add_get("/apis", discovery.api_groups)
+    r.add_get("/apis/", discovery.api_groups)
+    r.add_get("/apis/{group}", _group)
+    r.add_get("/apis/{group}/{version}", _resource_list)
+    r.add_route("*", "/apis/{group}/{version}/{tail:.*}", _resource_api)
+    r.add_get("/openapi/v3", discovery.openapi_root)
+    r.add_get("/openapi/v3/{tail:.*}", discovery.openapi_group)
+    oauth.install(app, authenticator)

@@ -1,0 +1,129 @@
+"""core/v1: Namespace, ServiceAccount, Secret."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from ..auth.authenticator import Authenticator
+from ..db.objects import ObjectStore, Transaction
+from .errors import bad_request
+from .kinds import Column, Kind, Strategy
+from .meta import Object, label_name_problem
+from .resources import Call, Resource
+from .shapes import ANY, MAP, S, top
+
+
+class NamespaceStrategy(Strategy):
+    def name_problem(self, name: str) -> str | None:
+        return label_name_problem(name)
+
+    def prepare_create(self, obj: Object) -> None:
+        obj["status"] = {"phase": "Active"}
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+
+    def prepare_update(self, new: Object, old: Object) -> None:
+        new["status"] = old.get("status", {"phase": "Active"})
+
+    def columns(self) -> list[Column]:
+        return [Column("Status", "string", lambda o: o.get("status", {}).get("phase", ""))]
+
+
+class NamespaceResource(Resource):
+    """Deleting a namespace deletes everything in it, in the same transaction."""
+
+    async def delete_in(self, tx: Transaction, key: Any, version: int | None = None) -> Object:
+        deleted = await super().delete_in(tx, key, version)
+        await tx.delete_namespace_contents(key.name)
+        return deleted
+
+
+class SecretStrategy(Strategy):
+    def prepare_create(self, obj: Object) -> None:
+        obj.setdefault("type", "Opaque")
+        self._fold_string_data(obj)
+
+    def prepare_update(self, new: Object, old: Object) -> None:
+        new.setdefault("type", old.get("type", "Opaque"))
+        self._fold_string_data(new)
+
+    @staticmethod
+    def _fold_string_data(obj: Object) -> None:
+        string_data = obj.pop("stringData", None) or {}
+        data = obj.setdefault("data", {}) or {}
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        obj["data"] = data
+
+    def validate(self, obj: Object) -> list[tuple[str, str]]:
+        problems = []
+        for key, value in (obj.get("data") or {}).items():
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, TypeError, ValueError):
+                problems.append((f"data[{key}]", "must be base64 encoded"))
+        return problems
+
+    def columns(self) -> list[Column]:
+        return [
+            Column("Type", "string", lambda o: o.get("type", "")),
+            Column("Data", "integer", lambda o: len(o.get("data") or {})),
+        ]
+
+
+class ServiceAccountResource(Resource):
+    """Service accounts, with the TokenRequest subresource."""
+
+    def __init__(self, kind: Kind, store: ObjectStore, authenticator: Authenticator) -> None:
+        super().__init__(kind, store)
+        self.authenticator = authenticator
+
+    async def request_token(self, call: Call, name: str, request: Object) -> Object:
+        account = await self.get(call, name)
+        spec = request.get("spec") or {}
+        seconds = spec.get("expirationSeconds", 3600)
+        if not isinstance(seconds, int) or not 600 <= seconds <= 2**32:
+            raise bad_request("spec.expirationSeconds must be an integer of at least 600")
+        token, expires = await self.authenticator.issue_service_account_token(
+            call.namespace, account, seconds
+        )
+        return {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": call.namespace},
+            "spec": {"audiences": spec.get("audiences") or [], "expirationSeconds": seconds},
+            "status": {"token": token, "expirationTimestamp": expires},
+        }
+
+
+NAMESPACE = Kind(
+    "",
+    "v1",
+    "Namespace",
+    "namespaces",
+    namespaced=False,
+    short_names=("ns",),
+    strategy=NamespaceStrategy(),
+    subresources=("status",),
+    shape=top(spec={"finalizers": [S]}, status={"phase": S, "conditions": [ANY]}),
+)
+SERVICE_ACCOUNT = Kind(
+    "",
+    "v1",
+    "ServiceAccount",
+    "serviceaccounts",
+    namespaced=True,
+    short_names=("sa",),
+    subresources=("token",),
+    shape=top(secrets=[ANY], imagePullSecrets=[ANY], automountServiceAccountToken="boolean"),
+)
+SECRET = Kind(
+    "",
+    "v1",
+    "Secret",
+    "secrets",
+    namespaced=True,
+    strategy=SecretStrategy(),
+    shape=top(type=S, data=MAP, stringData=MAP, immutable="boolean"),
+)

@@ -1,0 +1,162 @@
+"""How the API reads and writes the objects of a kind: the generic stored resource, which
+virtual kinds (projects, reviews, image stream tags) replace where they differ."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from ..auth.user import UserInfo
+from ..db.objects import AlreadyExists, Conflict, Key, NotFound, ObjectStore, Transaction
+from .errors import ApiError, already_exists, conflict, invalid, not_found
+from .kinds import Kind
+from .meta import Object, generate_name, new_uid, now
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API request, as a resource sees it."""
+
+    user: UserInfo
+    namespace: str  # "" for cluster-scoped kinds and for lists across all namespaces
+    dry_run: bool = False
+
+
+def _spec_of(obj: Object) -> Any:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+class Resource:
+    """The generic behaviour: objects kept as they are in the object store."""
+
+    def __init__(self, kind: Kind, store: ObjectStore) -> None:
+        self.kind = kind
+        self.store = store
+
+    # Keys and presentation
+
+    def key(self, namespace: str, name: str) -> Key:
+        return Key(self.kind.resource, namespace if self.kind.namespaced else "", name)
+
+    def watched(self) -> list[str]:
+        """The object-store resources whose events feed a watch of this kind."""
+        return [self.kind.resource]
+
+    async def present(self, call: Call, obj: Object) -> Object:
+        """The object as served; computed fields are filled in here."""
+        return obj
+
+    def _missing(self, name: str) -> ApiError:
+        return not_found(self.kind.group, self.kind.plural, name)
+
+    # Reads
+
+    async def get(self, call: Call, name: str) -> Object:
+        obj = await self.store.get(self.key(call.namespace, name))
+        if obj is None:
+            raise self._missing(name)
+        return await self.present(call, obj)
+
+    async def list(self, call: Call) -> tuple[list[Object], int]:
+        namespace = call.namespace if self.kind.namespaced and call.namespace else None
+        items, version = await self.store.items(self.kind.resource, namespace)
+        return [await self.present(call, item) for item in items], version
+
+    # Writes
+
+    def new_object(self, call: Call, obj: Object) -> Object:
+        """Fill in the metadata every new object gets, and validate it."""
+        obj = copy.deepcopy(obj)
+        obj["apiVersion"], obj["kind"] = self.kind.api_version, self.kind.kind
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = generate_name(meta["generateName"])
+        if self.kind.namespaced:
+            meta["namespace"] = call.namespace
+        else:
+            meta.pop("namespace", None)
+        for server_field in ("resourceVersion", "deletionTimestamp", "selfLink"):
+            meta.pop(server_field, None)
+        meta["uid"] = new_uid()
+        meta["creationTimestamp"] = now()
+        meta["generation"] = 1
+        self.kind.strategy.prepare_create(obj)
+        self.check(obj)
+        return obj
+
+    def check(self, obj: Object) -> None:
+        name = obj["metadata"].get("name", "")
+        problems = []
+        name_problem = self.kind.strategy.name_problem(name)
+        if name_problem:
+            problems.append(("metadata.name", name_problem))
+        problems += self.kind.strategy.validate(obj)
+        if problems:
+            raise invalid(self.kind.kind, self.kind.group, name, problems)
+
+    async def create(self, call: Call, obj: Object) -> Object:
+        obj = self.new_object(call, obj)
+        if call.dry_run:
+            return await self.present(call, obj)
+        async with self.store.transaction() as tx:
+            created = await self.create_in(tx, obj)
+        return await self.present(call, created)
+
+    async def create_in(self, tx: Transaction, obj: Object) -> Object:
+        meta = obj["metadata"]
+        try:
+            return await tx.create(self.key(meta.get("namespace", ""), meta["name"]), obj)
+        except AlreadyExists:
+            raise already_exists(self.kind.group, self.kind.plural, meta["name"]) from None
+
+    async def update(self, call: Call, name: str, obj: Object) -> Object:
+        key = self.key(call.namespace, name)
+        async with self.store.transaction() as tx:
+            old = await tx.get(key)
+            if old is None:
+                raise self._missing(name)
+            new = self.merge_update(old, obj)
+            if call.dry_run:
+                return await self.present(call, new)
+            wanted = obj.get("metadata", {}).get("resourceVersion")
+            try:
+                updated = await tx.update(key, new, int(wanted) if wanted else None)
+            except Conflict:
+                raise conflict(self.kind.group, self.kind.plural, name) from None
+            except ValueError:
+                raise conflict(self.kind.group, self.kind.plural, name) from None
+        return await self.present(call, updated)
+
+    def merge_update(self, old: Object, obj: Object) -> Object:
+        """The object an update stores: the new content with the server's metadata kept."""
+        new = copy.deepcopy(obj)
+        new["apiVersion"], new["kind"] = self.kind.api_version, self.kind.kind
+        meta = new.setdefault("metadata", {})
+        old_meta = old["metadata"]
+        for kept in ("name", "namespace", "uid", "creationTimestamp", "generation"):
+            if kept in old_meta:
+                meta[kept] = old_meta[kept]
+            else:
+                meta.pop(kept, None)
+        if _spec_of(new) != _spec_of(old):
+            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        self.kind.strategy.prepare_update(new, old)
+        self.check(new)
+        return new
+
+    async def delete(self, call: Call, name: str, version: int | None = None) -> Object:
+        key = self.key(call.namespace, name)
+        if call.dry_run:
+            return await self.get(call, name)
+        try:
+            async with self.store.transaction() as tx:
+                deleted = await self.delete_in(tx, key, version)
+        except NotFound:
+            raise self._missing(name) from None
+        except Conflict:
+            raise conflict(self.kind.group, self.kind.plural, name) from None
+        return await self.present(call, deleted)
+
+    async def delete_in(self, tx: Transaction, key: Key, version: int | None = None) -> Object:
+        return await tx.delete(key, version)

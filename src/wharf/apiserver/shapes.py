@@ -1,0 +1,72 @@
+"""The shapes of our kinds: which fields exist and of what type. One description serves strict
+field validation and the OpenAPI documents that kubectl reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
+
+# A shape is a leaf type name ("string", "integer", "boolean", "map": free string map,
+# "any": anything), a dict of field shapes (an object), or a one-item list (an array of it).
+Shape: TypeAlias = str | Mapping[str, "Shape"] | Sequence["Shape"]
+
+S, INT, B, MAP, ANY = "string", "integer", "boolean", "map", "any"
+
+OBJECT_META: Shape = {
+    "name": S,
+    "generateName": S,
+    "namespace": S,
+    "selfLink": S,
+    "uid": S,
+    "resourceVersion": S,
+    "generation": INT,
+    "creationTimestamp": S,
+    "deletionTimestamp": S,
+    "deletionGracePeriodSeconds": INT,
+    "labels": MAP,
+    "annotations": MAP,
+    "ownerReferences": [ANY],
+    "finalizers": [S],
+    "managedFields": [ANY],
+}
+
+
+def top(**fields: Shape) -> Shape:
+    """The shape of a kind: apiVersion, kind and metadata, plus `fields`."""
+    return {"apiVersion": S, "kind": S, "metadata": OBJECT_META, **fields}
+
+
+def unknown_fields(shape: Shape | None, value: Any, path: str = "") -> list[str]:
+    """Dotted paths of the fields of `value` that `shape` does not have."""
+    if shape is None or isinstance(shape, str):
+        return []
+    if isinstance(shape, Mapping):
+        if not isinstance(value, dict):
+            return []
+        found = []
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key not in shape:
+                found.append(where)
+            else:
+                found += unknown_fields(shape[key], item, where)
+        return found
+    if isinstance(shape, Sequence) and isinstance(value, list):
+        found = []
+        for index, item in enumerate(value):
+            found += unknown_fields(shape[0], item, f"{path}[{index}]")
+        return found
+    return []
+
+
+def openapi(shape: Shape) -> dict[str, Any]:
+    """The OpenAPI v3 schema of a shape."""
+    if shape == MAP:
+        return {"type": "object", "additionalProperties": {"type": "string"}}
+    if shape == ANY:
+        return {"x-kubernetes-preserve-unknown-fields": True}
+    if isinstance(shape, str):
+        return {"type": shape}
+    if isinstance(shape, Sequence):
+        return {"type": "array", "items": openapi(shape[0])}
+    return {"type": "object", "properties": {k: openapi(v) for k, v in shape.items()}}

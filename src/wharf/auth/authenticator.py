@@ -1,0 +1,206 @@
+"""Who is calling: bearer tokens (OAuth access tokens, service-account tokens) and passwords."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from ..db.objects import AlreadyExists, Key, ObjectStore
+from ..kube import format_time, new_uid, now, parse_time
+from .htpasswd import PROVIDER, Htpasswd
+from .resources import (
+    GROUPS,
+    IDENTITIES,
+    OAUTH_ACCESS_TOKENS,
+    SERVICE_ACCOUNT_TOKENS,
+    SERVICE_ACCOUNTS,
+    USERS,
+)
+from .tokens import (
+    DEFAULT_LIFETIME,
+    SERVICE_ACCOUNT_PREFIX,
+    looks_like_token,
+    new_token,
+    stored_name,
+)
+from .user import AUTHENTICATED, AUTHENTICATED_OAUTH, UserInfo, service_account_user
+
+
+class InvalidCredentials(Exception):
+    """Credentials were sent, and they are not valid (garbage, expired or revoked)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer` header; None without one."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip()
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """(user, password) of a Basic header; None when it does not decode."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+class Authenticator:
+    def __init__(
+        self, store: ObjectStore, htpasswd: Htpasswd, token_lifetime: int = DEFAULT_LIFETIME
+    ) -> None:
+        self.store = store
+        self.htpasswd = htpasswd
+        self.token_lifetime = token_lifetime
+
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
+        token = bearer_token(request)
+        if token is None:
+            if request.headers.get("Authorization"):
+                raise InvalidCredentials("unsupported authorization scheme")
+            return None
+        user = await self.user_for_token(token)
+        if user is None:
+            raise InvalidCredentials("invalid bearer token")
+        return user
+
+    async def user_for_token(self, token: str) -> UserInfo | None:
+        if not looks_like_token(token):
+            return None
+        if token.startswith(SERVICE_ACCOUNT_PREFIX):
+            return await self._service_account_for(token)
+        record = await self.store.get(Key(OAUTH_ACCESS_TOKENS, "", stored_name(token)))
+        if record is None or self._expired(record):
+            return None
+        user = await self.store.get(Key(USERS, "", record.get("userName", "")))
+        if user is None or user["metadata"].get("uid") != record.get("userUID"):
+            return None  # the user was deleted (and perhaps made anew) since the token was issued
+        return await self.user_info(user)
+
+    @staticmethod
+    def _expired(record: dict[str, Any]) -> bool:
+        lifetime = int(record.get("expiresIn") or 0)
+        if lifetime <= 0:
+            return False
+        created = parse_time(record["metadata"]["creationTimestamp"])
+        return _now() >= created + timedelta(seconds=lifetime)
+
+    async def _service_account_for(self, token: str) -> UserInfo | None:
+        record = await self.store.get(Key(SERVICE_ACCOUNT_TOKENS, "", stored_name(token)))
+        if record is None or _now() >= parse_time(record["spec"]["expirationTimestamp"]):
+            return None
+        namespace = record["spec"]["namespace"]
+        account = await self.store.get(
+            Key(SERVICE_ACCOUNTS, namespace, record["spec"]["serviceAccountName"])
+        )
+        if account is None or account["metadata"]["uid"] != record["spec"]["serviceAccountUID"]:
+            return None
+        return service_account_user(
+            namespace, account["metadata"]["name"], account["metadata"]["uid"]
+        )
+
+    async def user_info(self, user: dict[str, Any]) -> UserInfo:
+        name = user["metadata"]["name"]
+        groups, _ = await self.store.items(GROUPS)
+        member_of = [g["metadata"]["name"] for g in groups if name in (g.get("users") or [])]
+        return UserInfo(
+            name,
+            user["metadata"].get("uid", ""),
+            (*member_of, AUTHENTICATED, AUTHENTICATED_OAUTH),
+        )
+
+    # Logging in
+
+    async def login(self, username: str, password: str) -> UserInfo | None:
+        """Check a password; on the first login, create the User and its Identity."""
+        if not await asyncio.to_thread(self.htpasswd.verify, username, password):
+            return None
+        user = await self.ensure_user(username)
+        return await self.user_info(user)
+
+    async def ensure_user(self, username: str) -> dict[str, Any]:
+        key = Key(USERS, "", username)
+        existing = await self.store.get(key)
+        if existing is not None:
+            return existing
+        identity_name = f"{PROVIDER}:{username}"
+        uid = new_uid()
+        user = {
+            "apiVersion": "user.openshift.io/v1",
+            "kind": "User",
+            "metadata": {"name": username, "uid": uid, "creationTimestamp": now()},
+            "identities": [identity_name],
+            "groups": None,
+        }
+        identity = {
+            "apiVersion": "user.openshift.io/v1",
+            "kind": "Identity",
+            "metadata": {"name": identity_name, "uid": new_uid(), "creationTimestamp": now()},
+            "providerName": PROVIDER,
+            "providerUserName": username,
+            "user": {"name": username, "uid": uid},
+        }
+        try:
+            async with self.store.transaction() as tx:
+                created = await tx.create(key, user)
+                await tx.create(Key(IDENTITIES, "", identity_name), identity)
+        except AlreadyExists:
+            found = await self.store.get(key)
+            assert found is not None
+            return found
+        return created
+
+    async def issue_token(self, user: UserInfo, client: str, lifetime: int | None = None) -> str:
+        token = new_token()
+        lifetime = self.token_lifetime if lifetime is None else lifetime
+        name = stored_name(token)
+        record = {
+            "apiVersion": "oauth.openshift.io/v1",
+            "kind": "OAuthAccessToken",
+            "metadata": {"name": name, "uid": new_uid(), "creationTimestamp": format_time(_now())},
+            "clientName": client,
+            "expiresIn": lifetime,
+            "scopes": ["user:full"],
+            "redirectURI": "",
+            "userName": user.name,
+            "userUID": user.uid,
+        }
+        async with self.store.transaction() as tx:
+            await tx.create(Key(OAUTH_ACCESS_TOKENS, "", name), record)
+        return token
+
+    async def issue_service_account_token(
+        self, namespace: str, account: dict[str, Any], lifetime: int
+    ) -> tuple[str, str]:
+        """A new token for the service account; returns (token, expirationTimestamp)."""
+        token = new_token(SERVICE_ACCOUNT_PREFIX)
+        expires = format_time(_now() + timedelta(seconds=lifetime))
+        name = stored_name(token)
+        record = {
+            "metadata": {"name": name, "uid": new_uid(), "creationTimestamp": format_time(_now())},
+            "spec": {
+                "namespace": namespace,
+                "serviceAccountName": account["metadata"]["name"],
+                "serviceAccountUID": account["metadata"]["uid"],
+                "expirationTimestamp": expires,
+            },
+        }
+        async with self.store.transaction() as tx:
+            await tx.create(Key(SERVICE_ACCOUNT_TOKENS, "", name), record)
+        return token, expires

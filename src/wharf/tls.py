@@ -1,0 +1,139 @@
+"""The certificate authority Wharf makes for itself, and the serving certificate it signs.
+
+Both live in `<data-dir>/tls/`; clients trust `ca.crt` (`wharf login` writes it into the
+kubeconfig, `wharf registry trust` installs it for podman)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import ssl
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_DAYS = 3650
+SERVING_DAYS = 825
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(data)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Wharf"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _san(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+class Certificates:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.ca_cert = directory / "ca.crt"
+        self.ca_key = directory / "ca.key"
+        self.cert = directory / "tls.crt"
+        self.key = directory / "tls.key"
+
+    def ensure(self, hosts: list[str]) -> None:
+        """Make the CA on first use; (re)make the serving certificate when a host is missing."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.ca_cert.exists():
+            self._make_ca()
+        wanted = sorted({"localhost", "127.0.0.1", *hosts} - {"", "0.0.0.0", "::"})
+        if not self.cert.exists() or not self._covers(wanted):
+            self._make_serving(wanted)
+
+    def _make_ca(self) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name("wharf-ca"))
+            .issuer_name(_name("wharf-ca"))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        _write_private(self.ca_key, _key_pem(key))
+        self.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    def _covers(self, hosts: list[str]) -> bool:
+        cert = x509.load_pem_x509_certificate(self.cert.read_bytes())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        present = {str(v) for v in names.get_values_for_type(x509.DNSName)}
+        present |= {str(v) for v in names.get_values_for_type(x509.IPAddress)}
+        expires = cert.not_valid_after_utc
+        soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)
+        return set(hosts) <= present and expires > soon
+
+    def _make_serving(self, hosts: list[str]) -> None:
+        ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), None)
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        ca = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(hosts[0]))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=SERVING_DAYS))
+            .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        _write_private(self.key, _key_pem(key))
+        self.cert.write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM)
+            + ca.public_bytes(serialization.Encoding.PEM)
+        )
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert, self.key)
+        return context
