@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 import signal
 import socket
@@ -39,6 +38,7 @@ class WharfProcess:
     port: int
     data_dir: Path
     log_path: Path
+    api_port: int
 
     @property
     def host(self) -> str:
@@ -48,48 +48,62 @@ class WharfProcess:
     def url(self) -> str:
         return f"http://{self.host}"
 
+    @property
+    def api_url(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA that signed the API's serving certificate: pass it as `verify=`."""
+        return self.data_dir / "tls" / "ca.crt"
+
+    @property
+    def kubeadmin_password(self) -> str:
+        return (self.data_dir / "auth" / "kubeadmin-password").read_text().strip()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
 
-def _healthy(url: str, process: subprocess.Popen[bytes]) -> bool:
+def _healthy(
+    url: str, process: subprocess.Popen[bytes], ca_file: Path | None = None
+) -> bool:
     if process.poll() is not None:
         raise AssertionError(f"wharf exited with {process.returncode}")
+    if ca_file is None:
+        url = f"{url}/healthz"
+    elif not ca_file.exists():
+        return False
     try:
-        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
+        return requests.get(url, timeout=1, verify=str(ca_file or True)).status_code == 200
     except requests.ConnectionError:
         return False
 
 
-def _own_api_port(args: tuple[str, ...]) -> tuple[str, ...]:
-    """Give the API server of each test process a free port of its own (its default, 8443,
-    would let only one Wharf run at a time), where the command has that option."""
-    from wharf.cli.main import serve_command
-
-    if "api_listen" not in inspect.signature(serve_command).parameters:
-        return args
-    if any(arg.startswith("--api-listen") for arg in args):
-        return args
-    return (*args, "--api-listen", f"127.0.0.1:{free_port()}")
-
-
 @contextmanager
-def running_wharf(data_dir: Path, *args: str, port: int | None = None) -> Iterator[WharfProcess]:
+def running_wharf(
+    data_dir: Path, *args: str, port: int | None = None, api_port: int | None = None
+) -> Iterator[WharfProcess]:
     port = port or free_port()
-    args = _own_api_port(args)
+    # Each process gets an API port of its own: the default, 8443, would allow only one.
+    api_port = api_port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"wharf-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "wharf", "serve", "--listen", f"127.0.0.1:{port}",
-             "--data-dir", str(data_dir), *args],
+             "--api-listen", f"127.0.0.1:{api_port}", "--data-dir", str(data_dir), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    wharf = WharfProcess(process, port, data_dir, log_path)
+    wharf = WharfProcess(process, port, data_dir, log_path, api_port)
     try:
-        wait_until(lambda: _healthy(wharf.url, process), timeout=60)
+        wait_until(
+            lambda: _healthy(wharf.url, process)
+            and _healthy(f"{wharf.api_url}/readyz", process, wharf.ca_file),
+            timeout=60,
+        )
         yield wharf
     finally:
         process.send_signal(signal.SIGTERM)
