@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import requests
 
@@ -208,3 +211,54 @@ def test_search_and_list_tags(
         f"{wharf.host}/{repo}/app",
     ).json()
     assert tags == [{"Name": f"{wharf.host}/{repo}/app", "Tags": ["v1", "v2"]}]
+
+
+def test_parallel_pushes_of_the_same_new_layers(
+    clients: Clients,
+    images: Images,
+    clean_storage: Storage,
+    wharf: WharfProcess,
+    registry_http: RegistryHTTP,
+    repo: str,
+) -> None:
+    """Four podmans upload the same blobs, none of which the registry has yet, at once."""
+    layers = [{f"/parallel/{number}.bin": os.urandom(1 << 20)} for number in range(2)]
+    image = clients.build(images.storage, repo.replace("/", "-"), layers)
+    names = [f"{repo}/p{number}" for number in range(4)]
+
+    def push(name: str) -> str:
+        return clients.push(images.storage, image.reference, f"{wharf.host}/{name}:v1")
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        digests = list(pool.map(push, names))
+
+    for name, digest in zip(names, digests, strict=True):
+        response = registry_http.manifest(name, "v1")
+        assert response.status_code == 200, response.text
+        assert response.headers["Docker-Content-Digest"] == digest
+        manifest = response.json()
+        for blob in [manifest["config"], *manifest["layers"]]:
+            assert sha256(registry_http.blob(name, blob["digest"])) == blob["digest"]
+    assert clients.pull(clean_storage, f"{wharf.host}/{names[-1]}:v1") == image.image_id
+    assert clients.read_files(clean_storage, image.image_id, list(image.files)) == image.files
+
+
+def test_push_by_digest_leaves_no_tag(
+    clients: Clients,
+    images: Images,
+    clean_storage: Storage,
+    wharf: WharfProcess,
+    registry_http: RegistryHTTP,
+    repo: str,
+) -> None:
+    digest = clients.push(images.storage, images.app.reference, f"{wharf.host}/{repo}/tagged:v1")
+
+    clients.copy(
+        f"docker://{wharf.host}/{repo}/tagged:v1", f"docker://{wharf.host}/{repo}/untagged@{digest}",
+        "--preserve-digests",
+    )
+
+    assert registry_http.tags(f"{repo}/untagged").json()["tags"] == []
+    assert registry_http.manifest(f"{repo}/untagged", digest).status_code == 200
+    pulled = clients.pull(clean_storage, f"{wharf.host}/{repo}/untagged@{digest}")
+    assert pulled == images.app.image_id
