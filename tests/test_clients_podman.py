@@ -262,3 +262,22 @@ def test_push_by_digest_leaves_no_tag(
     assert registry_http.manifest(f"{repo}/untagged", digest).status_code == 200
     pulled = clients.pull(clean_storage, f"{wharf.host}/{repo}/untagged@{digest}")
     assert pulled == images.app.image_id
+
+
+def test_tags_at_the_edges_of_the_grammar(
+    clients: Clients,
+    images: Images,
+    clean_storage: Storage,
+    wharf: WharfProcess,
+    registry_http: RegistryHTTP,
+    repo: str,
+) -> None:
+    tags = ["A", "_leading_underscore", "Release_1.0-rc.1", "x" * 128]
+    for tag in tags:
+        clients.push(images.storage, images.base.reference, f"{wharf.host}/{repo}:{tag}")
+
+    listed = clients.skopeo("list-tags", "--tls-verify=false", f"docker://{wharf.host}/{repo}")
+    assert listed.json()["Tags"] == sorted(tags)
+    assert registry_http.tags(repo).json()["tags"] == sorted(tags)
+    longest = f"{wharf.host}/{repo}:{'x' * 128}"
+    assert clients.pull(clean_storage, longest) == images.base.image_id

@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.clients import (
     DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
     ENV,
     LABELS,
     NO_TLS,
@@ -100,16 +101,26 @@ def test_copy_between_repositories_mounts_the_blobs(
     }
 
 
+@pytest.mark.parametrize(
+    ("list_format", "media_type", "child_type"),
+    [
+        pytest.param("oci", OCI_INDEX, OCI_MANIFEST, id="oci-index"),
+        pytest.param("v2s2", DOCKER_MANIFEST_LIST, DOCKER_MANIFEST, id="docker-manifest-list"),
+    ],
+)
 def test_copy_all_of_a_multi_architecture_index(
     clients: Clients,
     images: Images,
     wharf: WharfProcess,
     registry_http: RegistryHTTP,
     repo: str,
+    list_format: str,
+    media_type: str,
+    child_type: str,
 ) -> None:
     source, destination = f"{repo}/multi", f"{repo}/mirror"
     clients.buildah(
-        images.storage, "manifest", "push", NO_TLS, "--all", "--format", "oci", images.index,
+        images.storage, "manifest", "push", NO_TLS, "--all", "--format", list_format, images.index,
         f"docker://{wharf.host}/{source}:1.0",
     )
 
@@ -121,7 +132,7 @@ def test_copy_all_of_a_multi_architecture_index(
     raw = clients.raw_manifest(f"{wharf.host}/{destination}:1.0")
     assert raw == clients.raw_manifest(f"{wharf.host}/{source}:1.0")
     index = json.loads(raw)
-    assert index["mediaType"] == OCI_INDEX
+    assert index["mediaType"] == media_type
     assert {child["platform"]["architecture"] for child in index["manifests"]} == {
         "amd64", "arm64"
     }
@@ -129,7 +140,7 @@ def test_copy_all_of_a_multi_architecture_index(
         child_raw = clients.raw_manifest(f"{wharf.host}/{destination}@{child['digest']}")
         assert sha256(child_raw) == child["digest"]
         manifest = json.loads(child_raw)
-        assert manifest["mediaType"] == OCI_MANIFEST
+        assert manifest["mediaType"] == child_type
         for blob in [manifest["config"], *manifest["layers"]]:
             assert registry_http.blob_status(destination, blob["digest"]) == 200
         config = clients.skopeo(
