@@ -16,6 +16,7 @@ from .apiserver import bootstrap
 from .apiserver.app import build_kinds
 from .apiserver.app import install as install_api
 from .apiserver.context import Api
+from .apiserver.image_kinds import Addresses
 from .auth.authenticator import Authenticator
 from .auth.htpasswd import Htpasswd
 from .auth.rbac import RbacAuthorizer
@@ -81,7 +82,12 @@ async def build_apps(settings: Settings) -> Apps:
     )
 
     api_web = web.Application()
-    kinds = build_kinds(objects, authenticator, rbac)
+    internal = Addresses(f"{settings.listen_host}:{settings.listen_port}")
+
+    async def addresses() -> Addresses:
+        return internal
+
+    kinds = build_kinds(objects, authenticator, rbac, addresses)
     install_api(api_web, Api(objects, kinds, authenticator, rbac), authenticator)
     return Apps(registry_web, api_web, database)
 

@@ -11,7 +11,16 @@ from ..auth.authenticator import Authenticator, InvalidCredentials
 from ..auth.rbac import RbacAuthorizer
 from ..auth.user import Attributes
 from ..db.objects import ObjectStore
-from . import core_kinds, discovery, oauth, project_kinds, rbac_kinds, rest, user_kinds
+from . import (
+    core_kinds,
+    discovery,
+    image_kinds,
+    oauth,
+    project_kinds,
+    rbac_kinds,
+    rest,
+    user_kinds,
+)
 from .context import API, Api
 from .errors import UNAUTHORIZED, ApiError, status_object
 from .kinds import KindRegistry
@@ -25,7 +34,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_kinds(
-    store: ObjectStore, authenticator: Authenticator, rbac: RbacAuthorizer
+    store: ObjectStore,
+    authenticator: Authenticator,
+    rbac: RbacAuthorizer,
+    addresses: image_kinds.AddressSource,
 ) -> KindRegistry:
     kinds = KindRegistry()
     namespaces = core_kinds.NamespaceResource(core_kinds.NAMESPACE, store)
@@ -57,7 +69,28 @@ def build_kinds(
     for kind, resource in reviews(store, rbac, authenticator):
         kinds.add(kind, resource)
     kinds.add(ROUTE, Resource(ROUTE, store))
+    _add_image_kinds(kinds, store, rbac, addresses)
     return kinds
+
+
+def _add_image_kinds(
+    kinds: KindRegistry,
+    store: ObjectStore,
+    rbac: RbacAuthorizer,
+    addresses: image_kinds.AddressSource,
+) -> None:
+    images = Resource(image_kinds.IMAGE, store)
+    streams = image_kinds.ImageStreamResource(image_kinds.IMAGE_STREAM, store, addresses)
+    kinds.add(image_kinds.IMAGE, images)
+    kinds.add(image_kinds.IMAGE_STREAM, streams)
+    kinds.add(
+        image_kinds.IMAGE_STREAM_TAG,
+        image_kinds.ImageStreamTagResource(image_kinds.IMAGE_STREAM_TAG, store, streams, rbac),
+    )
+    kinds.add(
+        image_kinds.IMAGE_STREAM_MAPPING,
+        image_kinds.ImageStreamMappingResource(image_kinds.IMAGE_STREAM_MAPPING, store, images),
+    )
 
 
 @web.middleware

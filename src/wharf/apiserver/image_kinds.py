@@ -1,0 +1,496 @@
+"""image.openshift.io/v1: Image, ImageStream, ImageStreamTag, ImageStreamMapping.
+
+A stream's `status.tags` is never stored in the object: it is the tag history the registry keeps
+(wharf.images.history), read on every presentation. Whatever changes that history (a push, a
+mapping, a tag) also rewrites the stream object, so that watchers see the change at once."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..auth.rbac import RbacAuthorizer
+from ..auth.user import Attributes
+from ..db.objects import AlreadyExists, Key, ObjectStore, Transaction
+from ..images.history import TagEvent, add_event, ensure_repository, remove_tag, tags_of
+from ..images.links import link_image
+from ..kube import format_time
+from ..oci.digest import is_digest
+from ..oci.names import NAME_RE, is_valid_tag
+from .errors import ApiError, bad_request, not_found
+from .kinds import Column, Kind, Strategy
+from .meta import Object, path_segment_problem
+from .resources import Call, Resource
+from .shapes import ANY, INT, MAP, B, S, Shape, top
+
+GROUP = "image.openshift.io"
+IMAGES = f"images.{GROUP}"
+IMAGE_STREAMS = f"imagestreams.{GROUP}"
+MANAGED = "openshift.io/image.managed"
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """Where the registry is reached: inside the cluster, and through its route (if any)."""
+
+    internal: str
+    public: str | None = None
+
+
+AddressSource = Callable[[], Awaitable[Addresses]]
+
+
+# Image
+
+
+class ImageStrategy(Strategy):
+    def name_problem(self, name: str) -> str | None:
+        return path_segment_problem(name)
+
+    def prepare_create(self, obj: Object) -> None:
+        obj.setdefault("dockerImageMetadataVersion", "1.0")
+
+    def prepare_update(self, new: Object, old: Object) -> None:
+        # As in OpenShift, what describes an image's content cannot change after creation.
+        for fixed in ("dockerImageMetadata", "dockerImageLayers", "dockerImageManifests"):
+            if fixed in old:
+                new[fixed] = old[fixed]
+
+    def columns(self) -> list[Column]:
+        return [Column("Image Reference", "string", lambda o: o.get("dockerImageReference", ""))]
+
+
+# ImageStream
+
+
+class ImageStreamStrategy(Strategy):
+    def name_problem(self, name: str) -> str | None:
+        if not name:
+            return "name is required"
+        if "/" in name or not NAME_RE.fullmatch(name) or len(name) > 255:
+            return (
+                f'Invalid value: "{name}": must be lowercase letters, digits and separators '
+                "(., _, __, -) that start and end with a letter or digit"
+            )
+        return None
+
+    def prepare_create(self, obj: Object) -> None:
+        obj.pop("status", None)
+        spec = obj.setdefault("spec", {}) or {}
+        obj["spec"] = spec
+        spec.setdefault("lookupPolicy", {"local": False})
+        for tag in spec.get("tags") or []:
+            tag.setdefault("generation", 1)
+
+    def prepare_update(self, new: Object, old: Object) -> None:
+        new.pop("status", None)
+        new.setdefault("spec", {}).setdefault("lookupPolicy", {"local": False})
+        generation = new["metadata"].get("generation", 1)
+        old_tags = {t.get("name"): t for t in (old.get("spec") or {}).get("tags") or []}
+        for tag in new["spec"].get("tags") or []:
+            if tag != old_tags.get(tag.get("name")):
+                tag["generation"] = generation
+
+    def validate(self, obj: Object) -> list[tuple[str, str]]:
+        problems = []
+        for index, tag in enumerate((obj.get("spec") or {}).get("tags") or []):
+            if not isinstance(tag, dict) or not is_valid_tag(str(tag.get("name", ""))):
+                problems.append((f"spec.tags[{index}].name", "Invalid value: not a valid tag"))
+        return problems
+
+    def columns(self) -> list[Column]:
+        return [
+            Column("Image Repository", "string", _repository_column),
+            Column("Tags", "string", _tags_column),
+            Column("Updated", "string", _updated_column),
+        ]
+
+
+def _repository_column(obj: Object) -> str:
+    status = obj.get("status") or {}
+    return str(status.get("publicDockerImageRepository") or status.get("dockerImageRepository", ""))
+
+
+def _tags_column(obj: Object) -> str:
+    tags = [t["tag"] for t in (obj.get("status") or {}).get("tags") or []]
+    shown = ",".join(tags[:3])
+    return shown + (f" + {len(tags) - 3} more..." if len(tags) > 3 else "")
+
+
+def _updated_column(obj: Object) -> str:
+    from .tables import age
+
+    newest = max(
+        (
+            t["items"][0]["created"]
+            for t in (obj.get("status") or {}).get("tags") or []
+            if t["items"]
+        ),
+        default=None,
+    )
+    return age({"metadata": {"creationTimestamp": newest}}) if newest else ""
+
+
+def _event(internal: str, event: TagEvent) -> dict[str, Any]:
+    return {
+        "created": format_time(event.created),
+        "dockerImageReference": f"{internal}@{event.digest}",
+        "image": event.digest,
+        "generation": event.generation,
+    }
+
+
+class ImageStreamResource(Resource):
+    def __init__(self, kind: Kind, store: ObjectStore, addresses: AddressSource) -> None:
+        super().__init__(kind, store)
+        self.addresses = addresses
+
+    async def present(self, call: Call, obj: Object) -> Object:
+        meta = obj["metadata"]
+        repository = f"{meta['namespace']}/{meta['name']}"
+        async with self.store.db.read() as conn:
+            history = await tags_of(conn, repository)
+        addresses = await self.addresses()
+        internal = f"{addresses.internal}/{repository}"
+        status: dict[str, Any] = {"dockerImageRepository": internal}
+        if addresses.public:
+            status["publicDockerImageRepository"] = f"{addresses.public}/{repository}"
+        if history:
+            status["tags"] = [
+                {"tag": tag, "items": [_event(internal, e) for e in events]}
+                for tag, events in history.items()
+            ]
+        return {**obj, "status": status}
+
+    async def delete_in(self, tx: Transaction, key: Key, version: int | None = None) -> Object:
+        deleted = await super().delete_in(tx, key, version)
+        # The stream's tags go with it: a new stream of the same name starts without history.
+        repository_id = await ensure_repository(tx.conn, f"{key.namespace}/{key.name}")
+        for tag in await tags_of(tx.conn, f"{key.namespace}/{key.name}"):
+            await remove_tag(tx.conn, repository_id, tag)
+        return deleted
+
+
+async def touch(tx: Transaction, key: Key, stream: Object) -> None:
+    """Rewrite the stream so that its resourceVersion moves and watchers hear of the change."""
+    await tx.update(key, stream)
+
+
+async def record_tag(
+    tx: Transaction, namespace: str, name: str, tag: str, digest: str, stream: Object
+) -> None:
+    """Add `digest` at the head of the stream's `tag`, make it pullable there, tell watchers."""
+    repository_id = await ensure_repository(tx.conn, f"{namespace}/{name}")
+    await link_image(tx.conn, repository_id, digest)
+    generation = int(stream["metadata"].get("generation", 1))
+    if await add_event(tx.conn, repository_id, tag, digest, generation):
+        await touch(tx, Key(IMAGE_STREAMS, namespace, name), stream)
+
+
+# ImageStreamMapping
+
+
+class ImageStreamMappingResource(Resource):
+    """Create-only: record an image under a tag of an existing stream (what a push does)."""
+
+    def __init__(self, kind: Kind, store: ObjectStore, images: Resource) -> None:
+        super().__init__(kind, store)
+        self.images = images
+
+    async def create(self, call: Call, obj: Object) -> Object:
+        name = (obj.get("metadata") or {}).get("name", "")
+        tag = obj.get("tag") or "latest"
+        image = obj.get("image")
+        if not isinstance(image, dict) or not is_digest(
+            (image.get("metadata") or {}).get("name", "")
+        ):
+            raise bad_request("image.metadata.name must be the image's digest")
+        if not is_valid_tag(tag):
+            raise bad_request(f"tag {tag!r} is not a valid tag")
+        digest = image["metadata"]["name"]
+        new_image = self.images.new_object(call, image)
+        new_image["metadata"].setdefault("annotations", {}).setdefault(MANAGED, "true")
+        key = Key(IMAGE_STREAMS, call.namespace, name)
+        async with self.store.transaction() as tx:
+            stream = await tx.get(key)
+            if stream is None:
+                raise not_found(GROUP, "imagestreams", name)
+            # The same image under another stream or tag stays one Image object.
+            with contextlib.suppress(AlreadyExists):
+                await tx.create(Key(IMAGES, "", digest), new_image)
+            await record_tag(tx, call.namespace, name, tag, digest, stream)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+
+
+# ImageStreamTag
+
+
+def split_tag_name(name: str) -> tuple[str, str]:
+    stream, sep, tag = name.partition(":")
+    if not sep or not stream or not is_valid_tag(tag):
+        raise bad_request(f'"{name}" must be of the form <stream>:<tag>')
+    return stream, tag
+
+
+class ImageStreamTagStrategy(Strategy):
+    def name_problem(self, name: str) -> str | None:
+        return None if ":" in name else "must be of the form <stream>:<tag>"
+
+    def columns(self) -> list[Column]:
+        return [
+            Column(
+                "Image Reference",
+                "string",
+                lambda o: (o.get("image") or {}).get("dockerImageReference", ""),
+            ),
+        ]
+
+
+class ImageStreamTagResource(Resource):
+    """Tags seen one by one: read from the stream's history; written as spec tags that are
+    resolved at once to an image this registry holds."""
+
+    def __init__(
+        self, kind: Kind, store: ObjectStore, streams: ImageStreamResource, rbac: RbacAuthorizer
+    ) -> None:
+        super().__init__(kind, store)
+        self.streams = streams
+        self.rbac = rbac
+
+    def watched(self) -> list[str]:
+        return [IMAGE_STREAMS]
+
+    async def _image(self, digest: str) -> Object:
+        found = await self.store.get(Key(IMAGES, "", digest))
+        if found is None:
+            return {"metadata": {"name": digest}}
+        return {
+            k: v for k, v in found.items() if k not in ("dockerImageManifest", "dockerImageConfig")
+        }
+
+    async def _tag_object(self, stream: Object, tag: str) -> Object | None:
+        status = stream.get("status") or {}
+        history = next((t for t in status.get("tags") or [] if t["tag"] == tag), None)
+        spec_tag = next(
+            (t for t in (stream.get("spec") or {}).get("tags") or [] if t.get("name") == tag), None
+        )
+        if history is None and spec_tag is None:
+            return None
+        meta = stream["metadata"]
+        result: Object = {
+            "apiVersion": f"{GROUP}/v1",
+            "kind": "ImageStreamTag",
+            "metadata": {
+                "name": f"{meta['name']}:{tag}",
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid", ""),
+                "resourceVersion": meta.get("resourceVersion", ""),
+                "creationTimestamp": history["items"][0]["created"]
+                if history
+                else meta.get("creationTimestamp"),
+            },
+            "tag": spec_tag,
+            "generation": history["items"][0]["generation"] if history else 0,
+            "lookupPolicy": (stream.get("spec") or {}).get("lookupPolicy", {"local": False}),
+            "conditions": [],
+        }
+        if history:
+            head = history["items"][0]
+            image = await self._image(head["image"])
+            result["image"] = {**image, "dockerImageReference": head["dockerImageReference"]}
+        return result
+
+    async def _stream(self, call: Call, name: str) -> Object:
+        return await self.streams.get(call, name)
+
+    async def get(self, call: Call, name: str) -> Object:
+        stream_name, tag = split_tag_name(name)
+        try:
+            stream = await self._stream(call, stream_name)
+        except ApiError:
+            raise self._missing(name) from None
+        found = await self._tag_object(stream, tag)
+        if found is None:
+            raise self._missing(name)
+        return found
+
+    async def present(self, call: Call, obj: Object) -> Object:
+        return obj
+
+    async def list(self, call: Call) -> tuple[list[Object], int]:
+        streams, version = await self.streams.list(call)
+        found = []
+        for stream in streams:
+            tags = {t["tag"] for t in (stream.get("status") or {}).get("tags") or []}
+            tags |= {t.get("name") for t in (stream.get("spec") or {}).get("tags") or []}
+            for tag in sorted(t for t in tags if t):
+                tag_object = await self._tag_object(stream, tag)
+                if tag_object is not None:
+                    found.append(tag_object)
+        return found, version
+
+    async def _resolve(self, call: Call, source: dict[str, Any]) -> str | None:
+        """The digest a tag's `from` names in this registry; None for an outside image."""
+        kind = source.get("kind")
+        name = str(source.get("name", ""))
+        namespace = str(source.get("namespace") or call.namespace)
+        if kind == "DockerImage":
+            return (
+                name.rsplit("@", 1)[1]
+                if "@" in name and is_digest(name.rsplit("@", 1)[1])
+                else None
+            )
+        if kind not in ("ImageStreamTag", "ImageStreamImage"):
+            raise bad_request(
+                "tag.from.kind must be ImageStreamTag, ImageStreamImage or DockerImage"
+            )
+        readable = Attributes(call.user, "get", GROUP, "imagestreams", "", namespace, "")
+        if namespace != call.namespace and not await self.rbac.allowed(readable):
+            raise ApiError(
+                403,
+                f'imagestreams.{GROUP} is forbidden: User "{call.user.name}" '
+                f'cannot get resource "imagestreams" in API group "{GROUP}" in the '
+                f'namespace "{namespace}"',
+                "Forbidden",
+            )
+        source_call = Call(call.user, namespace)
+        if kind == "ImageStreamImage":
+            _, _, digest = name.partition("@")
+            if not is_digest(digest):
+                raise bad_request(f'"{name}" must be of the form <stream>@<digest>')
+            return digest
+        source_tag = await self.get(source_call, name)
+        image = source_tag.get("image")
+        if not image:
+            raise bad_request(f'"{name}" has no image yet')
+        return str(image["metadata"]["name"])
+
+    async def create(self, call: Call, obj: Object) -> Object:
+        return await self._write(call, str((obj.get("metadata") or {}).get("name", "")), obj, True)
+
+    async def update(self, call: Call, name: str, obj: Object) -> Object:
+        return await self._write(call, name, obj, False)
+
+    async def _write(self, call: Call, name: str, obj: Object, creating: bool) -> Object:
+        stream_name, tag = split_tag_name(name)
+        reference = obj.get("tag")
+        if not isinstance(reference, dict) or not isinstance(reference.get("from"), dict):
+            raise bad_request("tag.from is required")
+        digest = await self._resolve(call, reference["from"])
+        spec_tag = {
+            "name": tag,
+            "annotations": reference.get("annotations"),
+            "from": reference["from"],
+            "reference": bool(reference.get("reference", False)),
+            "referencePolicy": reference.get("referencePolicy") or {"type": "Source"},
+            "importPolicy": reference.get("importPolicy") or {},
+        }
+        key = Key(IMAGE_STREAMS, call.namespace, stream_name)
+        async with self.store.transaction() as tx:
+            stream = await tx.get(key)
+            if stream is None:
+                stream = self.streams.new_object(
+                    call, {"metadata": {"name": stream_name}, "spec": {"tags": []}}
+                )
+                stream = await self.streams.create_in(tx, stream)
+            elif creating and any(t.get("name") == tag for t in stream["spec"].get("tags") or []):
+                raise ApiError(
+                    409, f'imagestreamtags.{GROUP} "{name}" already exists', "AlreadyExists"
+                )
+            stream = copy.deepcopy(stream)
+            generation = int(stream["metadata"].get("generation", 1)) + 1
+            stream["metadata"]["generation"] = generation
+            spec_tag["generation"] = generation
+            tags = [t for t in stream["spec"].get("tags") or [] if t.get("name") != tag]
+            stream["spec"]["tags"] = [*tags, spec_tag]
+            # This write already tells watchers; the history below is read when they look.
+            await tx.update(key, stream)
+            if digest is not None:
+                repository_id = await ensure_repository(tx.conn, f"{call.namespace}/{stream_name}")
+                if not await link_image(tx.conn, repository_id, digest):
+                    raise bad_request(f"image {digest} is not in this registry")
+                await add_event(tx.conn, repository_id, tag, digest, generation)
+        return await self.get(call, name)
+
+    async def delete(self, call: Call, name: str, version: int | None = None) -> Object:
+        stream_name, tag = split_tag_name(name)
+        found = await self.get(call, name)
+        key = Key(IMAGE_STREAMS, call.namespace, stream_name)
+        async with self.store.transaction() as tx:
+            stream = await tx.get(key)
+            if stream is None:
+                raise self._missing(name)
+            stream["spec"]["tags"] = [
+                t for t in stream["spec"].get("tags") or [] if t.get("name") != tag
+            ]
+            repository_id = await ensure_repository(tx.conn, f"{call.namespace}/{stream_name}")
+            await remove_tag(tx.conn, repository_id, tag)
+            await touch(tx, key, stream)
+        return found
+
+
+_TAG_REFERENCE: Shape = {
+    "name": S,
+    "annotations": MAP,
+    "from": {"kind": S, "name": S, "namespace": S},
+    "reference": B,
+    "generation": INT,
+    "importPolicy": {"insecure": B, "scheduled": B, "importMode": S},
+    "referencePolicy": {"type": S},
+}
+_IMAGE_SHAPE = top(
+    dockerImageReference=S,
+    dockerImageMetadata=ANY,
+    dockerImageMetadataVersion=S,
+    dockerImageManifest=S,
+    dockerImageLayers=[{"name": S, "size": INT, "mediaType": S}],
+    signatures=[ANY],
+    dockerImageSignatures=[S],
+    dockerImageManifestMediaType=S,
+    dockerImageConfig=S,
+    dockerImageManifests=[ANY],
+)
+
+IMAGE = Kind(
+    GROUP, "v1", "Image", "images", namespaced=False, strategy=ImageStrategy(), shape=_IMAGE_SHAPE
+)
+IMAGE_STREAM = Kind(
+    GROUP,
+    "v1",
+    "ImageStream",
+    "imagestreams",
+    namespaced=True,
+    short_names=("is",),
+    categories=("all",),
+    strategy=ImageStreamStrategy(),
+    subresources=("status",),
+    shape=top(
+        spec={"lookupPolicy": {"local": B}, "dockerImageRepository": S, "tags": [_TAG_REFERENCE]},
+        status=ANY,
+    ),
+)
+IMAGE_STREAM_TAG = Kind(
+    GROUP,
+    "v1",
+    "ImageStreamTag",
+    "imagestreamtags",
+    namespaced=True,
+    short_names=("istag",),
+    verbs=("create", "delete", "get", "list", "patch", "update"),
+    strategy=ImageStreamTagStrategy(),
+    shape=top(
+        tag=_TAG_REFERENCE, generation=INT, lookupPolicy={"local": B}, conditions=[ANY], image=ANY
+    ),
+)
+IMAGE_STREAM_MAPPING = Kind(
+    GROUP,
+    "v1",
+    "ImageStreamMapping",
+    "imagestreammappings",
+    namespaced=True,
+    verbs=("create",),
+    shape=top(image=ANY, tag=S),
+)

@@ -1,0 +1,94 @@
+"""Tag history: the one record of where tags point.
+
+Every tag of a repository `<namespace>/<stream>` is the list of its tag events, newest first;
+the registry resolves pulls from the newest, and the API presents the whole list as
+`ImageStream.status.tags`. Both read and write these rows, never a copy of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..db.schema import repositories, tag_events
+
+
+@dataclass(frozen=True, slots=True)
+class TagEvent:
+    digest: str
+    created: datetime  # UTC
+    generation: int
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+async def repository_id(conn: AsyncConnection, name: str) -> int | None:
+    return await conn.scalar(select(repositories.c.id).where(repositories.c.name == name))
+
+
+async def ensure_repository(conn: AsyncConnection, name: str) -> int:
+    found = await repository_id(conn, name)
+    if found is not None:
+        return found
+    await conn.execute(
+        insert(repositories).values(name=name, created_at=datetime.now(UTC).replace(tzinfo=None))
+    )
+    created = await repository_id(conn, name)
+    assert created is not None
+    return created
+
+
+async def tags_of(conn: AsyncConnection, repository: str) -> dict[str, list[TagEvent]]:
+    """Every tag of `repository` with its events, newest first; tags sorted by name."""
+    rows = await conn.execute(
+        select(
+            tag_events.c.tag, tag_events.c.digest, tag_events.c.created_at, tag_events.c.generation
+        )
+        .join(repositories, repositories.c.id == tag_events.c.repository_id)
+        .where(repositories.c.name == repository)
+        .order_by(tag_events.c.tag, tag_events.c.id.desc())
+    )
+    found: dict[str, list[TagEvent]] = {}
+    for row in rows:
+        found.setdefault(row.tag, []).append(
+            TagEvent(row.digest, _utc(row.created_at), int(row.generation))
+        )
+    return found
+
+
+async def add_event(
+    conn: AsyncConnection, repository_id: int, tag: str, digest: str, generation: int
+) -> bool:
+    """Put `digest` at the head of `tag`; False when it already is the head (nothing to do)."""
+    head = await conn.scalar(
+        select(tag_events.c.digest)
+        .where(tag_events.c.repository_id == repository_id, tag_events.c.tag == tag)
+        .order_by(tag_events.c.id.desc())
+        .limit(1)
+    )
+    if head == digest:
+        return False
+    await conn.execute(
+        insert(tag_events).values(
+            repository_id=repository_id,
+            tag=tag,
+            digest=digest,
+            created_at=datetime.now(UTC).replace(tzinfo=None),
+            generation=generation,
+        )
+    )
+    return True
+
+
+async def remove_tag(conn: AsyncConnection, repository_id: int, tag: str) -> bool:
+    result = await conn.execute(
+        delete(tag_events).where(
+            tag_events.c.repository_id == repository_id, tag_events.c.tag == tag
+        )
+    )
+    return bool(result.rowcount)

@@ -1,0 +1,58 @@
+"""Making an image servable from a repository: its manifest, children and blobs linked there.
+
+Tagging an image into another stream (`wharf tag`, ImageStreamTags, ImageStreamMappings) must
+make it pullable from the stream's repository, whose reads see only what is linked to it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..db.schema import blobs, manifests, repository_blobs, repository_manifests
+from ..oci.manifest import InvalidManifest, parse_manifest
+
+
+def _insert(conn: AsyncConnection):  # type: ignore[no-untyped-def]
+    return sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+
+
+async def link_image(conn: AsyncConnection, repository_id: int, digest: str) -> bool:
+    """Link manifest `digest` (with its children and blobs) into the repository; False when
+    the registry does not hold that manifest."""
+    row = (
+        await conn.execute(
+            select(manifests.c.media_type, manifests.c.payload).where(manifests.c.digest == digest)
+        )
+    ).first()
+    if row is None:
+        return False
+    insert = _insert(conn)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    await conn.execute(
+        insert(repository_manifests)
+        .values(repository_id=repository_id, digest=digest, created_at=now)
+        .on_conflict_do_nothing()
+    )
+    try:
+        parsed = parse_manifest(row.payload, row.media_type)
+    except InvalidManifest:
+        return True  # stored manifests were valid when stored; nothing more to link
+    for child in parsed.children:
+        await link_image(conn, repository_id, child.digest)
+    stored = {
+        r.digest
+        for r in await conn.execute(
+            select(blobs.c.digest).where(blobs.c.digest.in_([b.digest for b in parsed.blobs]))
+        )
+    }
+    for blob in parsed.blobs:
+        if blob.digest in stored:
+            await conn.execute(
+                insert(repository_blobs)
+                .values(repository_id=repository_id, digest=blob.digest)
+                .on_conflict_do_nothing()
+            )
+    return True
