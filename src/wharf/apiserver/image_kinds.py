@@ -6,7 +6,6 @@ mapping, a tag) also rewrites the stream object, so that watchers see the change
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,9 +13,18 @@ from typing import Any
 
 from ..auth.rbac import RbacAuthorizer
 from ..auth.user import Attributes
-from ..db.objects import AlreadyExists, Key, ObjectStore, Transaction
+from ..db.objects import Key, ObjectStore, Transaction
 from ..images.history import TagEvent, add_event, ensure_repository, remove_tag, tags_of
 from ..images.links import link_image
+from ..images.streams import (
+    GROUP,
+    IMAGE_STREAMS,
+    IMAGES,
+    record_tag,
+    save_image,
+    stream_key,
+    touch,
+)
 from ..kube import format_time
 from ..oci.digest import is_digest
 from ..oci.names import NAME_RE, is_valid_tag
@@ -25,11 +33,6 @@ from .kinds import Column, Kind, Strategy
 from .meta import Object, path_segment_problem
 from .resources import Call, Resource
 from .shapes import ANY, INT, MAP, B, S, Shape, top
-
-GROUP = "image.openshift.io"
-IMAGES = f"images.{GROUP}"
-IMAGE_STREAMS = f"imagestreams.{GROUP}"
-MANAGED = "openshift.io/image.managed"
 
 
 @dataclass(frozen=True)
@@ -174,22 +177,6 @@ class ImageStreamResource(Resource):
         return deleted
 
 
-async def touch(tx: Transaction, key: Key, stream: Object) -> None:
-    """Rewrite the stream so that its resourceVersion moves and watchers hear of the change."""
-    await tx.update(key, stream)
-
-
-async def record_tag(
-    tx: Transaction, namespace: str, name: str, tag: str, digest: str, stream: Object
-) -> None:
-    """Add `digest` at the head of the stream's `tag`, make it pullable there, tell watchers."""
-    repository_id = await ensure_repository(tx.conn, f"{namespace}/{name}")
-    await link_image(tx.conn, repository_id, digest)
-    generation = int(stream["metadata"].get("generation", 1))
-    if await add_event(tx.conn, repository_id, tag, digest, generation):
-        await touch(tx, Key(IMAGE_STREAMS, namespace, name), stream)
-
-
 # ImageStreamMapping
 
 
@@ -212,15 +199,12 @@ class ImageStreamMappingResource(Resource):
             raise bad_request(f"tag {tag!r} is not a valid tag")
         digest = image["metadata"]["name"]
         new_image = self.images.new_object(call, image)
-        new_image["metadata"].setdefault("annotations", {}).setdefault(MANAGED, "true")
-        key = Key(IMAGE_STREAMS, call.namespace, name)
+        key = stream_key(call.namespace, name)
         async with self.store.transaction() as tx:
             stream = await tx.get(key)
             if stream is None:
                 raise not_found(GROUP, "imagestreams", name)
-            # The same image under another stream or tag stays one Image object.
-            with contextlib.suppress(AlreadyExists):
-                await tx.create(Key(IMAGES, "", digest), new_image)
+            await save_image(tx, new_image)
             await record_tag(tx, call.namespace, name, tag, digest, stream)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
 
