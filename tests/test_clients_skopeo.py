@@ -337,3 +337,32 @@ def test_sync_copies_every_tag(
     assert registry_http.tags(mirrored).json() == {"name": mirrored, "tags": ["v1", "v2"]}
     for tag, digest in digests.items():
         assert registry_http.manifest(mirrored, tag).headers["Docker-Content-Digest"] == digest
+
+
+def test_delete_an_index_keeps_its_children(
+    clients: Clients,
+    images: Images,
+    clean_storage: Storage,
+    wharf: WharfProcess,
+    registry_http: RegistryHTTP,
+    repo: str,
+) -> None:
+    reference = f"{wharf.host}/{repo}:multi"
+    clients.buildah(
+        images.storage, "manifest", "push", NO_TLS, "--all", images.index, f"docker://{reference}"
+    )
+    index = json.loads(clients.raw_manifest(reference))
+    children = [child["digest"] for child in index["manifests"]]
+
+    clients.skopeo("delete", NO_TLS, f"docker://{reference}")
+
+    assert registry_http.manifest(repo, "multi").status_code == 404
+    for child in children:
+        assert registry_http.manifest(repo, child).status_code == 200
+    (arm64,) = [
+        child["digest"]
+        for child in index["manifests"]
+        if child["platform"]["architecture"] == "arm64"
+    ]
+    pulled = clients.pull(clean_storage, f"{wharf.host}/{repo}@{arm64}", "--arch", "arm64")
+    assert pulled == images.arm.image_id

@@ -154,10 +154,12 @@ class Clients:
             f'[storage]\ndriver = "vfs"\ngraphroot = "{default}/root"\n'
             f'runroot = "{default}/runroot"\n'
         )
-        containers_conf = config / "containers.conf"
-        containers_conf.write_text('[engine]\nevents_logger = "none"\n')
         tmp = home / "tmp"
         tmp.mkdir()
+        containers_conf = config / "containers.conf"
+        containers_conf.write_text(
+            f'[engine]\nevents_logger = "none"\nimage_copy_tmp_dir = "{tmp}"\n'
+        )
         auth_file = home / "auth.json"
         auth_file.write_text('{"auths": {}}')
         self.env = {
