@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.cluster import Cluster
 from tests.support.server import WharfProcess, running_wharf
 
 
@@ -34,3 +35,12 @@ def repo() -> str:
 def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
         yield session
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A Wharf of this test module's own, seen through its control plane: kubeadmin logged in,
+    users made on demand, kubectl and kubeconfigs (tests/test_api_*.py)."""
+    base = tmp_path_factory.mktemp("cluster")
+    with running_wharf(base / "data") as process:
+        yield Cluster(process, base)

@@ -19,7 +19,7 @@ from ..auth.user import Attributes, UserInfo
 from ..db.objects import Expired
 from . import protobuf
 from .context import API, Api
-from .errors import ApiError, bad_request, forbidden, status_object
+from .errors import ApiError, bad_request, conflict, forbidden, status_object
 from .kinds import Kind
 from .meta import Object, field_selector, label_selector
 from .resources import Call, Resource
@@ -350,16 +350,35 @@ async def patch_object(request: web.Request, target: Target, call: Call) -> web.
     raise ApiError(409, "too many conflicts while patching; try again", "Conflict")
 
 
-def _delete_precondition(body: Object | None) -> int | None:
-    if not body:
-        return None
-    version = (body.get("preconditions") or {}).get("resourceVersion")
-    return int(version) if version else None
+async def _delete_precondition(target: Target, call: Call, body: Object | None) -> int | None:
+    """The resourceVersion a delete requires: DeleteOptions' own, or, for a uid precondition,
+    the version of the object whose uid was checked (so that nothing can change in between)."""
+    preconditions = (body or {}).get("preconditions") or {}
+    if not isinstance(preconditions, dict):
+        raise bad_request("preconditions must be an object")
+    version = preconditions.get("resourceVersion")
+    if version and not str(version).isdigit():
+        raise conflict(target.kind.group, target.kind.plural, target.name)
+    uid = preconditions.get("uid")
+    if not uid:
+        return int(version) if version else None
+    current = await target.resource.get(call, target.name)
+    meta = current["metadata"]
+    if meta.get("uid") != uid:
+        raise ApiError(
+            409,
+            f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+            f"{meta.get('uid', '')}",
+            "Conflict",
+            {"name": target.name, "group": target.kind.group, "kind": target.kind.plural},
+        )
+    return int(version) if version else int(meta["resourceVersion"])
 
 
 async def delete_object(request: web.Request, target: Target, call: Call) -> web.StreamResponse:
     body = await read_object(request) if request.body_exists else None
-    deleted = await target.resource.delete(call, target.name, _delete_precondition(body))
+    version = await _delete_precondition(target, call, body)
+    deleted = await target.resource.delete(call, target.name, version)
     return _respond(request, target, deleted)
 
 

@@ -1,0 +1,339 @@
+"""Talk to a Wharf's control plane as its users do: log in like `oc login`, call the API with
+requests, and drive the real kubectl with a kubeconfig of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+import yaml
+
+from tests.support.server import WharfProcess
+
+KUBECTL_TIMEOUT = 60.0
+CHALLENGING_CLIENT = "openshift-challenging-client"
+RBAC = "rbac.authorization.k8s.io"
+
+
+def login(api_url: str, ca_file: Path, user: str, password: str) -> str:
+    """Log in like `oc login`: the challenging client's implicit grant; returns the token."""
+    response = requests.get(
+        f"{api_url}/oauth/authorize",
+        params={"client_id": CHALLENGING_CLIENT, "response_type": "token"},
+        headers={"X-CSRF-Token": "1"},
+        auth=(user, password),
+        allow_redirects=False,
+        verify=str(ca_file),
+        timeout=30,
+    )
+    assert response.status_code == 302, (response.status_code, response.text)
+    fragment = parse_qs(urlsplit(response.headers["Location"]).fragment)
+    token = fragment["access_token"][0]
+    assert token.startswith("sha256~"), token
+    return token
+
+
+def unique(prefix: str) -> str:
+    """A DNS-1123 name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+class Api(requests.Session):
+    """A requests session against the API: the CA trusted, `path` relative to the API root."""
+
+    def __init__(self, base: str, ca_file: Path, token: str | None = None) -> None:
+        super().__init__()
+        self.base = base
+        self.verify = str(ca_file)
+        if token is not None:
+            self.headers["Authorization"] = f"Bearer {token}"
+
+    def request(  # type: ignore[override]
+        self, method: str, url: str, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        if url.startswith("/"):
+            url = self.base + url
+        kwargs.setdefault("timeout", 30)
+        # Explicitly: requests lets REQUESTS_CA_BUNDLE override a session's `verify`.
+        kwargs.setdefault("verify", self.verify)
+        return super().request(method, url, *args, **kwargs)
+
+
+@dataclass
+class User:
+    name: str
+    password: str
+    token: str
+    api: Api
+    kubeconfig: Path
+
+
+@dataclass
+class Kubectl:
+    """The machine's kubectl with a kubeconfig of ours; nothing of the machine's is read."""
+
+    kubeconfig: Path
+    home: Path
+
+    def env(self) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "KUBECONFIG": str(self.kubeconfig),
+        }
+
+    def argv(self, args: Sequence[str]) -> list[str]:
+        return ["kubectl", "--kubeconfig", str(self.kubeconfig), *args]
+
+    def run(
+        self,
+        *args: str,
+        input: str | None = None,
+        timeout: float = KUBECTL_TIMEOUT,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            self.argv(args),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} exited {result.returncode}\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}"
+            )
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "-o", "json").stdout)
+
+    @contextmanager
+    def background(self, *args: str) -> Iterator[Output]:
+        """Run a long-lived kubectl (`get -w`); its output is collected as it comes."""
+        process = subprocess.Popen(
+            self.argv(args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env(),
+        )
+        output = Output(process)
+        try:
+            yield output
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            output.join()
+
+
+class Output:
+    """The stdout and stderr of a running process, read by threads, waited on with a bound."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self._lines: list[str] = []
+        self._errors: list[str] = []
+        self._changed = threading.Condition()
+        self._threads = [
+            threading.Thread(target=self._pump, args=(process.stdout, self._lines), daemon=True),
+            threading.Thread(target=self._pump, args=(process.stderr, self._errors), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _pump(self, stream: Any, into: list[str]) -> None:
+        for line in stream:
+            with self._changed:
+                into.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def lines(self) -> list[str]:
+        with self._changed:
+            return list(self._lines)
+
+    def wait_for(self, predicate: Any, timeout: float = 30.0) -> list[str]:
+        """Wait until `predicate(lines)` holds; fail with what was seen after `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate(list(self._lines)):
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.process.poll() is not None and not self._alive()):
+                    raise AssertionError(
+                        f"not seen within {timeout}s; stdout: {self._lines}; stderr: {self._errors}"
+                    )
+                self._changed.wait(min(left, 0.5))
+            return list(self._lines)
+
+    def _alive(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+
+def write_kubeconfig(
+    path: Path, server: str, ca_file: Path, token: str, namespace: str = ""
+) -> Path:
+    context: dict[str, Any] = {"cluster": "wharf", "user": "wharf"}
+    if namespace:
+        context["namespace"] = namespace
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "wharf", "cluster": {"server": server, "certificate-authority": str(ca_file)}}
+        ],
+        "users": [{"name": "wharf", "user": {"token": token}}],
+        "contexts": [{"name": "wharf", "context": context}],
+        "current-context": "wharf",
+        "preferences": {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+class Cluster:
+    """One Wharf's control plane, as the tests use it: kubeadmin, and users made on demand."""
+
+    def __init__(self, wharf: WharfProcess, workdir: Path) -> None:
+        self.wharf = wharf
+        self.workdir = workdir
+        self.admin_token = login(
+            wharf.api_url, wharf.ca_file, "kubeadmin", wharf.kubeadmin_password
+        )
+        self.admin = self.api(self.admin_token)
+
+    @property
+    def url(self) -> str:
+        return self.wharf.api_url
+
+    def api(self, token: str | None = None) -> Api:
+        return Api(self.wharf.api_url, self.wharf.ca_file, token)
+
+    def login(self, name: str, password: str) -> str:
+        return login(self.wharf.api_url, self.wharf.ca_file, name, password)
+
+    def add_user(self, name: str, password: str | None = None) -> tuple[str, str]:
+        """Add `name` to the htpasswd file; returns (name, password)."""
+        from wharf.auth.htpasswd import Htpasswd
+
+        password = password or uuid.uuid4().hex
+        Htpasswd(self.wharf.data_dir / "auth" / "htpasswd").set_password(name, password)
+        return name, password
+
+    def user(self, prefix: str = "user") -> User:
+        """A new user, logged in once: they have a User object and a token."""
+        name, password = self.add_user(unique(prefix))
+        token = self.login(name, password)
+        return User(name, password, token, self.api(token), self.kubeconfig(token, name))
+
+    def kubeconfig(self, token: str, label: str = "") -> Path:
+        path = self.workdir / "kubeconfigs" / f"{label or uuid.uuid4().hex[:8]}.yaml"
+        return write_kubeconfig(path, self.url, self.wharf.ca_file, token)
+
+    def kubectl(self, token: str | None = None, kubeconfig: Path | None = None) -> Kubectl:
+        config = kubeconfig or self.kubeconfig(token or self.admin_token)
+        home = self.workdir / "home"
+        home.mkdir(exist_ok=True)
+        return Kubectl(config, home)
+
+    def new_project(self, api: Api, name: str | None = None) -> str:
+        name = name or unique("proj")
+        response = api.post(
+            "/apis/project.openshift.io/v1/projectrequests",
+            json={
+                "apiVersion": "project.openshift.io/v1",
+                "kind": "ProjectRequest",
+                "metadata": {"name": name},
+            },
+        )
+        assert response.status_code == 201, response.text
+        return name
+
+    def bind(
+        self,
+        namespace: str,
+        role: str,
+        subject: Mapping[str, str],
+        kind: str = "ClusterRole",
+        api: Api | None = None,
+    ) -> requests.Response:
+        """A RoleBinding of `role` to `subject` in `namespace`."""
+        return (api or self.admin).post(
+            f"/apis/{RBAC}/v1/namespaces/{namespace}/rolebindings",
+            json=rolebinding(unique("rb"), role, subject, kind),
+        )
+
+
+def user_subject(name: str) -> dict[str, str]:
+    return {"kind": "User", "apiGroup": RBAC, "name": name}
+
+
+def rolebinding(
+    name: str, role: str, subject: Mapping[str, str], kind: str = "ClusterRole"
+) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{RBAC}/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": RBAC, "kind": kind, "name": role},
+        "subjects": [dict(subject)],
+    }
+
+
+def assert_status(
+    response: requests.Response, code: int, reason: str, message_part: str = ""
+) -> dict[str, Any]:
+    """The answer is a Kubernetes Status with this code and reason."""
+    assert response.status_code == code, (response.status_code, response.text)
+    assert response.headers.get("Content-Type", "").startswith("application/json"), response.headers
+    body: dict[str, Any] = response.json()
+    assert body["kind"] == "Status", body
+    assert body["apiVersion"] == "v1", body
+    assert body["status"] == "Failure", body
+    assert body["code"] == code, body
+    assert body["reason"] == reason, body
+    assert message_part in body.get("message", ""), body
+    return body
+
+
+def watch_events(
+    api: Api, path: str, params: Mapping[str, str], count: int, timeout: float = 15.0
+) -> list[dict[str, Any]]:
+    """Read `count` events of a watch (or fewer if the server ends it within `timeout`)."""
+    query = {"watch": "true", "timeoutSeconds": str(int(timeout)), **params}
+    events: list[dict[str, Any]] = []
+    with api.get(path, params=query, stream=True, timeout=timeout + 10) as response:
+        assert response.status_code == 200, response.text
+        for line in response.iter_lines():
+            if not line:
+                continue
+            events.append(json.loads(line))
+            if len(events) >= count:
+                break
+    return events
