@@ -13,19 +13,24 @@ import structlog
 from aiohttp import web
 
 from .apiserver import bootstrap
+from .apiserver.addresses import RouteAddresses
 from .apiserver.app import build_kinds
 from .apiserver.app import install as install_api
 from .apiserver.context import Api
-from .apiserver.image_kinds import Addresses
 from .auth.authenticator import Authenticator
 from .auth.htpasswd import Htpasswd
 from .auth.rbac import RbacAuthorizer
 from .db.engine import Database, sqlite_url
 from .db.objects import ObjectStore
 from .registry import app as registry_app
-from .registry.access import AllowAll
+from .registry import token_endpoint
+from .registry.access import AllowAll, Authorizer
+from .registry.cluster_access import ClusterAccess
 from .registry.context import Registry
 from .registry.metadata import RegistryMetadata
+from .registry.publish import LocalTags, Publisher
+from .registry.stream_publisher import StreamPublisher
+from .registry.token_endpoint import CLUSTER_ACCESS
 from .registry.uploads import Uploads
 from .storage.filesystem import FilesystemBlobStore
 from .tls import Certificates
@@ -43,6 +48,15 @@ class Settings:
     sweep_interval: float = 60.0
     api_host: str = "127.0.0.1"
     api_port: int = 8443
+    # Off: the registry alone, open to everybody, tags kept without image streams.
+    auth: bool = True
+    registry_tls: bool = True
+    # The registry's address for clients outside (the route's host); default: listen address.
+    public_host: str | None = None
+
+    @property
+    def internal_address(self) -> str:
+        return f"{self.listen_host}:{self.listen_port}"
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -71,23 +85,31 @@ async def build_apps(settings: Settings) -> Apps:
         # Printed once, on the first start; it is also kept in the data directory.
         print(f"kubeadmin password: {password}", flush=True)
 
+    await bootstrap.ensure_route(objects, settings.public_host or settings.internal_address)
+    addresses = RouteAddresses(objects, settings.internal_address)
+
     store = FilesystemBlobStore(settings.data_dir)
     metadata = RegistryMetadata(database)
-    registry = Registry(metadata, store, Uploads(metadata, store), AllowAll())
     registry_web = web.Application()
     registry_web.router.add_get("/healthz", healthz)
+    if settings.auth:
+        access = ClusterAccess(authenticator, rbac)
+        publisher: Publisher = StreamPublisher(
+            metadata, objects, store, rbac, addresses.internal_address
+        )
+        registry_web[CLUSTER_ACCESS] = access
+        registry_web.router.add_get("/openshift/token", token_endpoint.token)
+        authorizer: Authorizer = access
+    else:
+        authorizer, publisher = AllowAll(), LocalTags(metadata)
+    registry = Registry(metadata, store, Uploads(metadata, store), authorizer, publisher)
     registry_app.install(registry_web, registry)
     registry_web.cleanup_ctx.append(
         registry_app.sweeper(settings.sweep_interval, settings.upload_timeout)
     )
 
     api_web = web.Application()
-    internal = Addresses(f"{settings.listen_host}:{settings.listen_port}")
-
-    async def addresses() -> Addresses:
-        return internal
-
-    kinds = build_kinds(objects, authenticator, rbac, addresses)
+    kinds = build_kinds(objects, authenticator, rbac, addresses.addresses)
     install_api(api_web, Api(objects, kinds, authenticator, rbac), authenticator)
     return Apps(registry_web, api_web, database)
 
@@ -104,14 +126,17 @@ async def _start(
 async def serve(settings: Settings) -> None:
     apps = await build_apps(settings)
     certificates = Certificates(settings.data_dir / "tls")
-    certificates.ensure([settings.api_host, settings.listen_host])
+    public = (settings.public_host or "").rsplit(":", 1)[0]
+    certificates.ensure([settings.api_host, settings.listen_host, public])
+    registry_context = certificates.server_context() if settings.registry_tls else None
     runners = [
-        await _start(apps.registry, settings.listen_host, settings.listen_port),
+        await _start(apps.registry, settings.listen_host, settings.listen_port, registry_context),
         await _start(apps.api, settings.api_host, settings.api_port, certificates.server_context()),
     ]
+    scheme = "https" if settings.registry_tls else "http"
     log.info(
         "serving",
-        registry=f"http://{settings.listen_host}:{settings.listen_port}",
+        registry=f"{scheme}://{settings.listen_host}:{settings.listen_port}",
         api=f"https://{settings.api_host}:{settings.api_port}",
         data_dir=str(settings.data_dir),
     )

@@ -39,6 +39,8 @@ class WharfProcess:
     data_dir: Path
     log_path: Path
     api_port: int
+    integrated: bool = False
+
 
     @property
     def host(self) -> str:
@@ -46,7 +48,7 @@ class WharfProcess:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.integrated else 'http'}://{self.host}"
 
     @property
     def api_url(self) -> str:
@@ -70,9 +72,7 @@ def _healthy(
 ) -> bool:
     if process.poll() is not None:
         raise AssertionError(f"wharf exited with {process.returncode}")
-    if ca_file is None:
-        url = f"{url}/healthz"
-    elif not ca_file.exists():
+    if ca_file is not None and not ca_file.exists():
         return False
     try:
         return requests.get(url, timeout=1, verify=str(ca_file or True)).status_code == 200
@@ -82,11 +82,19 @@ def _healthy(
 
 @contextmanager
 def running_wharf(
-    data_dir: Path, *args: str, port: int | None = None, api_port: int | None = None
+    data_dir: Path,
+    *args: str,
+    port: int | None = None,
+    api_port: int | None = None,
+    integrated: bool = False,
 ) -> Iterator[WharfProcess]:
+    """A Wharf process. By default its registry stands alone (plain HTTP, open to everybody);
+    `integrated` runs it as users do: TLS, cluster logins and permissions, image streams."""
     port = port or free_port()
     # Each process gets an API port of its own: the default, 8443, would allow only one.
     api_port = api_port or free_port()
+    if not integrated:
+        args = ("--no-auth", "--no-registry-tls", *args)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"wharf-{port}.log"
     with log_path.open("wb") as log:
@@ -97,11 +105,11 @@ def running_wharf(
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    wharf = WharfProcess(process, port, data_dir, log_path, api_port)
+    wharf = WharfProcess(process, port, data_dir, log_path, api_port, integrated)
     try:
         wait_until(
-            lambda: _healthy(wharf.url, process)
-            and _healthy(f"{wharf.api_url}/readyz", process, wharf.ca_file),
+            lambda: _healthy(f"{wharf.api_url}/readyz", process, wharf.ca_file)
+            and _healthy(f"{wharf.url}/healthz", process, wharf.ca_file if integrated else None),
             timeout=60,
         )
         yield wharf

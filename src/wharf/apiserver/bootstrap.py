@@ -84,6 +84,57 @@ async def ensure_namespaces(store: ObjectStore) -> None:
             await populate_project(tx, name, None)
 
 
+async def ensure_route(store: ObjectStore, host: str) -> None:
+    """The registry's route, `default-route` in openshift-image-registry, with `host` as its
+    host: clients outside reach the registry there."""
+    key = Key("routes.route.openshift.io", "openshift-image-registry", "default-route")
+    current = await store.get(key)
+    spec = {
+        "host": host,
+        "to": {"kind": "Service", "name": "image-registry", "weight": 100},
+        "port": {"targetPort": "5000-tcp"},
+        "tls": {"termination": "reencrypt"},
+        "wildcardPolicy": "None",
+    }
+    async with store.transaction() as tx:
+        if current is None:
+            await tx.create(
+                key,
+                {
+                    "apiVersion": "route.openshift.io/v1",
+                    "kind": "Route",
+                    "metadata": {
+                        "name": "default-route",
+                        "namespace": "openshift-image-registry",
+                        "uid": new_uid(),
+                        "creationTimestamp": now(),
+                        "generation": 1,
+                        "annotations": {"imageregistry.openshift.io": "true"},
+                    },
+                    "spec": spec,
+                    "status": {
+                        "ingress": [
+                            {
+                                "host": host,
+                                "routerName": "wharf",
+                                "conditions": [
+                                    {
+                                        "type": "Admitted",
+                                        "status": "True",
+                                        "lastTransitionTime": now(),
+                                    }
+                                ],
+                            }
+                        ]
+                    },
+                },
+            )
+        elif (current.get("spec") or {}).get("host") != host:
+            current["spec"] = {**(current.get("spec") or {}), "host": host}
+            current["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
+            await tx.update(key, current)
+
+
 def ensure_kubeadmin(htpasswd: Htpasswd, data_dir: Path) -> str | None:
     """Create kubeadmin with a random password on first start; return the password then."""
     if htpasswd.has(KUBEADMIN):

@@ -33,8 +33,19 @@ def serve_command(
     upload_timeout: Annotated[
         float, typer.Option(help="Seconds after which an idle upload session is removed")
     ] = 3600.0,
+    public_host: Annotated[
+        str | None,
+        typer.Option(help="The registry's host for clients (the route's host); default: --listen"),
+    ] = None,
+    auth: Annotated[
+        bool,
+        typer.Option(help="Registry access by cluster tokens and RBAC; --no-auth: open to all"),
+    ] = True,
+    registry_tls: Annotated[
+        bool, typer.Option(help="Serve the registry over TLS with Wharf's own CA")
+    ] = True,
 ) -> None:
-    """Run the registry."""
+    """Run Wharf: the registry and the cluster API, in one process."""
     from datetime import timedelta
 
     host, port = _host_port(listen)
@@ -48,6 +59,9 @@ def serve_command(
         database_url=database_url,
         upload_timeout=timedelta(seconds=upload_timeout),
         sweep_interval=min(60.0, max(upload_timeout / 4, 0.5)),
+        auth=auth,
+        registry_tls=registry_tls,
+        public_host=public_host,
     )
     asyncio.run(serve(settings))
 

@@ -11,6 +11,7 @@ from ..storage.base import BlobStore
 from .access import Action, Authorizer
 from .errors import RegistryError
 from .metadata import RegistryMetadata
+from .publish import Publisher
 from .uploads import Uploads
 
 
@@ -20,6 +21,7 @@ class Registry:
     store: BlobStore
     uploads: Uploads
     authorizer: Authorizer
+    publisher: Publisher
 
 
 REGISTRY = web.AppKey("registry", Registry)

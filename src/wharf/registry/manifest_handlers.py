@@ -79,7 +79,7 @@ async def put_manifest(request: web.Request) -> web.Response:
     if by_digest and digest != reference:
         raise RegistryError("DIGEST_INVALID", f"manifest digest is {digest}, not {reference}")
     registry = registry_of(request)
-    await registry.metadata.put_manifest(name, manifest, None if by_digest else reference)
+    await registry.publisher.publish(request, name, manifest, None if by_digest else reference)
     headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
     if manifest.subject is not None:
         headers["OCI-Subject"] = manifest.subject.digest
@@ -103,11 +103,11 @@ async def delete_manifest(request: web.Request) -> web.Response:
     name = await authorized_repository(request, Action.DELETE)
     reference, by_digest = _reference(request)
     registry = registry_of(request)
-    repository_id = await existing_repository_id(request, name, "NAME_UNKNOWN")
+    await existing_repository_id(request, name, "NAME_UNKNOWN")
     if by_digest:
-        found = await registry.metadata.delete_manifest(repository_id, reference)
+        found = await registry.publisher.delete_manifest(request, name, reference)
     else:
-        found = await registry.metadata.delete_tag(repository_id, reference)
+        found = await registry.publisher.untag(request, name, reference)
     if not found:
         raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})
     return web.Response(status=202)

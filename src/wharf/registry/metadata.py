@@ -186,33 +186,38 @@ class RegistryMetadata:
 
     # Manifests and tags
 
-    async def put_manifest(self, name: str, manifest: ParsedManifest, tag: str | None) -> None:
-        """Store the manifest in repository `name` (created if it must be) and move `tag`."""
-        digest = str(manifest.digest)
-        async with self.db.write() as conn:
-            repository_id = await self._ensure_repository(conn, name)
-            await self._check_references(conn, repository_id, manifest)
-            now = utcnow()
-            await conn.execute(
-                self._insert_ignore(
-                    manifests,
-                    digest=digest,
-                    media_type=manifest.media_type,
-                    payload=manifest.payload,
-                    subject=manifest.subject.digest if manifest.subject else None,
-                    artifact_type=_artifact_type(manifest),
-                    annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
-                    created_at=now,
-                )
-            )
-            await conn.execute(
-                self._insert_ignore(
-                    repository_manifests, repository_id=repository_id, digest=digest, created_at=now
-                )
-            )
-            if tag is not None:
-                await self._add_tag_event(conn, repository_id, tag, digest, now)
+    def remember(self, name: str, repository_id: int) -> None:
+        """Note a repository id once the transaction that made it has committed."""
         self._repository_ids[name] = repository_id
+
+    async def store_manifest(
+        self, conn: AsyncConnection, name: str, manifest: ParsedManifest
+    ) -> int:
+        """Store the manifest in repository `name` (made if it must be) within `conn`'s
+        transaction, after checking that everything it refers to is there; return the
+        repository's id (for `remember` once committed)."""
+        digest = str(manifest.digest)
+        repository_id = await self._ensure_repository(conn, name)
+        await self._check_references(conn, repository_id, manifest)
+        now = utcnow()
+        await conn.execute(
+            self._insert_ignore(
+                manifests,
+                digest=digest,
+                media_type=manifest.media_type,
+                payload=manifest.payload,
+                subject=manifest.subject.digest if manifest.subject else None,
+                artifact_type=_artifact_type(manifest),
+                annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
+                created_at=now,
+            )
+        )
+        await conn.execute(
+            self._insert_ignore(
+                repository_manifests, repository_id=repository_id, digest=digest, created_at=now
+            )
+        )
+        return repository_id
 
     async def _check_references(
         self, conn: AsyncConnection, repository_id: int, manifest: ParsedManifest
@@ -254,23 +259,6 @@ class RegistryMetadata:
                     raise RegistryError(
                         "MANIFEST_BLOB_UNKNOWN", detail={"digest": descriptor.digest}
                     )
-
-    async def _add_tag_event(
-        self, conn: AsyncConnection, repository_id: int, tag: str, digest: str, now: datetime
-    ) -> None:
-        head = await conn.scalar(
-            select(tag_events.c.digest)
-            .where(tag_events.c.repository_id == repository_id, tag_events.c.tag == tag)
-            .order_by(tag_events.c.id.desc())
-            .limit(1)
-        )
-        if head == digest:  # pushing the same image to the same tag changes nothing
-            return
-        await conn.execute(
-            insert(tag_events).values(
-                repository_id=repository_id, tag=tag, digest=digest, created_at=now, generation=1
-            )
-        )
 
     async def manifest(
         self, repository_id: int, reference: str, by_digest: bool

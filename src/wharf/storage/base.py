@@ -41,3 +41,6 @@ class BlobStore(Protocol):
 
     async def exists(self, digest: str) -> bool:
         """Whether the bytes of `digest` are stored."""
+
+    async def read(self, digest: str, limit: int) -> bytes | None:
+        """The whole blob, when it is stored and no larger than `limit` bytes."""

@@ -42,6 +42,9 @@ class FilesystemBlobStore:
     async def exists(self, digest: str) -> bool:
         return await asyncio.to_thread(self._blob_path(digest).is_file)
 
+    async def read(self, digest: str, limit: int) -> bytes | None:
+        return await asyncio.to_thread(_read_small, self._blob_path(digest), limit)
+
     async def start_upload(self, upload_id: str) -> None:
         await asyncio.to_thread(self._upload_path(upload_id).touch)
 
@@ -155,6 +158,15 @@ def _writeback_starter() -> Callable[[int, int], None]:
 
 
 _start_writeback = _writeback_starter()
+
+
+def _read_small(path: Path, limit: int) -> bytes | None:
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(limit + 1)
+    except FileNotFoundError:
+        return None
+    return data if len(data) <= limit else None
 
 
 def _hash_file(path: Path, size: int, hasher: Any) -> None:

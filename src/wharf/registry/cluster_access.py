@@ -1,0 +1,148 @@
+"""Registry access decided by the cluster, as OpenShift's registry decides it: the caller's
+token names a user, and the user's RBAC permissions on the project's image resources decide.
+
+- pull: `get imagestreams/layers` in the project; push: `get` and `update` of it;
+  delete: `delete images` at the cluster scope.
+- Any token is accepted as a Basic password (the user name is ignored) or as a Bearer token;
+  the literal token `anonymous` (what /openshift/token gives without credentials) is
+  `system:anonymous`.
+- Token checks are cached for CACHE_SECONDS, so that a revoked token stops working within it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from ..auth.authenticator import Authenticator, basic_credentials
+from ..auth.rbac import RbacAuthorizer
+from ..auth.user import ANONYMOUS, Attributes, UserInfo
+from .access import Action
+from .errors import RegistryError
+
+GROUP = "image.openshift.io"
+USER_KEY = "wharf.user"
+ANONYMOUS_TOKEN = "anonymous"
+
+
+def split_repository(name: str) -> tuple[str, str] | None:
+    """(project, stream) of a repository name; None unless it has exactly two parts."""
+    parts = name.split("/")
+    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
+
+
+def token_realm(request: web.Request) -> str:
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme)
+    host = request.headers.get("X-Forwarded-Host", request.host)
+    return f"{scheme}://{host}/openshift/token"
+
+
+def challenge(request: web.Request) -> RegistryError:
+    """No credentials at all: point the client at the token endpoint."""
+    return RegistryError(
+        "UNAUTHORIZED",
+        headers={"WWW-Authenticate": f'Bearer realm="{token_realm(request)}"'},
+        detail=[],
+    )
+
+
+def access_denied(message: str = "access denied") -> RegistryError:
+    return RegistryError(
+        "UNAUTHORIZED",
+        message,
+        headers={"WWW-Authenticate": 'Basic realm=openshift,error="access denied"'},
+    )
+
+
+UNDECODABLE = RegistryError(
+    "UNAUTHORIZED",
+    "failed to decode credentials",
+    headers={"WWW-Authenticate": 'Basic realm=openshift,error="failed to decode credentials"'},
+)
+
+
+def presented_token(request: web.Request) -> str | None:
+    """The token a request carries (Bearer, or the password of Basic); None without one.
+    Raises the registry's challenges for headers that carry no usable token."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        raise challenge(request)
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        token = value.strip()
+        return None if token in ("", ANONYMOUS_TOKEN) else token
+    if scheme.lower() == "basic":
+        credentials = basic_credentials(header)
+        if credentials is None or not credentials[1]:
+            raise UNDECODABLE
+        return None if credentials[1] == ANONYMOUS_TOKEN else credentials[1]
+    raise challenge(request)
+
+
+class ClusterAccess:
+    CACHE_SECONDS = 0.5
+
+    def __init__(self, authenticator: Authenticator, rbac: RbacAuthorizer) -> None:
+        self.authenticator = authenticator
+        self.rbac = rbac
+        self._users: dict[str, tuple[float, UserInfo | None]] = {}
+
+    async def user_for(self, token: str) -> UserInfo | None:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._users.get(key)
+        moment = time.monotonic()
+        if cached is not None and cached[0] > moment:
+            return cached[1]
+        user = await self.authenticator.user_for_token(token)
+        if len(self._users) > 10_000:
+            self._users.clear()
+        self._users[key] = (moment + self.CACHE_SECONDS, user)
+        return user
+
+    async def caller(self, request: web.Request) -> UserInfo:
+        known = request.get(USER_KEY)
+        if isinstance(known, UserInfo):
+            return known
+        token = presented_token(request)
+        user = ANONYMOUS if token is None else await self.user_for(token)
+        if user is None:
+            raise access_denied()
+        request[USER_KEY] = user
+        return user
+
+    async def allowed(self, user: UserInfo, repository: str, action: Action) -> bool:
+        if action is Action.DELETE:
+            return await self.rbac.allowed(Attributes(user, "delete", GROUP, "images"))
+        project, stream = split_repository(repository) or ("", "")
+        verbs = ("get",) if action is Action.PULL else ("get", "update")
+        for verb in verbs:
+            attributes = Attributes(user, verb, GROUP, "imagestreams", "layers", project, stream)
+            if not await self.rbac.allowed(attributes):
+                return False
+        return True
+
+    async def authorize(
+        self, request: web.Request, repository: str | None, actions: Sequence[Action]
+    ) -> None:
+        if repository is not None and split_repository(repository) is None:
+            raise RegistryError(
+                "NAME_INVALID",
+                f"repository name {repository!r} invalid: it must be of the format "
+                "<project>/<name>",
+            )
+        user = await self.caller(request)
+        for action in actions:
+            if repository is not None and not await self.allowed(user, repository, action):
+                raise access_denied(f"{user.name} may not {action.value} {repository}")
+
+    async def may_pull(self, request: web.Request, repository: str) -> bool:
+        if split_repository(repository) is None:
+            return False
+        try:
+            user = await self.caller(request)
+        except RegistryError:
+            return False
+        return await self.allowed(user, repository, Action.PULL)
