@@ -175,6 +175,8 @@ async def _token_request(request: web.Request) -> web.Response:
 
 def install(app: web.Application, api: Api, authenticator: Authenticator) -> None:
     app[API] = api
+    app[rest.WATCHES] = rest.Watches()
+    app.on_shutdown.append(rest.end_watches)
     app.middlewares.append(status_errors)
     r = app.router
     for path in ("/healthz", "/readyz", "/livez"):

@@ -79,6 +79,16 @@ def _is_watch(request: web.Request) -> bool:
     return request.query.get("watch", "").lower() in ("1", "true")
 
 
+# A namespace, or a project, is its own namespace to RBAC: a project admin may get or delete it.
+_SELF_NAMESPACED = {("", "namespaces"), ("project.openshift.io", "projects")}
+
+
+def _authorized_namespace(group: str, target: Target) -> str:
+    if target.name and (group, target.kind.plural) in _SELF_NAMESPACED:
+        return target.name
+    return target.namespace
+
+
 async def authorize(request: web.Request, user: UserInfo, attributes: Attributes) -> None:
     api = request.app[API]
     if not await api.authorizer.allowed(attributes):
@@ -112,11 +122,16 @@ async def handle(request: web.Request, group: str, version: str, tail: str) -> w
             group,
             target.kind.plural,
             target.subresource,
-            target.namespace,
+            _authorized_namespace(group, target),
             target.name,
         ),
     )
-    call = Call(user, target.namespace, dry_run=request.query.get("dryRun") == "All")
+    call = Call(
+        user,
+        target.namespace,
+        dry_run=request.query.get("dryRun") == "All",
+        subresource=target.subresource,
+    )
     handler = _HANDLERS[verb]
     return await handler(request, target, call)
 
@@ -420,12 +435,15 @@ async def watch_objects(request: web.Request, target: Target, call: Call) -> web
             return False
         return matches(obj)
 
+    shown: set[str] = set()  # the objects this watcher was shown: it also sees them go
+
     async def stream() -> None:
         if version_text in ("", "0"):
             # No starting point: the current objects first, as ADDED, then what changes.
             items, start = await target.resource.list(call)
             for item in items:
                 if relevant(item):
+                    shown.add(_position(item))
                     await send("ADDED", item)
         else:
             if not version_text.isdigit():
@@ -433,9 +451,21 @@ async def watch_objects(request: web.Request, target: Target, call: Call) -> web
             start = int(version_text)
         async for event in api.store.watch(start, target.resource.watched()):
             obj = await target.resource.present(call, event.object)
-            if relevant(obj):
-                await send(event.type, obj)
+            if not relevant(obj):
+                continue
+            position = _position(obj)
+            if event.type == "DELETED" and position in shown:
+                shown.discard(position)
+            elif await target.resource.visible_to(call, event.object):
+                shown.add(position)
+            else:
+                continue
+            await send(event.type, obj)
 
+    watches = request.app[WATCHES]
+    task = asyncio.current_task()
+    assert task is not None
+    watches.add(task)
     try:
         await asyncio.wait_for(stream(), timeout)
     except TimeoutError:
@@ -449,8 +479,24 @@ async def watch_objects(request: web.Request, target: Target, call: Call) -> web
         )
     except (ConnectionResetError, asyncio.CancelledError):
         return response
+    finally:
+        watches.discard(task)
     await response.write_eof()
     return response
+
+
+# Watches run until their timeout; a server that stops ends them at once instead of waiting.
+class Watches(set[asyncio.Task[Any]]):
+    """The watch requests in progress."""
+
+
+WATCHES = web.AppKey("watches", Watches)
+
+
+async def end_watches(app: web.Application) -> None:
+    running: Watches = app[WATCHES]
+    for task in list(running):
+        task.cancel()
 
 
 Verb = Callable[[web.Request, Target, Call], Awaitable[web.StreamResponse]]
