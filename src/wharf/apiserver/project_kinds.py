@@ -74,6 +74,11 @@ class ProjectResource(Resource):
             items = [item for item in items if await self.visible(call, item["metadata"]["name"])]
         return [project_of(item) for item in items], version
 
+    async def visible_to(self, call: Call, obj: Object) -> bool:
+        if await self.rbac.allowed(Attributes(call.user, "list", "", "namespaces")):
+            return True
+        return await self.visible(call, obj["metadata"]["name"])
+
     async def visible(self, call: Call, name: str) -> bool:
         for group, resource in (("project.openshift.io", "projects"), ("", "namespaces")):
             if await self.rbac.allowed(

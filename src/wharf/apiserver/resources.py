@@ -21,6 +21,7 @@ class Call:
     user: UserInfo
     namespace: str  # "" for cluster-scoped kinds and for lists across all namespaces
     dry_run: bool = False
+    subresource: str = ""  # "status": an update changes the status only
 
 
 def _spec_of(obj: Object) -> Any:
@@ -46,6 +47,11 @@ class Resource:
     async def present(self, call: Call, obj: Object) -> Object:
         """The object as served; computed fields are filled in here."""
         return obj
+
+    async def visible_to(self, call: Call, obj: Object) -> bool:
+        """Whether a watcher allowed to watch the kind sees this stored object's events; kinds
+        whose lists are filtered per caller (projects, own tokens) filter their events too."""
+        return True
 
     def _missing(self, name: str) -> ApiError:
         return not_found(self.kind.group, self.kind.plural, name)
@@ -81,6 +87,8 @@ class Resource:
         meta["uid"] = new_uid()
         meta["creationTimestamp"] = now()
         meta["generation"] = 1
+        if "status" in self.kind.subresources:
+            obj.pop("status", None)  # the status is the server's to set, through /status
         self.kind.strategy.prepare_create(obj)
         self.check(obj)
         return obj
@@ -116,7 +124,7 @@ class Resource:
             old = await tx.get(key)
             if old is None:
                 raise self._missing(name)
-            new = self.merge_update(old, obj)
+            new = self._status_update(call, self.merge_update(old, obj), old)
             if call.dry_run:
                 return await self.present(call, new)
             wanted = obj.get("metadata", {}).get("resourceVersion")
@@ -143,6 +151,24 @@ class Resource:
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         self.kind.strategy.prepare_update(new, old)
         self.check(new)
+        return new
+
+    def _status_update(self, call: Call, new: Object, old: Object) -> Object:
+        """With a status subresource, an update of the object keeps its status, and an update
+        of /status changes nothing but the status."""
+        if "status" not in self.kind.subresources:
+            return new
+        if call.subresource == "status":
+            result = copy.deepcopy(old)
+            if new.get("status") is None:
+                result.pop("status", None)
+            else:
+                result["status"] = new["status"]
+            return result
+        if old.get("status") is None:
+            new.pop("status", None)
+        else:
+            new["status"] = old["status"]
         return new
 
     async def delete(self, call: Call, name: str, version: int | None = None) -> Object:

@@ -77,6 +77,9 @@ class OwnTokenResource(Resource):
     async def present(self, call: Call, obj: Object) -> Object:
         return {**obj, "apiVersion": "oauth.openshift.io/v1", "kind": "UserOAuthAccessToken"}
 
+    async def visible_to(self, call: Call, obj: Object) -> bool:
+        return self._own(call, obj)
+
     async def get(self, call: Call, name: str) -> Object:
         obj = await self.store.get(self.key("", name))
         if obj is None or not self._own(call, obj):

@@ -159,7 +159,14 @@ class Authenticator:
         try:
             async with self.store.transaction() as tx:
                 created = await tx.create(key, user)
-                await tx.create(Key(IDENTITIES, "", identity_name), identity)
+                identity_key = Key(IDENTITIES, "", identity_name)
+                stale = await tx.get(identity_key)
+                if stale is None:
+                    await tx.create(identity_key, identity)
+                else:
+                    # The identity outlived a deleted user: it now maps to the new one.
+                    stale["user"] = identity["user"]
+                    await tx.update(identity_key, stale)
         except AlreadyExists:
             found = await self.store.get(key)
             assert found is not None

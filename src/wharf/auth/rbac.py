@@ -160,15 +160,21 @@ class Snapshot:
         return {r["metadata"]["name"]: self.aggregate(r) for r in cluster_roles}
 
     def aggregate(self, role: Object) -> list[Rule]:
-        """The rules of a cluster role, with those of the roles its aggregationRule selects."""
+        """The rules of a cluster role, with those of the roles its aggregationRule selects,
+        and of the roles those select in turn (admin aggregates edit, which aggregates view)."""
         rules = [Rule.of(x) for x in role.get("rules") or []]
-        selectors = (role.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
-        for other in self._all_cluster_roles if selectors else ():
-            labels = other["metadata"].get("labels") or {}
-            if other["metadata"]["name"] != role["metadata"].get("name") and any(
-                _labels_match(s, labels) for s in selectors
-            ):
-                rules += [Rule.of(x) for x in other.get("rules") or []]
+        seen = {role["metadata"].get("name")}
+        pending = [role]
+        while pending:
+            current = pending.pop()
+            selectors = (current.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
+            for other in self._all_cluster_roles if selectors else ():
+                name = other["metadata"]["name"]
+                labels = other["metadata"].get("labels") or {}
+                if name not in seen and any(_labels_match(s, labels) for s in selectors):
+                    seen.add(name)
+                    rules += [Rule.of(x) for x in other.get("rules") or []]
+                    pending.append(other)
         return rules
 
     def role_rules(self, ref: Mapping[str, Any], namespace: str) -> list[Rule]:
