@@ -12,6 +12,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
+from .group_commit import GroupCommit
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -41,6 +43,7 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._group: GroupCommit | None
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             self.reader = create_async_engine(url, pool_size=8, max_overflow=8)
@@ -48,9 +51,12 @@ class Database:
             for engine, begin in ((self.reader, "BEGIN"), (self.writer, "BEGIN IMMEDIATE")):
                 event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
                 event.listen(engine.sync_engine, "begin", _beginner(begin))
+            self._group = GroupCommit(self.writer)
         else:
+            # PostgreSQL runs concurrent writers and groups their commits by itself.
             self.reader = create_async_engine(url, pool_size=10, max_overflow=20)
             self.writer = self.reader
+            self._group = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -59,8 +65,13 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.writer.begin() as conn:
-            yield conn
+        """A write transaction; when the block returns, what it wrote is durable."""
+        if self._group is not None:
+            async with self._group.write() as conn:
+                yield conn
+        else:
+            async with self.writer.begin() as conn:
+                yield conn
 
     async def migrate(self) -> None:
         async with self.writer.begin() as conn:
