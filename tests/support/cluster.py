@@ -3,6 +3,9 @@ requests, and drive the real kubectl with a kubeconfig of its own."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -275,6 +278,70 @@ class Cluster:
         assert response.status_code == 201, response.text
         return name
 
+    def service_account_token(
+        self, namespace: str, account: str = "builder", seconds: int = 3600
+    ) -> str:
+        """A TokenRequest for the service account, as the cluster admin asks it."""
+        response = self.admin.post(
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
+            json={
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"expirationSeconds": seconds},
+            },
+        )
+        assert response.status_code == 201, response.text
+        token: str = response.json()["status"]["token"]
+        return token
+
+    def revoke(self, token: str) -> None:
+        """Delete the OAuthAccessToken of a user's token, as `oc delete oauthaccesstoken`."""
+        response = self.admin.delete(
+            f"/apis/oauth.openshift.io/v1/oauthaccesstokens/{oauth_token_name(token)}"
+        )
+        assert response.status_code == 200, response.text
+
+    def expired_token(self, user: str, age: int = 7200, lifetime: int = 3600) -> str:
+        """A token of `user` (who has logged in once) issued `age` seconds ago for `lifetime`
+        seconds: expired. Tokens are not made by the API, so it is written to the database the
+        Wharf process reads, as a token issued then would have been."""
+        from wharf.auth.resources import OAUTH_ACCESS_TOKENS
+        from wharf.db.engine import Database, sqlite_url
+        from wharf.db.objects import Key, ObjectStore
+
+        found = self.admin.get(f"/apis/user.openshift.io/v1/users/{user}")
+        assert found.status_code == 200, found.text
+        token = "sha256~" + _b64(os.urandom(32))
+        issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - age))
+        record = {
+            "apiVersion": "oauth.openshift.io/v1",
+            "kind": "OAuthAccessToken",
+            "metadata": {
+                "name": oauth_token_name(token),
+                "uid": str(uuid.uuid4()),
+                "creationTimestamp": issued,
+            },
+            "clientName": CHALLENGING_CLIENT,
+            "expiresIn": lifetime,
+            "scopes": ["user:full"],
+            "redirectURI": "",
+            "userName": user,
+            "userUID": found.json()["metadata"]["uid"],
+        }
+
+        async def write() -> None:
+            database = Database(sqlite_url(self.wharf.data_dir.resolve()))
+            try:
+                async with ObjectStore(database).transaction() as tx:
+                    await tx.create(
+                        Key(OAUTH_ACCESS_TOKENS, "", record["metadata"]["name"]), record
+                    )
+            finally:
+                await database.dispose()
+
+        asyncio.run(write())
+        return token
+
     def bind(
         self,
         namespace: str,
@@ -290,8 +357,27 @@ class Cluster:
         )
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def oauth_token_name(token: str) -> str:
+    """The name of a token's OAuthAccessToken: `sha256~` and the unpadded base64url of the
+    sha256 of the token without its `sha256~`."""
+    secret = token.removeprefix("sha256~")
+    return "sha256~" + _b64(hashlib.sha256(secret.encode()).digest())
+
+
 def user_subject(name: str) -> dict[str, str]:
     return {"kind": "User", "apiGroup": RBAC, "name": name}
+
+
+def group_subject(name: str) -> dict[str, str]:
+    return {"kind": "Group", "apiGroup": RBAC, "name": name}
+
+
+def service_account_subject(namespace: str, name: str) -> dict[str, str]:
+    return {"kind": "ServiceAccount", "namespace": namespace, "name": name}
 
 
 def rolebinding(
@@ -337,3 +423,34 @@ def watch_events(
             if len(events) >= count:
                 break
     return events
+
+
+# The integrated registry: TLS with the cluster's CA, cluster tokens as credentials.
+
+
+@contextmanager
+def integrated_cluster(base: Path) -> Iterator[Cluster]:
+    """A Wharf whose registry runs as users run it (TLS, cluster logins and permissions,
+    image streams), seen through its control plane with kubeadmin logged in."""
+    from tests.support.server import running_wharf
+
+    with running_wharf(base / "data", integrated=True) as process:
+        yield Cluster(process, base)
+
+
+def bearer(token: str) -> str:
+    return f"Bearer {token}"
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def registry_session(wharf: WharfProcess, authorization: str | None = None) -> requests.Session:
+    """A session for the registry: its CA trusted, and this Authorization on every request."""
+    session = requests.Session()
+    session.verify = str(wharf.ca_file)
+    session.trust_env = False  # else REQUESTS_CA_BUNDLE would override the CA
+    if authorization is not None:
+        session.headers["Authorization"] = authorization
+    return session
