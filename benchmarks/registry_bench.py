@@ -1,0 +1,955 @@
+"""Measure Wharf against the CNCF reference registry with the same clients, side by side.
+
+    benchmarks/run            # the full run (about 4 minutes on 2 cores)
+    benchmarks/run --smoke    # tiny sizes, a few seconds: checks that every measurement works
+
+Both registries run at the same time on fresh data directories, but only one is measured at a
+time: every phase runs against the reference first, then against Wharf, with a `sync` before
+each so that neither pays for the other's dirty pages. Large blobs move with parallel `curl`
+processes (`curl -T file`, `curl -o /dev/null`); everything else with one aiohttp client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import aiohttp
+
+from .servers import (
+    REPO_ROOT,
+    Server,
+    export_source,
+    reference_binary,
+    running_reference,
+    running_wharf,
+    stop_server,
+)
+
+MiB = 1024 * 1024
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+PHASES = ("large", "small", "listing")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and bounds of one run. Every loop stops at its count or its deadline."""
+
+    name: str = "full"
+    blob_count: int = 4
+    blob_mib: int = 256
+    chunk_mib: int = 16
+    pull_rounds: int = 5
+    transfer_timeout: float = 120.0  # seconds per curl process
+    small_clients: int = 32
+    small_push_max: int = 4000
+    small_push_seconds: float = 12.0
+    small_pull_max: int = 20000
+    small_pull_seconds: float = 8.0
+    seed_repositories: int = 10000
+    seed_seconds: float = 150.0
+    seed_helpers: int = 1  # extra Wharf processes on the same data directory, for seeding only
+    listing_samples: int = 200
+    listing_seconds: float = 5.0
+    catalog_walks: int = 3
+    catalog_page: int = 1000  # the reference refuses n above 1000
+    catalog_first_page: int = 100
+
+
+FULL = Profile()
+SMOKE = Profile(
+    name="smoke",
+    blob_mib=4,
+    chunk_mib=1,
+    pull_rounds=1,
+    transfer_timeout=30.0,
+    small_push_max=32,
+    small_push_seconds=5.0,
+    small_pull_max=64,
+    small_pull_seconds=5.0,
+    seed_repositories=40,
+    seed_seconds=20.0,
+    listing_samples=10,
+    listing_seconds=5.0,
+    catalog_walks=2,
+    catalog_page=20,
+    catalog_first_page=10,
+)
+
+
+# Results
+
+
+@dataclass
+class Line:
+    """One measurement of both registries. `ratio` is always "higher is better"."""
+
+    name: str
+    unit: str
+    reference: float
+    wharf: float
+    higher_is_better: bool
+    target: str = ""
+    target_ratio: float | None = None
+    target_wharf_below: float | None = None  # an absolute limit on Wharf's figure
+
+    @property
+    def ratio(self) -> float:
+        if self.higher_is_better:
+            return self.wharf / self.reference if self.reference else float("inf")
+        return self.reference / self.wharf if self.wharf else float("inf")
+
+    @property
+    def meets_target(self) -> bool | None:
+        if self.target_ratio is not None:
+            return self.ratio >= self.target_ratio
+        if self.target_wharf_below is not None:
+            return self.wharf < self.target_wharf_below
+        return None
+
+
+@dataclass
+class Report:
+    profile: Profile
+    lines: list[Line] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"  .. {text}", file=sys.stderr, flush=True)
+
+
+def _figure(value: float) -> str:
+    if value == float("inf"):
+        return "inf"
+    if value >= 1000:
+        return f"{value:.0f}"
+    if value >= 100:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def render(report: Report) -> str:
+    p = report.profile
+    rows = [
+        f"Wharf vs reference registry (docker-registry), profile {p.name}: "
+        f"{p.blob_count} x {p.blob_mib} MiB blobs, {p.chunk_mib} MiB chunks, "
+        f"{p.small_clients} small-image clients,",
+        f"{p.seed_repositories} seeded repositories, catalog first page n={p.catalog_first_page}, "
+        f"catalog walk in pages of n={p.catalog_page}",
+        "ratio: higher is better on every line (throughput: wharf/reference; "
+        "latency and memory: reference/wharf)",
+        "",
+        f"{'measurement':<44} {'reference':>10} {'wharf':>10} {'ratio':>7}  {'target':<12} ok",
+        "-" * 92,
+    ]
+    for line in report.lines:
+        ok = {True: "yes", False: "NO", None: "-"}[line.meets_target]
+        rows.append(
+            f"{line.name:<44} {_figure(line.reference):>10} {_figure(line.wharf):>10} "
+            f"{_figure(line.ratio) + 'x':>7}  {line.target or '-':<12} {ok}"
+        )
+    return "\n".join(rows)
+
+
+# Helpers
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of `values` (q in 0..1)."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    rank = max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def with_query(url: str, **params: str) -> str:
+    sep = "&" if "?" in url else "?"
+    return url + sep + "&".join(f"{k}={v}" for k, v in params.items())
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+async def expect(response: aiohttp.ClientResponse, *statuses: int) -> None:
+    if response.status not in statuses:
+        body = (await response.text(errors="replace"))[:300]
+        raise BenchError(
+            f"{response.method} {response.url} answered {response.status}, "
+            f"wanted {statuses}: {body}"
+        )
+
+
+def machine_busy_seconds() -> float:
+    """CPU-seconds the whole machine spent busy since boot, from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    # guest time is already counted in user and nice
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/PID/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Usage:
+    """Wall time and CPU seconds of the server, this client, and its curl children."""
+
+    wall: float = 0.0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    machine_cpu: float = 0.0
+
+    @property
+    def other_cpu(self) -> float:
+        """CPU time of everything else on the machine (the other registry, other users)."""
+        return max(0.0, self.machine_cpu - self.server_cpu - self.client_cpu)
+
+    def describe(self) -> str:
+        wall = self.wall or 1e-9
+        return (
+            f"{self.wall:.1f}s wall; CPU-s (% of one core): "
+            f"server {self.server_cpu:.1f} ({100 * self.server_cpu / wall:.0f}%), "
+            f"client {self.client_cpu:.1f} ({100 * self.client_cpu / wall:.0f}%), "
+            f"other processes {self.other_cpu:.1f} ({100 * self.other_cpu / wall:.0f}%)"
+        )
+
+
+@contextmanager
+def measured(server: Server) -> Iterator[Usage]:
+    usage = Usage()
+    times = os.times()
+    server_before = cpu_seconds(server.pid)
+    machine_before = machine_busy_seconds()
+    start = time.perf_counter()
+    try:
+        yield usage
+    finally:
+        usage.wall = time.perf_counter() - start
+        after = os.times()
+        usage.machine_cpu = machine_busy_seconds() - machine_before
+        usage.server_cpu = cpu_seconds(server.pid) - server_before
+        usage.client_cpu = (
+            after.user + after.system + after.children_user + after.children_system
+            - times.user - times.system - times.children_user - times.children_system
+        )
+
+
+class Profiler:
+    """Optionally runs `py-spy record` on Wharf while a phase measures it."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self.executable = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+
+    @contextmanager
+    def record(self, server: Server, phase: str) -> Iterator[None]:
+        if self.directory is None or server.name != "wharf":
+            yield
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        output = self.directory / f"{phase}.txt"
+        process = subprocess.Popen(
+            [self.executable, "record", "--pid", str(server.pid), "--rate", "250",
+             "--format", "raw", "--nonblocking", "--threads", "--output", str(output)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)  # let it attach
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# Blob data
+
+
+@dataclass(frozen=True)
+class BigBlob:
+    digest: str
+    size: int
+    path: Path | None  # the whole blob in one file (monolithic pushes)
+    chunks: tuple[Path, ...]  # the blob in chunk files (chunked pushes)
+
+
+def _write_random(path: Path, size: int, piece: int) -> str:
+    hasher = hashlib.sha256()
+    with path.open("wb") as stream:
+        left = size
+        while left > 0:
+            data = os.urandom(min(piece, left))
+            hasher.update(data)
+            stream.write(data)
+            left -= len(data)
+    return hasher.hexdigest()
+
+
+def _make_whole(path: str, size: int, piece: int) -> BigBlob:
+    encoded = _write_random(Path(path), size, piece)
+    return BigBlob(f"sha256:{encoded}", size, Path(path), ())
+
+
+def _make_chunked(directory: str, size: int, chunk: int) -> BigBlob:
+    base = Path(directory)
+    base.mkdir(parents=True, exist_ok=True)
+    hasher = hashlib.sha256()
+    paths = []
+    for index, offset in enumerate(range(0, size, chunk)):
+        data = os.urandom(min(chunk, size - offset))
+        hasher.update(data)
+        path = base / f"chunk-{index:04d}"
+        path.write_bytes(data)
+        paths.append(path)
+    return BigBlob(f"sha256:{hasher.hexdigest()}", size, None, tuple(paths))
+
+
+def make_big_blobs(work: Path, profile: Profile) -> tuple[list[BigBlob], list[BigBlob]]:
+    """Random blobs, generated once for both registries: whole files and chunk files."""
+    size = profile.blob_mib * MiB
+    chunk = profile.chunk_mib * MiB
+    work.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        whole = [
+            pool.submit(_make_whole, str(work / f"blob-{i}"), size, chunk)
+            for i in range(profile.blob_count)
+        ]
+        chunked = [
+            pool.submit(_make_chunked, str(work / f"chunked-{i}"), size, chunk)
+            for i in range(profile.blob_count)
+        ]
+        return [f.result() for f in whole], [f.result() for f in chunked]
+
+
+# Large blobs through curl
+
+
+async def curl(args: Sequence[str], timeout: float) -> tuple[int, str]:
+    """Run curl; return (HTTP status, Location header)."""
+    process = await asyncio.create_subprocess_exec(
+        "curl", "-sS", "--noproxy", "*", "--max-time", str(int(timeout)), "-o", "/dev/null",
+        "-H", "Expect:", "-w", "%{http_code}\n%header{location}", *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout + 5)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise BenchError(f"curl {' '.join(args)} timed out") from None
+    if process.returncode != 0:
+        raise BenchError(f"curl {' '.join(args)} failed: {err.decode(errors='replace')}")
+    status, _, location = out.decode().partition("\n")
+    return int(status), location.strip()
+
+
+async def start_upload(session: aiohttp.ClientSession, base: str, repo: str) -> str:
+    async with session.post(f"{base}/v2/{repo}/blobs/uploads/") as response:
+        await expect(response, 202)
+        return urljoin(base, response.headers["Location"])
+
+
+async def push_monolithic(
+    session: aiohttp.ClientSession, base: str, repo: str, blob: BigBlob, timeout: float
+) -> None:
+    assert blob.path is not None
+    location = await start_upload(session, base, repo)
+    status, _ = await curl(
+        ["-T", str(blob.path), "-H", "Content-Type: application/octet-stream",
+         with_query(location, digest=blob.digest)],
+        timeout,
+    )
+    if status != 201:
+        raise BenchError(f"monolithic PUT of {blob.digest} answered {status}")
+
+
+async def push_chunked(
+    session: aiohttp.ClientSession, base: str, repo: str, blob: BigBlob, timeout: float
+) -> None:
+    location = await start_upload(session, base, repo)
+    offset = 0
+    for path in blob.chunks:
+        length = path.stat().st_size
+        status, next_location = await curl(
+            ["-X", "PATCH", "-T", str(path), "-H", "Content-Type: application/octet-stream",
+             "-H", f"Content-Range: {offset}-{offset + length - 1}", location],
+            timeout,
+        )
+        if status != 202 or not next_location:
+            raise BenchError(f"PATCH at {offset} of {blob.digest} answered {status}")
+        location = urljoin(base, next_location)
+        offset += length
+    async with session.put(with_query(location, digest=blob.digest)) as response:
+        await expect(response, 201)
+
+
+async def pull_blob(base: str, repo: str, blob: BigBlob, timeout: float) -> None:
+    status, _ = await curl([f"{base}/v2/{repo}/blobs/{blob.digest}"], timeout)
+    if status != 200:
+        raise BenchError(f"GET {blob.digest} answered {status}")
+
+
+async def run_large(
+    server: Server,
+    profile: Profile,
+    whole: list[BigBlob],
+    chunked: list[BigBlob],
+    report: Report,
+) -> dict[str, float]:
+    total = sum(b.size for b in whole) / MiB
+    figures: dict[str, float] = {}
+    timeout = profile.transfer_timeout
+    # The peak of the transfers alone, not of start-up (first-start bootstrap work, imports).
+    before = server.status_kib("VmHWM") or 0
+    if server.reset_peak_memory():
+        report.note(
+            f"{server.name} VmHWM before the large transfers {before / 1024:.1f} MiB, reset to "
+            f"RSS {(server.status_kib('VmHWM') or 0) / 1024:.1f} MiB"
+        )
+    else:
+        report.note(f"{server.name}: VmHWM could not be reset; the peak includes start-up")
+    async with aiohttp.ClientSession() as session:
+        os.sync()
+        with measured(server) as usage:
+            await asyncio.gather(
+                *(push_monolithic(session, server.url, "big/mono", b, timeout) for b in whole)
+            )
+        figures["push_mono"] = total / usage.wall
+        report.note(f"{server.name} large push monolithic: {usage.describe()}")
+
+        os.sync()
+        with measured(server) as usage:
+            await asyncio.gather(
+                *(push_chunked(session, server.url, "big/chunked", b, timeout) for b in chunked)
+            )
+        figures["push_chunked"] = total / usage.wall
+        report.note(f"{server.name} large push chunked: {usage.describe()}")
+
+    os.sync()
+    rates = []
+    for _ in range(profile.pull_rounds):
+        with measured(server) as usage:
+            await asyncio.gather(*(pull_blob(server.url, "big/mono", b, timeout) for b in whole))
+        rates.append(total / usage.wall)
+        report.note(f"{server.name} large pull: {usage.describe()}")
+    figures["pull"] = statistics.median(rates)
+    hwm = server.status_kib("VmHWM")
+    figures["peak_mib"] = (hwm or 0) / 1024
+    return figures
+
+
+# Small images through aiohttp
+
+
+@dataclass(frozen=True)
+class SmallImage:
+    blobs: tuple[tuple[str, bytes], ...]  # (digest, bytes): config first
+    manifest: bytes
+
+
+def make_small_images(count: int, seed: int = 1) -> list[SmallImage]:
+    rng = random.Random(seed)
+    images = []
+    for index in range(count):
+        layers = [os.urandom(rng.randint(2048, 6144)) for _ in range(2)]
+        config = json.dumps({
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2024-01-01T00:00:00Z",
+            "config": {"Labels": {"bench.index": str(index)}},
+            "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer) for layer in layers]},
+        }).encode()
+        blobs = ((sha256_digest(config), config), *((sha256_digest(x), x) for x in layers))
+        manifest = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": blobs[0][0], "size": len(config)},
+            "layers": [
+                {"mediaType": OCI_LAYER, "digest": digest, "size": len(data)}
+                for digest, data in blobs[1:]
+            ],
+        }).encode()
+        images.append(SmallImage(blobs, manifest))
+    return images
+
+
+def small_repo(index: int, profile: Profile) -> tuple[str, str]:
+    return f"small/app{index % profile.small_clients}", f"t{index}"
+
+
+async def push_small(
+    session: aiohttp.ClientSession, base: str, repo: str, tag: str, image: SmallImage
+) -> None:
+    for digest, data in image.blobs:
+        async with session.head(f"{base}/v2/{repo}/blobs/{digest}") as response:
+            await expect(response, 200, 404)
+            if response.status == 200:
+                continue
+        location = await start_upload(session, base, repo)
+        async with session.put(
+            with_query(location, digest=digest),
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+        ) as response:
+            await expect(response, 201)
+    async with session.put(
+        f"{base}/v2/{repo}/manifests/{tag}",
+        data=image.manifest,
+        headers={"Content-Type": OCI_MANIFEST},
+    ) as response:
+        await expect(response, 201)
+
+
+async def pull_small(
+    session: aiohttp.ClientSession, base: str, repo: str, tag: str, image: SmallImage
+) -> None:
+    async with session.get(
+        f"{base}/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_MANIFEST}
+    ) as response:
+        await expect(response, 200)
+        if await response.read() != image.manifest:
+            raise BenchError(f"manifest {repo}:{tag} came back different")
+    for digest, data in image.blobs:
+        async with session.get(f"{base}/v2/{repo}/blobs/{digest}") as response:
+            await expect(response, 200)
+            if len(await response.read()) != len(data):
+                raise BenchError(f"blob {digest} came back with another size")
+
+
+async def run_workers(
+    clients: int,
+    limit: int,
+    seconds: float,
+    job: Callable[[int, random.Random], Awaitable[None]],
+) -> tuple[list[float], float]:
+    """`clients` workers run job(i) for i = 0, 1, ... until `limit` jobs or `seconds` passed.
+    Returns each job's latency and the wall time."""
+    latencies: list[float] = []
+    counter = iter(range(limit))
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def worker(number: int) -> None:
+        rng = random.Random(number)
+        for index in counter:
+            began = time.perf_counter()
+            if began > deadline:
+                return
+            await job(index, rng)
+            latencies.append(time.perf_counter() - began)
+
+    await asyncio.gather(*(worker(n) for n in range(clients)))
+    return latencies, time.perf_counter() - start
+
+
+async def run_small(
+    server: Server, profile: Profile, images: list[SmallImage], report: Report
+) -> dict[str, float]:
+    connector = aiohttp.TCPConnector(limit=profile.small_clients * 2)
+    figures: dict[str, float] = {}
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await session.get(f"{server.url}/v2/")  # open a connection before timing
+        os.sync()
+
+        async def push(index: int, _rng: random.Random) -> None:
+            repo, tag = small_repo(index, profile)
+            await push_small(session, server.url, repo, tag, images[index])
+
+        with measured(server) as usage:
+            latencies, wall = await run_workers(
+                profile.small_clients, min(profile.small_push_max, len(images)),
+                profile.small_push_seconds, push,
+            )
+        pushed = len(latencies)
+        report.note(f"{server.name} small push: {pushed} images, {usage.describe()}")
+        figures["push_rate"] = pushed / wall
+        figures["push_p50"] = percentile(latencies, 0.5) * 1000
+        figures["push_p99"] = percentile(latencies, 0.99) * 1000
+
+        async def pull(_index: int, rng: random.Random) -> None:
+            index = rng.randrange(pushed)
+            repo, tag = small_repo(index, profile)
+            await pull_small(session, server.url, repo, tag, images[index])
+
+        with measured(server) as usage:
+            latencies, wall = await run_workers(
+                profile.small_clients, profile.small_pull_max, profile.small_pull_seconds, pull
+            )
+        report.note(f"{server.name} small pull: {len(latencies)} images, {usage.describe()}")
+        figures["pull_rate"] = len(latencies) / wall
+        figures["pull_p50"] = percentile(latencies, 0.5) * 1000
+        figures["pull_p99"] = percentile(latencies, 0.99) * 1000
+    return figures
+
+
+# Many repositories: seeding, tags/list and catalog
+
+
+def seed_name(index: int) -> str:
+    return f"seed/r{index:05d}"
+
+
+async def seed(
+    server: Server, profile: Profile, report: Report, helpers: Sequence[Server] = ()
+) -> int:
+    """Create `seed_repositories` repositories of one small manifest each: the config blob is
+    mounted from one source repository, so seeding moves almost no bytes. Requests are spread
+    over `server` and `helpers` (more processes on the same data)."""
+    urls = [server.url, *(helper.url for helper in helpers)]
+    config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+    digest = sha256_digest(config)
+    connector = aiohttp.TCPConnector(limit=profile.small_clients * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        location = await start_upload(session, server.url, "seed/base")
+        async with session.put(with_query(location, digest=digest), data=config) as response:
+            await expect(response, 201)
+
+        async def one(index: int, _rng: random.Random) -> None:
+            repo = seed_name(index)
+            url = urls[index % len(urls)]
+            async with session.post(
+                f"{url}/v2/{repo}/blobs/uploads/?mount={digest}&from=seed/base"
+            ) as response:
+                await expect(response, 201)
+            manifest = json.dumps({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": digest, "size": len(config)},
+                "layers": [],
+                "annotations": {"bench.repository": repo},
+            }).encode()
+            async with session.put(
+                f"{url}/v2/{repo}/manifests/v1",
+                data=manifest,
+                headers={"Content-Type": OCI_MANIFEST},
+            ) as response:
+                await expect(response, 201)
+
+        with measured(server) as usage:
+            latencies, _wall = await run_workers(
+                profile.small_clients, profile.seed_repositories, profile.seed_seconds, one
+            )
+    seeded = len(latencies)
+    report.note(
+        f"{server.name} seeding (both registries at once, not measured, "
+        f"{len(urls)} process(es)): {seeded} repositories, {usage.describe()}"
+    )
+    if seeded < profile.seed_repositories:
+        report.note(
+            f"{server.name}: seeding stopped at its deadline after {seeded} of "
+            f"{profile.seed_repositories} repositories"
+        )
+    return seeded
+
+
+async def sample(
+    samples: int, seconds: float, request: Callable[[int], Awaitable[None]]
+) -> list[float]:
+    """Latencies of up to `samples` sequential calls, for at most `seconds`."""
+    await request(-1)  # warm up
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    for index in range(samples):
+        began = time.perf_counter()
+        if began > deadline:
+            break
+        await request(index)
+        latencies.append(time.perf_counter() - began)
+    return latencies
+
+
+def next_link(response: aiohttp.ClientResponse, base: str) -> str | None:
+    link = response.headers.get("Link")
+    if not link or 'rel="next"' not in link:
+        return None
+    return urljoin(base, link.split(";", 1)[0].strip().strip("<>"))
+
+
+async def run_listing(
+    server: Server, profile: Profile, seeded: int, report: Report
+) -> dict[str, float]:
+    if seeded == 0:
+        raise BenchError(f"{server.name}: no repository seeded")
+    base = server.url
+    figures: dict[str, float] = {}
+    os.sync()
+    async with aiohttp.ClientSession() as session:
+        rng = random.Random(7)
+
+        async def tags(_index: int) -> None:
+            repo = seed_name(rng.randrange(seeded))
+            async with session.get(f"{base}/v2/{repo}/tags/list") as response:
+                await expect(response, 200)
+                if (await response.json(content_type=None))["tags"] != ["v1"]:
+                    raise BenchError(f"tags of {repo} are wrong")
+
+        latencies = await sample(profile.listing_samples, profile.listing_seconds, tags)
+        figures["tags_p50"] = percentile(latencies, 0.5) * 1000
+
+        first = profile.catalog_first_page
+
+        async def first_page(_index: int) -> None:
+            async with session.get(f"{base}/v2/_catalog?n={first}") as response:
+                await expect(response, 200)
+                if len((await response.json(content_type=None))["repositories"]) != first:
+                    raise BenchError(f"the first catalog page does not hold {first} names")
+
+        latencies = await sample(profile.listing_samples, profile.listing_seconds, first_page)
+        figures["catalog_page_p50"] = percentile(latencies, 0.5) * 1000
+
+        walked: list[int] = []
+
+        async def walk(_index: int) -> None:
+            url: str | None = f"{base}/v2/_catalog?n={profile.catalog_page}"
+            names = 0
+            for _ in range(seeded // profile.catalog_page + 50):
+                if url is None:
+                    break
+                async with session.get(url) as response:
+                    await expect(response, 200)
+                    names += len((await response.json(content_type=None))["repositories"])
+                    url = next_link(response, base)
+            if names < seeded:
+                raise BenchError(f"catalog walk found {names} repositories, seeded {seeded}")
+            walked.append(names)
+
+        latencies = await sample(profile.catalog_walks, profile.listing_seconds * 3, walk)
+        figures["catalog_walk_p50"] = percentile(latencies, 0.5) * 1000
+        report.note(f"{server.name} catalog walk saw {walked[-1]} repositories")
+    return figures
+
+
+# The run
+
+
+LINES: list[tuple[str, str, str, bool, str, float | None]] = [
+    # (figure key, name, unit, higher is better, target text, target ratio)
+    ("push_mono", "large-blob push, monolithic (MiB/s)", "MiB/s", True, ">= 1.0x", 1.0),
+    ("push_chunked", "large-blob push, chunked (MiB/s)", "MiB/s", True, ">= 1.0x", 1.0),
+    ("pull", "large-blob pull (MiB/s)", "MiB/s", True, ">= 1.0x", 1.0),
+    ("push_rate", "small-image push (images/s)", "images/s", True, ">= 1.5x", 1.5),
+    ("push_p50", "small-image push p50 (ms/image)", "ms", False, "", None),
+    ("push_p99", "small-image push p99 (ms/image)", "ms", False, "", None),
+    ("pull_rate", "small-image pull (images/s)", "images/s", True, ">= 1.0x", 1.0),
+    ("pull_p50", "small-image pull p50 (ms/image)", "ms", False, "", None),
+    ("pull_p99", "small-image pull p99 (ms/image)", "ms", False, "", None),
+    ("tags_p50", "tags/list p50 (ms)", "ms", False, ">= 1.0x", 1.0),
+    ("catalog_page_p50", "catalog first page p50 (ms)", "ms", False, ">= 1.0x", 1.0),
+    ("catalog_walk_p50", "catalog full walk p50 (ms)", "ms", False, ">= 1.0x", 1.0),
+]
+PEAK_NAME = "peak RSS during large transfers (MiB)"
+LINE_NAMES = [name for _, name, *_ in LINES] + [PEAK_NAME]
+
+
+async def run(
+    profile: Profile,
+    work: Path,
+    phases: Sequence[str],
+    profiler: Profiler,
+    wharf_python: str,
+    wharf_rev: str | None,
+) -> Report:
+    report = Report(profile)
+    source = None if wharf_rev is None else export_source(wharf_rev, work / "wharf-source")
+    figures: dict[str, dict[str, float]] = {"reference": {}, "wharf": {}}
+    with ExitStack() as stack:
+        (work / "reference").mkdir()
+        (work / "wharf").mkdir()
+        servers = [
+            stack.enter_context(running_reference(work / "reference")),
+            stack.enter_context(
+                running_wharf(work / "wharf", python=wharf_python, source=source)
+            ),
+        ]
+        report.note(
+            "servers: " + ", ".join(f"{s.name} pid {s.pid} at {s.url}" for s in servers)
+            + f"; wharf source {source_state(wharf_rev)}; load average at start "
+            + " ".join(f"{x:.2f}" for x in os.getloadavg())
+        )
+        if "large" in phases:
+            started = time.perf_counter()
+            whole, chunked = make_big_blobs(work / "data", profile)
+            report.note(
+                f"generated {2 * profile.blob_count} random blobs of {profile.blob_mib} MiB "
+                f"in {time.perf_counter() - started:.1f}s"
+            )
+            for server in servers:
+                with profiler.record(server, "large"):
+                    figures[server.name] |= await run_large(
+                        server, profile, whole, chunked, report
+                    )
+            shutil.rmtree(work / "data", ignore_errors=True)
+        if "small" in phases:
+            images = make_small_images(profile.small_push_max)
+            for server in servers:
+                with profiler.record(server, "small"):
+                    figures[server.name] |= await run_small(server, profile, images, report)
+        if "listing" in phases:
+            # Seeding is not measured: both registries seed at once, and Wharf with extra
+            # processes on its data directory, to keep the run short.
+            helpers = [
+                stack.enter_context(running_wharf(
+                    work / "wharf", python=wharf_python, data_dir=servers[1].data_dir,
+                    name=f"wharf-seeder-{n}", source=source,
+                ))
+                for n in range(profile.seed_helpers)
+            ]
+            seeded = await asyncio.gather(
+                seed(servers[0], profile, report), seed(servers[1], profile, report, helpers)
+            )
+            for helper in helpers:
+                stop_server(helper)
+            for server, count in zip(servers, seeded, strict=True):
+                with profiler.record(server, "listing"):
+                    figures[server.name] |= await run_listing(server, profile, count, report)
+        for server in servers:
+            hwm = server.status_kib("VmHWM")
+            report.note(f"{server.name} VmHWM at the end of the run: {(hwm or 0) / 1024:.1f} MiB")
+    ref, wharf = figures["reference"], figures["wharf"]
+    for key, name, unit, higher, target, ratio in LINES:
+        if key in ref and key in wharf:
+            report.lines.append(Line(name, unit, ref[key], wharf[key], higher, target, ratio))
+    if "peak_mib" in wharf:
+        report.lines.append(
+            Line(PEAK_NAME, "MiB", ref["peak_mib"], wharf["peak_mib"], False,
+                 "wharf < 200", None, 200.0)
+        )
+    return report
+
+
+def source_state(revision: str | None) -> str:
+    """The commit Wharf runs from, and whether the working tree differs from it."""
+    command = ["git", "-C", str(REPO_ROOT), "describe", "--always"]
+    command += ["--dirty"] if revision is None else [revision]
+    try:
+        described = subprocess.run(
+            command, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if revision is None:
+        return f"{described} (working tree)"
+    return f"{described} (git archive of {revision})"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/run", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: a few seconds")
+    parser.add_argument(
+        "--phases", default=",".join(PHASES),
+        help=f"comma-separated subset of {','.join(PHASES)} (default: all)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--workdir", type=Path, help="parent of the temporary directory")
+    parser.add_argument("--keep", action="store_true", help="keep data directories and logs")
+    parser.add_argument(
+        "--py-spy", type=Path, metavar="DIR",
+        help="record Wharf with py-spy (raw collapsed stacks) into DIR/<phase>.txt",
+    )
+    parser.add_argument(
+        "--wharf-python", default=sys.executable, help="the Python that runs `-m wharf`"
+    )
+    parser.add_argument(
+        "--wharf-rev", metavar="REV",
+        help="run Wharf's src/ as of git revision REV (e.g. HEAD) instead of the working tree",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    profile = SMOKE if args.smoke else FULL
+    phases = [p for p in args.phases.split(",") if p]
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        print(f"error: unknown phases {sorted(unknown)}", file=sys.stderr)
+        return 2
+    if reference_binary() is None:
+        print("error: docker-registry is not installed", file=sys.stderr)
+        return 2
+    if shutil.which("curl") is None:
+        print("error: curl is not installed", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="wharf-bench-", dir=args.workdir))
+    started = time.perf_counter()
+    try:
+        report = asyncio.run(
+            run(profile, work, phases, Profiler(args.py_spy), args.wharf_python, args.wharf_rev)
+        )
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for log in ("reference/reference.log", "wharf/wharf.log"):
+            path = work / log
+            if path.exists():
+                print(f"--- {log} (tail)\n{path.read_text(errors='replace')[-3000:]}",
+                      file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(render(report))
+    print()
+    print("notes:")
+    for note in report.notes:
+        print(f"  {note}")
+    print(f"  total run time {time.perf_counter() - started:.0f}s")
+    if args.json:
+        document: dict[str, Any] = {
+            "profile": asdict(profile),
+            "lines": [
+                {**asdict(line), "ratio": line.ratio, "meets_target": line.meets_target}
+                for line in report.lines
+            ],
+            "notes": report.notes,
+        }
+        args.json.write_text(json.dumps(document, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
