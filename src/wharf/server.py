@@ -20,6 +20,7 @@ from .apiserver.context import Api
 from .auth.authenticator import Authenticator
 from .auth.htpasswd import Htpasswd
 from .auth.rbac import RbacAuthorizer
+from .auth.tokens import DEFAULT_LIFETIME
 from .db.engine import Database, sqlite_url
 from .db.objects import ObjectStore
 from .registry import app as registry_app
@@ -53,6 +54,9 @@ class Settings:
     registry_tls: bool = True
     # The registry's address for clients outside (the route's host); default: listen address.
     public_host: str | None = None
+    # Seconds an OAuth access token lasts; events kept for watches (older: 410 Gone).
+    token_lifetime: int = DEFAULT_LIFETIME
+    retained_events: int = ObjectStore.RETAINED_EVENTS
 
     @property
     def internal_address(self) -> str:
@@ -74,9 +78,9 @@ async def build_apps(settings: Settings) -> Apps:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.database_url or sqlite_url(settings.data_dir.resolve()))
     await database.migrate()
-    objects = ObjectStore(database)
+    objects = ObjectStore(database, settings.retained_events)
     htpasswd = Htpasswd(settings.data_dir / "auth" / "htpasswd")
-    authenticator = Authenticator(objects, htpasswd)
+    authenticator = Authenticator(objects, htpasswd, settings.token_lifetime)
     rbac = RbacAuthorizer(objects)
     await bootstrap.reconcile_rbac(objects)
     await bootstrap.ensure_namespaces(objects)

@@ -38,6 +38,13 @@ def serve_command(
     registry_tls: Annotated[
         bool, typer.Option(help="Serve the registry over TLS with Wharf's own CA")
     ] = True,
+    # Hidden, for tests: short-lived tokens, and a short event log (older watches get 410).
+    token_lifetime: Annotated[
+        int, typer.Option(hidden=True, min=1, help="Seconds an OAuth access token lasts")
+    ] = 24 * 3600,
+    retained_events: Annotated[
+        int, typer.Option(hidden=True, min=1, help="Events kept for watches to resume from")
+    ] = 100_000,
 ) -> None:
     """Run Wharf: the registry and the cluster API, in one process."""
     import asyncio
@@ -60,5 +67,7 @@ def serve_command(
         auth=auth,
         registry_tls=registry_tls,
         public_host=public_host,
+        token_lifetime=token_lifetime,
+        retained_events=retained_events,
     )
     asyncio.run(serve(settings))

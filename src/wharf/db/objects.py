@@ -183,10 +183,12 @@ class ObjectStore:
     # Watchers also poll, so that writes of other processes reach them within this time.
     POLL_SECONDS = 0.5
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, retained_events: int | None = None) -> None:
         self.db = db
+        self.retained_events = retained_events or self.RETAINED_EVENTS
         self._changed = asyncio.Condition()
         self._writes = 0  # local commits so far: a watcher that saw none since it read can wait
+        self._compacted_at = 0  # the value of _writes at the last compaction
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -197,6 +199,10 @@ class ObjectStore:
             async with self._changed:
                 self._writes += 1
                 self._changed.notify_all()
+            # Keep the event log near its window: compact after every tenth of it written.
+            if self._writes - self._compacted_at >= max(1, self.retained_events // 10):
+                self._compacted_at = self._writes
+                await self.compact()
 
     async def get(self, key: Key) -> Object | None:
         async with self.db.read() as conn:
@@ -287,6 +293,6 @@ class ObjectStore:
             if newest is not None:
                 await conn.execute(
                     delete(object_events).where(
-                        object_events.c.resource_version <= newest - self.RETAINED_EVENTS
+                        object_events.c.resource_version <= newest - self.retained_events
                     )
                 )
