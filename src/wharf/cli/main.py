@@ -2,70 +2,140 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-from typing import Annotated
+import os
+import sys
+from typing import Annotated, Any
 
 import typer
+from typer.exceptions import TyperException
 
-from ..server import Settings, serve
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Wharf container registry")
-
-
-def _host_port(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise typer.BadParameter(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
+from . import access, describe, get, login, manifests, policy, projects, users
+from .errors import CliError
+from .serve import serve_command
+from .state import NamespaceOption, Options, open_session
 
 
-@app.command("serve")
-def serve_command(
-    listen: Annotated[str, typer.Option(help="Registry address, HOST:PORT")] = "127.0.0.1:5000",
-    api_listen: Annotated[str, typer.Option(help="API address, HOST:PORT")] = "127.0.0.1:8443",
-    data_dir: Annotated[Path, typer.Option(help="Where blobs and metadata live")] = Path(
-        "wharf-data"
-    ),
-    database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL; default: SQLite in the data directory")
-    ] = None,
-    upload_timeout: Annotated[
-        float, typer.Option(help="Seconds after which an idle upload session is removed")
-    ] = 3600.0,
-    public_host: Annotated[
-        str | None,
-        typer.Option(help="The registry's host for clients (the route's host); default: --listen"),
-    ] = None,
-    auth: Annotated[
-        bool,
-        typer.Option(help="Registry access by cluster tokens and RBAC; --no-auth: open to all"),
-    ] = True,
-    registry_tls: Annotated[
-        bool, typer.Option(help="Serve the registry over TLS with Wharf's own CA")
-    ] = True,
-) -> None:
-    """Run Wharf: the registry and the cluster API, in one process."""
-    from datetime import timedelta
+class WharfApp(typer.Typer):
+    """The Typer app, run so that every failure is `error: <message>` and exit code 1."""
 
-    host, port = _host_port(listen)
-    api_host, api_port = _host_port(api_listen)
-    settings = Settings(
-        api_host=api_host,
-        api_port=api_port,
-        listen_host=host,
-        listen_port=port,
-        data_dir=data_dir,
-        database_url=database_url,
-        upload_timeout=timedelta(seconds=upload_timeout),
-        sweep_interval=min(60.0, max(upload_timeout / 4, 0.5)),
-        auth=auth,
-        registry_tls=registry_tls,
-        public_host=public_host,
-    )
-    asyncio.run(serve(settings))
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        sys.exit(run(self, kwargs.get("args"), kwargs.get("prog_name") or "wharf"))
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+
+
+def run(application: typer.Typer, args: list[str] | None = None, prog_name: str = "wharf") -> int:
+    command = typer.main.get_command(application)
+    try:
+        result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
+    except CliError as exc:
+        _error(exc.message)
+        return exc.exit_code
+    except TyperException as exc:
+        context = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # The help was made (and, with rich, already printed) when the error was raised.
+            if exc.format_message().strip():
+                typer.echo(exc.format_message())
+            return 0
+        _error(exc.format_message())
+        if context is not None:
+            sys.stderr.write(f"See '{context.command_path} --help' for usage.\n")
+        return 1
+    except typer.Abort:
+        _error("aborted")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`wharf get ... | head`): not worth a message.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if os.environ.get("WHARF_DEBUG"):
+            raise
+        _error(f"{type(exc).__name__}: {exc}")
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+app = WharfApp(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Wharf: an integrated container image registry, with `oc`-style client verbs.",
+    pretty_exceptions_enable=False,
+)
+
+
+app.command("serve")(serve_command)
 
 
 @app.callback()
-def main() -> None:
+def main(
+    ctx: typer.Context,
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(
+            "--kubeconfig", help="The kubeconfig file; default: $KUBECONFIG or ~/.kube/config"
+        ),
+    ] = None,
+    namespace: Annotated[str | None, NamespaceOption] = None,
+    context: Annotated[
+        str | None, typer.Option("--context", help="The kubeconfig context to use")
+    ] = None,
+) -> None:
     """Wharf: an integrated container image registry."""
+    ctx.obj = Options(kubeconfig, namespace, context)
+
+
+# Logging in and projects
+app.command("login")(login.login)
+app.command("logout")(login.logout)
+app.command("whoami")(login.whoami)
+app.command("new-project")(projects.new_project)
+app.command("project")(projects.project)
+app.command("projects")(projects.projects)
+
+# Objects
+app.command("get")(get.get)
+app.command("describe")(describe.describe)
+app.command("apply")(manifests.apply)
+app.command("delete")(manifests.delete)
+
+create_app = typer.Typer(help="Create objects from files, or a service account's token")
+
+
+@create_app.callback(invoke_without_command=True)
+def create(
+    ctx: typer.Context,
+    filename: Annotated[list[str] | None, manifests.FilenameOption] = None,
+    namespace: Annotated[str | None, NamespaceOption] = None,
+) -> None:
+    """Create objects from files (`-f FILE`, `-f -` for stdin), or a token (`create token`)."""
+    if ctx.invoked_subcommand:
+        if filename:
+            raise CliError(f"-f cannot be used with `create {ctx.invoked_subcommand}`")
+        return
+    objects = manifests.read_manifests(filename or [])
+    manifests.create_objects(open_session(ctx, namespace), objects)
+
+
+create_app.command("token")(access.create_token)
+app.add_typer(create_app, name="create")
+
+# Who may do what
+app.add_typer(policy.app, name="policy")
+adm_app = typer.Typer(no_args_is_help=True, help="Cluster administration")
+adm_app.add_typer(policy.app, name="policy")
+app.add_typer(adm_app, name="adm")
+app.add_typer(access.auth_app, name="auth")
+
+# Local users
+app.add_typer(users.app, name="user")
+app.command("htpasswd", help="Add a user or set a password: an alias of `wharf user add`.")(
+    users.add
+)
