@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -128,6 +129,9 @@ async def _start(
 
 
 async def serve(settings: Settings) -> None:
+    # File work (fsync, rename, hashing) runs in threads: more than the default handful, so
+    # that many concurrent uploads do not queue behind each other's fsyncs.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     apps = await build_apps(settings)
     certificates = Certificates(settings.data_dir / "tls")
     public = (settings.public_host or "").rsplit(":", 1)[0]

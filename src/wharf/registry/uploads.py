@@ -102,7 +102,6 @@ class Uploads:
         """A whole blob in one request: no session row, nothing visible (not even the
         repository `name`) until it verifies."""
         upload_id = str(uuid.uuid4())
-        await self.store.start_upload(upload_id)
         hasher = hashlib.new(digest.algorithm)
         try:
             size = await self.store.append(upload_id, 0, body, hasher)

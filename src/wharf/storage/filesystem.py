@@ -51,9 +51,7 @@ class FilesystemBlobStore:
     async def append(
         self, upload_id: str, offset: int, body: AsyncIterable[bytes], hasher: Any
     ) -> int:
-        fd = await asyncio.to_thread(os.open, self._upload_path(upload_id), os.O_WRONLY)
-        # Bytes past `offset` belong to no recorded write (an earlier request died mid-way).
-        await asyncio.to_thread(os.ftruncate, fd, offset)
+        fd = await asyncio.to_thread(_open_at, self._upload_path(upload_id), offset)
         written = 0
         in_flight: asyncio.Future[int] | None = None
         batch: list[bytes] = []
@@ -158,6 +156,13 @@ def _writeback_starter() -> Callable[[int, int], None]:
 
 
 _start_writeback = _writeback_starter()
+
+
+def _open_at(path: Path, offset: int) -> int:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    # Bytes past `offset` belong to no recorded write (an earlier request died mid-way).
+    os.ftruncate(fd, offset)
+    return fd
 
 
 def _read_small(path: Path, limit: int) -> bytes | None:
