@@ -15,6 +15,7 @@ from kubernetes import watch as kube_watch
 
 from tests.support.cluster import (
     CHALLENGING_CLIENT,
+    Api,
     Cluster,
     assert_status,
     unique,
@@ -22,7 +23,7 @@ from tests.support.cluster import (
 )
 from tests.support.server import running_wharf, wait_until
 
-LIFETIME = 3  # seconds a token lasts
+LIFETIME = 4  # seconds a token lasts
 RETAINED = 20  # events the log keeps
 ME = "/apis/user.openshift.io/v1/users/~"
 
@@ -35,10 +36,38 @@ def short(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(process, base)
 
 
-def admin(cluster: Cluster) -> tuple[str, requests.Session]:
+def admin(cluster: Cluster) -> tuple[str, Api]:
     """kubeadmin, logged in afresh: tokens here do not last long."""
     token = cluster.login("kubeadmin", cluster.wharf.kubeadmin_password)
     return token, cluster.api(token)
+
+
+@pytest.fixture(scope="module")
+def robot(short: Cluster) -> tuple[str, Api]:
+    """A cluster-admin service account: its tokens outlive the short OAuth tokens, for tests
+    that take longer than one of those lasts."""
+    _, api = admin(short)
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}}
+    assert api.post("/api/v1/namespaces/default/serviceaccounts", json=account).ok
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "robot-admin"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "cluster-admin",
+        },
+        "subjects": [{"kind": "ServiceAccount", "namespace": "default", "name": "robot"}],
+    }
+    assert api.post("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", json=binding).ok
+    response = api.post(
+        "/api/v1/namespaces/default/serviceaccounts/robot/token",
+        json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+    )
+    assert response.status_code == 201, response.text
+    token = response.json()["status"]["token"]
+    return token, short.api(token)
 
 
 def secret(name: str) -> dict[str, object]:
@@ -95,8 +124,10 @@ def test_service_account_tokens_keep_their_own_expiry(short: Cluster) -> None:
     assert robot.get(ME).json()["metadata"]["name"] == "system:serviceaccount:default:default"
 
 
-def test_a_watch_from_a_version_older_than_the_log_is_410(short: Cluster) -> None:
-    _, api = admin(short)
+def test_a_watch_from_a_version_older_than_the_log_is_410(
+    short: Cluster, robot: tuple[str, Api]
+) -> None:
+    _, api = robot
     namespace = short.new_project(api, unique("gone"))
     path = f"/api/v1/namespaces/{namespace}/secrets"
     start = api.get(path).json()["metadata"]["resourceVersion"]
@@ -120,8 +151,10 @@ def test_a_watch_from_a_version_older_than_the_log_is_410(short: Cluster) -> Non
     ]
 
 
-def test_the_python_client_sees_410_as_an_api_exception(short: Cluster) -> None:
-    token, api = admin(short)
+def test_the_python_client_sees_410_as_an_api_exception(
+    short: Cluster, robot: tuple[str, Api]
+) -> None:
+    token, api = robot
     namespace = short.new_project(api, unique("gone"))
     path = f"/api/v1/namespaces/{namespace}/secrets"
     start = api.get(path).json()["metadata"]["resourceVersion"]
