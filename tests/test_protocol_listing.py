@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlparse
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
@@ -19,11 +18,14 @@ from tests.support.oci import (
     Image,
     Registry,
     assert_error,
+    catalog,
     descriptor,
     digest_of,
     image_index,
     image_manifest,
+    next_link,
     random_bytes,
+    walk,
 )
 from tests.support.server import WharfProcess
 
@@ -31,32 +33,6 @@ from tests.support.server import WharfProcess
 @pytest.fixture
 def reg(wharf: WharfProcess, http: requests.Session) -> Registry:
     return Registry(wharf.url, http)
-
-
-def next_link(response: requests.Response) -> str | None:
-    """The rel="next" target of the Link header, resolved against the request URL."""
-    header = response.headers.get("Link")
-    if header is None:
-        return None
-    match = re.fullmatch(r'\s*<([^>]+)>\s*;\s*rel="?next"?\s*', header)
-    assert match, f"malformed Link header {header!r}"
-    return urljoin(response.url, match[1])
-
-
-def walk(reg: Registry, url: str, key: str) -> list[list[str]]:
-    """Follow Link headers from `url`; return every page's list."""
-    pages = []
-    seen = set()
-    current: str | None = url
-    while current is not None:
-        assert current not in seen, f"Link loops back to {current}"
-        seen.add(current)
-        response = reg.http.get(current)
-        assert response.status_code == 200, response.content
-        pages.append(response.json()[key])
-        current = next_link(response)
-        assert len(pages) < 100
-    return pages
 
 
 # Tags
@@ -176,14 +152,11 @@ def test_tags_list_long_tag(reg: Registry, repo: str) -> None:
 # Catalog
 
 
-def test_catalog_of_an_empty_registry(fresh_wharf: WharfProcess) -> None:
-    response = requests.get(f"{fresh_wharf.url}/v2/_catalog")
-    assert response.status_code == 200
-    assert response.json() == {"repositories": []}
-
-
 def test_catalog_lists_every_repository_in_order_with_pages(fresh_wharf: WharfProcess) -> None:
     reg = Registry(fresh_wharf.url)
+    empty = reg.http.get(f"{reg.url}/v2/_catalog")
+    assert empty.status_code == 200
+    assert empty.json() == {"repositories": []}
     names = ["zeta", "alpha", "alpha/beta", "alpha/beta/gamma", "m-1", "m.2", "m_3", "b"]
     for index, name in enumerate(names):
         reg.push_image(name, "v1", seed=index, layers=0)
@@ -199,29 +172,27 @@ def test_catalog_lists_every_repository_in_order_with_pages(fresh_wharf: WharfPr
     assert [name for page in pages for name in page] == sorted(names)
     after = reg.http.get(f"{reg.url}/v2/_catalog", params={"last": "alpha/beta/gamma", "n": 2})
     assert after.json()["repositories"] == sorted(names)[3:5]
-    empty = reg.http.get(f"{reg.url}/v2/_catalog", params={"n": 0})
-    assert empty.json()["repositories"] == []
-    assert "Link" not in empty.headers
+    none = reg.http.get(f"{reg.url}/v2/_catalog", params={"n": 0})
+    assert none.json()["repositories"] == []
+    assert "Link" not in none.headers
 
 
-def test_failed_pushes_leave_no_repository_behind(fresh_wharf: WharfProcess) -> None:
-    reg = Registry(fresh_wharf.url)
-    reg.push_image("kept", "v1", layers=0)
-    data = b"some bytes"
+def test_failed_pushes_leave_no_repository_behind(reg: Registry, repo: str) -> None:
     # A monolithic upload whose digest does not match.
     bad = reg.http.post(
-        f"{reg.url}/v2/failed/monolithic/blobs/uploads/",
+        reg.v2(f"{repo}/monolithic/blobs/uploads/"),
         params={"digest": digest_of(b"other")},
-        data=data,
+        data=b"some bytes",
     )
     assert_error(bad, 400, "DIGEST_INVALID")
     # A manifest that is not JSON, and one whose blobs are missing.
-    assert_error(reg.put_manifest("failed/invalid", "v1", b"{nope"), 400, "MANIFEST_INVALID")
+    assert_error(reg.put_manifest(f"{repo}/invalid", "v1", b"{nope"), 400, "MANIFEST_INVALID")
     missing = image_manifest(descriptor(OCI_EMPTY, EMPTY_JSON), [])
-    assert_error(reg.put_manifest("failed/blobs", "v1", missing), 400, "MANIFEST_BLOB_UNKNOWN")
-    assert reg.http.get(f"{reg.url}/v2/_catalog").json() == {"repositories": ["kept"]}
-    for name in ("failed/monolithic", "failed/invalid", "failed/blobs"):
-        assert_error(reg.http.get(reg.v2(f"{name}/tags/list")), 404, "NAME_UNKNOWN")
+    assert_error(reg.put_manifest(f"{repo}/blobs", "v1", missing), 400, "MANIFEST_BLOB_UNKNOWN")
+    listed = catalog(reg)
+    assert not [name for name in listed if name.startswith(repo)], listed
+    for name in ("monolithic", "invalid", "blobs"):
+        assert_error(reg.http.get(reg.v2(f"{repo}/{name}/tags/list")), 404, "NAME_UNKNOWN")
 
 
 # Referrers

@@ -17,8 +17,12 @@ from tests.support.oci import (
     Registry,
     absolute,
     assert_error,
+    chunks_of,
     digest_of,
+    finish,
+    patch,
     random_bytes,
+    upload_in_mode,
     with_query,
 )
 from tests.support.server import WharfProcess
@@ -27,22 +31,6 @@ from tests.support.server import WharfProcess
 @pytest.fixture
 def reg(wharf: WharfProcess, http: requests.Session) -> Registry:
     return Registry(wharf.url, http)
-
-
-def patch(
-    reg: Registry, url: str, data: bytes, start: int | None = None, **headers: str
-) -> requests.Response:
-    sent = {"Content-Type": OCTET, **headers}
-    if start is not None:
-        sent["Content-Range"] = f"{start}-{start + len(data) - 1}"
-    return reg.http.patch(url, data=data, headers=sent)
-
-
-def finish(
-    reg: Registry, url: str, digest: str, data: bytes = b"", **headers: str
-) -> requests.Response:
-    sent = {"Content-Type": OCTET, **headers}
-    return reg.http.put(with_query(url, digest=digest), data=data, headers=sent)
 
 
 def assert_blob_served(reg: Registry, created: requests.Response, data: bytes) -> None:
@@ -170,11 +158,6 @@ def test_streamed_patch_of_a_large_blob(reg: Registry, repo: str) -> None:
 # Chunked
 
 
-def chunks_of(data: bytes, count: int) -> list[tuple[int, bytes]]:
-    size = len(data) // count + 1
-    return [(start, data[start : start + size]) for start in range(0, len(data), size)]
-
-
 def test_chunked_upload_then_put_without_body(reg: Registry, repo: str) -> None:
     data = random_bytes(3 * 1024 - 5, seed=19)
     url = absolute(reg.url, reg.start_upload(repo))
@@ -279,33 +262,6 @@ def test_chunks_may_mix_streamed_and_ranged(reg: Registry, repo: str) -> None:
 
 
 # Digest algorithms
-
-
-def upload_in_mode(
-    reg: Registry, repo: str, mode: str, data: bytes, digest: str
-) -> requests.Response:
-    """Upload `data` as `digest` the way `mode` says; return the final answer."""
-    if mode == "post-only":
-        return reg.http.post(
-            with_query(reg.v2(f"{repo}/blobs/uploads/"), digest=digest),
-            data=data,
-            headers={"Content-Type": OCTET},
-        )
-    url = absolute(reg.url, reg.start_upload(repo))
-    if mode == "post-put":
-        return finish(reg, url, digest, data)
-    if mode == "stream":
-        return finish(reg, absolute(reg.url, patch(reg, url, data)), digest)
-    pieces = chunks_of(data, 3)
-    last = pieces.pop() if mode == "chunked-put-chunk" else None
-    for start, chunk in pieces:
-        accepted = patch(reg, url, chunk, start=start)
-        assert accepted.status_code == 202, accepted.content
-        url = absolute(reg.url, accepted)
-    if last is None:
-        return finish(reg, url, digest)
-    start, chunk = last
-    return finish(reg, url, digest, chunk, **{"Content-Range": f"{start}-{start + len(chunk) - 1}"})
 
 
 MODES = ["post-only", "post-put", "stream", "chunked", "chunked-put-chunk"]

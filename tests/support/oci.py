@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -246,6 +247,92 @@ def image_index(
     return json.dumps(document, indent=2).encode()
 
 
+# Uploads, step by step
+
+
+def patch(
+    reg: Registry, url: str, data: bytes, start: int | None = None, **headers: str
+) -> requests.Response:
+    sent = {"Content-Type": OCTET, **headers}
+    if start is not None:
+        sent["Content-Range"] = f"{start}-{start + len(data) - 1}"
+    return reg.http.patch(url, data=data, headers=sent)
+
+
+def finish(
+    reg: Registry, url: str, digest: str, data: bytes = b"", **headers: str
+) -> requests.Response:
+    sent = {"Content-Type": OCTET, **headers}
+    return reg.http.put(with_query(url, digest=digest), data=data, headers=sent)
+
+
+def chunks_of(data: bytes, count: int) -> list[tuple[int, bytes]]:
+    size = len(data) // count + 1
+    return [(start, data[start : start + size]) for start in range(0, len(data), size)]
+
+
+def upload_in_mode(
+    reg: Registry, repo: str, mode: str, data: bytes, digest: str
+) -> requests.Response:
+    """Upload `data` as `digest` the way `mode` says; return the final answer."""
+    if mode == "post-only":
+        return reg.http.post(
+            with_query(reg.v2(f"{repo}/blobs/uploads/"), digest=digest),
+            data=data,
+            headers={"Content-Type": OCTET},
+        )
+    url = absolute(reg.url, reg.start_upload(repo))
+    if mode == "post-put":
+        return finish(reg, url, digest, data)
+    if mode == "stream":
+        return finish(reg, absolute(reg.url, patch(reg, url, data)), digest)
+    pieces = chunks_of(data, 3)
+    last = pieces.pop() if mode == "chunked-put-chunk" else None
+    for start, chunk in pieces:
+        accepted = patch(reg, url, chunk, start=start)
+        assert accepted.status_code == 202, accepted.content
+        url = absolute(reg.url, accepted)
+    if last is None:
+        return finish(reg, url, digest)
+    start, chunk = last
+    return finish(reg, url, digest, chunk, **{"Content-Range": f"{start}-{start + len(chunk) - 1}"})
+
+
+# Pagination
+
+
+def next_link(response: requests.Response) -> str | None:
+    """The rel="next" target of the Link header, resolved against the request URL."""
+    header = response.headers.get("Link")
+    if header is None:
+        return None
+    match = re.fullmatch(r'\s*<([^>]+)>\s*;\s*rel="?next"?\s*', header)
+    assert match, f"malformed Link header {header!r}"
+    return urljoin(response.url, match[1])
+
+
+def walk(reg: Registry, url: str, key: str) -> list[list[str]]:
+    """Follow Link headers from `url`; return every page's list."""
+    pages = []
+    seen = set()
+    current: str | None = url
+    while current is not None:
+        assert current not in seen, f"Link loops back to {current}"
+        seen.add(current)
+        response = reg.http.get(current)
+        assert response.status_code == 200, response.content
+        pages.append(response.json()[key])
+        current = next_link(response)
+        assert len(pages) < 100
+    return pages
+
+
+def catalog(reg: Registry) -> list[str]:
+    return [
+        name for page in walk(reg, f"{reg.url}/v2/_catalog?n=100", "repositories") for name in page
+    ]
+
+
 # Raw HTTP, for what requests will not send: lying lengths, broken bodies, odd paths.
 
 
@@ -293,12 +380,15 @@ def raw_request(
     body: bytes = b"",
     *,
     half_close: bool = False,
+    close: bool = True,
     timeout: float = 15,
 ) -> RawResponse:
-    """Send exactly these bytes as one request and read the answer."""
+    """Send exactly these bytes as one request and read the (first) answer."""
     hostname, _, port = host.rpartition(":")
     with socket.create_connection((hostname, int(port)), timeout=timeout) as sock:
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+        if close:
+            lines.append("Connection: close")
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         if half_close:
@@ -307,9 +397,16 @@ def raw_request(
 
 
 def send_and_abandon(
-    host: str, method: str, target: str, headers: dict[str, str], body: bytes
+    host: str,
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    reset: bool = True,
 ) -> None:
-    """Send a request whose body stops short, then drop the connection without reading."""
+    """Send a request whose body stops short of its Content-Length, then drop the connection
+    without reading: with a reset (RST) by default, else with a clean close (FIN)."""
     hostname, _, port = host.rpartition(":")
     sock = socket.create_connection((hostname, int(port)), timeout=15)
     try:
@@ -317,6 +414,18 @@ def send_and_abandon(
         lines += [f"{k}: {v}" for k, v in headers.items()]
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
     finally:
-        # RST rather than FIN: the server sees a connection that broke, not a clean end.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
+
+
+def open_request(
+    host: str, method: str, target: str, headers: dict[str, str], body: bytes
+) -> socket.socket:
+    """Start a request and leave it open: the caller sends the rest of the body, or not."""
+    hostname, _, port = host.rpartition(":")
+    sock = socket.create_connection((hostname, int(port)), timeout=30)
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    return sock

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..oci.digest import Digest, InvalidDigest
+from ..oci.names import MAX_NAME_LENGTH
 from ..storage.base import BlobStore
 from .access import Action, Authorizer
 from .errors import RegistryError
@@ -42,6 +43,8 @@ def parse_digest(text: str | None) -> Digest:
 
 async def authorized_repository(request: web.Request, *actions: Action) -> str:
     name = request.match_info["name"]
+    if len(name) > MAX_NAME_LENGTH:  # the routes check the grammar, not the length
+        raise RegistryError("NAME_INVALID", detail={"name": name[:300]})
     await registry_of(request).authorizer.authorize(request, name, actions)
     return name
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..oci import mediatypes
 from ..oci.manifest import MAX_MANIFEST_BYTES, InvalidManifest, parse_manifest
@@ -89,13 +90,19 @@ async def put_manifest(request: web.Request) -> web.Response:
 async def _read_limited(request: web.Request) -> bytes:
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.content.iter_any():
-        total += len(chunk)
-        if total > MAX_MANIFEST_BYTES:
-            raise RegistryError(
-                "SIZE_INVALID", f"manifests are limited to {MAX_MANIFEST_BYTES} bytes", status=413
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_any():
+            total += len(chunk)
+            if total > MAX_MANIFEST_BYTES:
+                raise RegistryError(
+                    "SIZE_INVALID",
+                    f"manifests are limited to {MAX_MANIFEST_BYTES} bytes",
+                    status=413,
+                )
+            chunks.append(chunk)
+    except (OSError, HttpProcessingError) as exc:
+        # The client went away or broke its own framing: there is no manifest to store.
+        raise RegistryError("MANIFEST_INVALID", f"the request body broke off: {exc}") from None
     return b"".join(chunks)
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from ..oci.digest import Digest
-from ..storage.base import BlobStore, PartialWrite
+from ..storage.base import BlobStore, PartialWrite, UploadBusy, UploadGone
 from .errors import RegistryError
 from .metadata import RegistryMetadata
 
@@ -46,6 +47,24 @@ class Uploads:
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"upload": upload_id})
         return size
 
+    @asynccontextmanager
+    async def _exclusive(self, upload_id: str, repository_id: int) -> AsyncIterator[int]:
+        """Hold the upload against every other request, in any process, and give its size.
+
+        Two requests writing one upload at once would each truncate and overwrite the other's
+        bytes, and could leave a hash that does not describe the file; the second is refused
+        as an out-of-order chunk, with the upload's current range.
+        """
+        async with AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(self.store.hold(upload_id))
+            except UploadGone:
+                raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"upload": upload_id}) from None
+            except UploadBusy:
+                size = await self.size(upload_id, repository_id)
+                raise range_error(size, "another request is writing this upload") from None
+            yield await self.size(upload_id, repository_id)
+
     async def append(
         self,
         upload_id: str,
@@ -54,24 +73,28 @@ class Uploads:
         expected: tuple[int, int] | None = None,
     ) -> int:
         """Add a chunk; `expected` is the (start, length) a Content-Range announced."""
-        size = await self.size(upload_id, repository_id)
-        if expected is not None and expected[0] != size:
-            raise range_error(size, f"chunk starts at {expected[0]}, upload has {size} bytes")
-        hasher = await self._hasher(upload_id, size)
-        try:
-            written = await self.store.append(upload_id, size, body, hasher)
-        except PartialWrite as exc:
-            # Keep what arrived, so that the client can ask for the offset and resume.
-            await self._record(upload_id, size, size + exc.written, hasher)
-            raise RegistryError("BLOB_UPLOAD_INVALID", "the request body ended early") from exc
-        except BaseException:
-            self._hashers.pop(upload_id, None)
-            raise
-        if expected is not None and written != expected[1]:
-            self._hashers.pop(upload_id, None)  # the store drops these bytes at the next write
-            raise range_error(size, f"Content-Range announced {expected[1]} bytes, got {written}")
-        await self._record(upload_id, size, size + written, hasher)
-        return size + written
+        async with self._exclusive(upload_id, repository_id) as size:
+            if expected is not None and expected[0] != size:
+                raise range_error(size, f"chunk starts at {expected[0]}, upload has {size} bytes")
+            hasher = await self._hasher(upload_id, size)
+            try:
+                written = await self.store.append(upload_id, size, body, hasher)
+            except PartialWrite as exc:
+                # Keep what arrived, so that the client can ask for the offset and resume.
+                await self._record(upload_id, size, size + exc.written, hasher)
+                raise RegistryError(
+                    "BLOB_UPLOAD_INVALID", "the request body ended early"
+                ) from exc
+            except BaseException:
+                self._hashers.pop(upload_id, None)
+                raise
+            if expected is not None and written != expected[1]:
+                self._hashers.pop(upload_id, None)  # bytes past `size` are dropped later
+                raise range_error(
+                    size, f"Content-Range announced {expected[1]} bytes, got {written}"
+                )
+            await self._record(upload_id, size, size + written, hasher)
+            return size + written
 
     async def _record(self, upload_id: str, old: int, new: int, hasher: Any) -> None:
         if not await self.metadata.advance_upload(upload_id, old, new):
@@ -89,14 +112,14 @@ class Uploads:
         return hasher
 
     async def finish(self, upload_id: str, repository_id: int, digest: Digest) -> int:
-        size = await self.size(upload_id, repository_id)
-        hasher = await self._hasher(upload_id, size, digest.algorithm)
-        if hasher.hexdigest() != digest.encoded:
-            await self.cancel(upload_id)
-            raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
-        await self.store.commit(upload_id, str(digest))
-        await self.metadata.finish_upload(upload_id, repository_id, str(digest), size)
-        return size
+        async with self._exclusive(upload_id, repository_id) as size:
+            hasher = await self._hasher(upload_id, size, digest.algorithm)
+            if hasher.hexdigest() != digest.encoded:
+                await self.cancel(upload_id)
+                raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
+            await self.store.commit(upload_id, str(digest), size)
+            await self.metadata.finish_upload(upload_id, repository_id, str(digest), size)
+            return size
 
     async def monolithic(self, name: str, digest: Digest, body: AsyncIterable[bytes]) -> int:
         """A whole blob in one request: no session row, nothing visible (not even the
@@ -113,7 +136,7 @@ class Uploads:
         if hasher.hexdigest() != digest.encoded:
             await self.store.discard(upload_id)
             raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
-        await self.store.commit(upload_id, str(digest))
+        await self.store.commit(upload_id, str(digest), size)
         await self.metadata.add_blob(name, str(digest), size)
         return size
 

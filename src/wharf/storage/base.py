@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,9 +16,24 @@ class PartialWrite(Exception):
         self.written = written
 
 
+class UploadBusy(Exception):
+    """Another request, in this process or another, holds the upload."""
+
+
+class UploadGone(Exception):
+    """The upload is not, or no longer, in the store."""
+
+
 class BlobStore(Protocol):
     async def start_upload(self, upload_id: str) -> None:
         """Prepare an empty upload."""
+
+    def hold(self, upload_id: str) -> AbstractAsyncContextManager[None]:
+        """Keep every other request, in any process, off the upload until the block ends.
+
+        Raises UploadBusy at once when another request holds it, and UploadGone when the
+        upload is not there.
+        """
 
     async def append(
         self, upload_id: str, offset: int, body: AsyncIterable[bytes], hasher: Any
@@ -30,8 +46,9 @@ class BlobStore(Protocol):
     async def rehash(self, upload_id: str, size: int, hasher: Any) -> None:
         """Feed the first `size` stored bytes of the upload to `hasher`."""
 
-    async def commit(self, upload_id: str, digest: str) -> None:
-        """Make the upload durable as the blob `digest` and forget the upload."""
+    async def commit(self, upload_id: str, digest: str, size: int) -> None:
+        """Make the first `size` bytes of the upload durable as the blob `digest` (bytes past
+        them belong to no recorded write) and forget the upload."""
 
     async def discard(self, upload_id: str) -> None:
         """Forget an upload and its bytes."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import os
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from .base import PartialWrite
+from .base import PartialWrite, UploadBusy, UploadGone
 
 # Gather the body into batches this large before handing them to the worker thread: hashing
 # and writing in big batches off the event loop is what keeps pushes near the disk's speed.
@@ -47,6 +49,14 @@ class FilesystemBlobStore:
 
     async def start_upload(self, upload_id: str) -> None:
         await asyncio.to_thread(self._upload_path(upload_id).touch)
+
+    @asynccontextmanager
+    async def hold(self, upload_id: str) -> AsyncIterator[None]:
+        fd = await asyncio.to_thread(_lock, self._upload_path(upload_id), upload_id)
+        try:
+            yield
+        finally:
+            os.close(fd)  # which releases the lock
 
     async def append(
         self, upload_id: str, offset: int, body: AsyncIterable[bytes], hasher: Any
@@ -87,6 +97,10 @@ class FilesystemBlobStore:
             except Exception as exc:
                 if in_flight is not None:
                     written += await asyncio.shield(in_flight)
+                if batch:
+                    written += await asyncio.to_thread(
+                        _write_batch, fd, offset + written, batch, hasher
+                    )
                 # Whatever arrived before the break is kept, so the client may resume.
                 await asyncio.to_thread(os.ftruncate, fd, offset + written)
                 raise PartialWrite(written, exc) from exc
@@ -97,17 +111,18 @@ class FilesystemBlobStore:
     async def rehash(self, upload_id: str, size: int, hasher: Any) -> None:
         await asyncio.to_thread(_hash_file, self._upload_path(upload_id), size, hasher)
 
-    async def commit(self, upload_id: str, digest: str) -> None:
-        await asyncio.to_thread(self._commit, upload_id, digest)
+    async def commit(self, upload_id: str, digest: str, size: int) -> None:
+        await asyncio.to_thread(self._commit, upload_id, digest, size)
 
-    def _commit(self, upload_id: str, digest: str) -> None:
+    def _commit(self, upload_id: str, digest: str, size: int) -> None:
         source = self._upload_path(upload_id)
         target = self._blob_path(digest)
         if target.is_file():
             source.unlink(missing_ok=True)
             return
-        fd = os.open(source, os.O_RDONLY)
+        fd = os.open(source, os.O_WRONLY)
         try:
+            os.ftruncate(fd, size)  # a refused chunk may have left bytes past the verified ones
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -156,6 +171,21 @@ def _writeback_starter() -> Callable[[int, int], None]:
 
 
 _start_writeback = _writeback_starter()
+
+
+def _lock(path: Path, upload_id: str) -> int:
+    """An open descriptor of the upload holding its lock: flock is shared by every process on
+    this data directory, and never waits here."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise UploadGone(upload_id) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UploadBusy(upload_id) from None
+    return fd
 
 
 def _open_at(path: Path, offset: int) -> int:
