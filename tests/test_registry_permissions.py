@@ -998,3 +998,60 @@ def test_catalog_pages_count_only_what_the_caller_may_pull(world: World) -> None
             break
         last = names[-1]
     assert pages == everything
+
+
+def test_a_deleted_project_leaves_nothing_to_its_successor(world: World) -> None:
+    """A project deleted and made again (by somebody else) starts empty: the old owner's
+    tags, manifests and blobs are not pulled through the new one's rights."""
+    cluster = world.cluster
+    first, second = cluster.user("first"), cluster.user("second")
+    project = cluster.new_project(first.api, unique("reused"))
+    registry = Registry(world.wharf_url, registry_session(cluster.wharf, bearer(first.token)))
+    old = registry.push_image(f"{project}/app", "latest", seed=3000)
+    deleted = first.api.delete(f"/apis/project.openshift.io/v1/projects/{project}")
+    assert deleted.status_code == 200, deleted.text
+    assert cluster.admin.get(f"/api/v1/namespaces/{project}").status_code == 404
+    cluster.new_project(second.api, project)
+    with registry_session(cluster.wharf, bearer(second.token)) as session:
+
+        def get(path: str) -> requests.Response:
+            return session.get(
+                f"{world.wharf_url}/v2/{project}/app/{path}", headers={"Accept": ACCEPT}, timeout=30
+            )
+
+        assert_error(get("manifests/latest"), 404, "MANIFEST_UNKNOWN")
+        assert_error(get(f"manifests/{old.digest}"), 404, "MANIFEST_UNKNOWN")
+        for digest in old.blobs:
+            assert_error(get(f"blobs/{digest}"), 404, "BLOB_UNKNOWN")
+        tags = get("tags/list")
+        assert tags.status_code == 200
+        assert tags.json()["tags"] == []
+        # A push of the new owner makes a stream with only the new owner's tag.
+        new = Registry(world.wharf_url, session).push_image(f"{project}/app", "mine", seed=3001)
+    assert {
+        t: [i["image"] for i in items] for t, items in world.tags_of(project, "app").items()
+    } == {"mine": [new.digest]}
+
+
+def test_a_deleted_stream_takes_its_images_out_of_the_repository(world: World) -> None:
+    repository = f"{world.project}/{unique('dropped')}"
+    registry = world.registry("project-admin")
+    old = registry.push_image(repository, "latest", seed=3100)
+    name = repository.split("/")[1]
+    deleted = world.cluster.admin.delete(
+        f"/apis/image.openshift.io/v1/namespaces/{world.project}/imagestreams/{name}"
+    )
+    assert deleted.status_code == 200, deleted.text
+    for reference in ("latest", old.digest):
+        response = world.request(
+            "project-admin",
+            "GET",
+            f"/v2/{repository}/manifests/{reference}",
+            headers={"Accept": ACCEPT},
+        )
+        assert_error(response, 404, "MANIFEST_UNKNOWN")
+    # Pushed again, the stream starts without history.
+    new = registry.push_image(repository, "latest", seed=3101)
+    assert [i["image"] for i in world.tags_of(world.project, name)["latest"]] == [new.digest]
+    # The Image objects outlive the stream, as in OpenShift (pruning removes them).
+    assert world.image(old.digest).status_code == 200

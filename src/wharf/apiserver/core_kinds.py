@@ -8,6 +8,7 @@ from typing import Any
 
 from ..auth.authenticator import Authenticator
 from ..db.objects import ObjectStore, Transaction
+from ..images.history import forget
 from .errors import bad_request
 from .kinds import Column, Kind, Strategy
 from .meta import Object, label_name_problem
@@ -36,6 +37,8 @@ class NamespaceResource(Resource):
     async def delete_in(self, tx: Transaction, key: Any, version: int | None = None) -> Object:
         deleted = await super().delete_in(tx, key, version)
         await tx.delete_namespace_contents(key.name)
+        # The registry's records of its image streams too: a namespace made again starts empty.
+        await forget(tx.conn, key.name)
         return deleted
 
 

@@ -14,7 +14,14 @@ from typing import Any
 from ..auth.rbac import RbacAuthorizer
 from ..auth.user import Attributes
 from ..db.objects import Key, ObjectStore, Transaction
-from ..images.history import TagEvent, add_event, ensure_repository, remove_tag, tags_of
+from ..images.history import (
+    TagEvent,
+    add_event,
+    ensure_repository,
+    forget,
+    remove_tag,
+    tags_of,
+)
 from ..images.links import link_image
 from ..images.streams import (
     GROUP,
@@ -170,10 +177,8 @@ class ImageStreamResource(Resource):
 
     async def delete_in(self, tx: Transaction, key: Key, version: int | None = None) -> Object:
         deleted = await super().delete_in(tx, key, version)
-        # The stream's tags go with it: a new stream of the same name starts without history.
-        repository_id = await ensure_repository(tx.conn, f"{key.namespace}/{key.name}")
-        for tag in await tags_of(tx.conn, f"{key.namespace}/{key.name}"):
-            await remove_tag(tx.conn, repository_id, tag)
+        # The stream's tags and images go with it: a new stream of the same name starts empty.
+        await forget(tx.conn, key.namespace, key.name)
         return deleted
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import ColumnElement, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.schema import repositories, tag_events
+from ..db.schema import repositories, repository_blobs, repository_manifests, tag_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +92,20 @@ async def remove_tag(conn: AsyncConnection, repository_id: int, tag: str) -> boo
         )
     )
     return bool(result.rowcount)
+
+
+async def forget(conn: AsyncConnection, namespace: str, name: str | None = None) -> None:
+    """Drop what the registry holds for the deleted stream `namespace/name` (or, without a name,
+    for every stream of the deleted namespace): its tag history and the manifests and blobs
+    linked to its repository, so that a stream or project made again under the same name
+    starts empty. The repository rows stay (their ids are remembered for good), and so does
+    the content, which other repositories may share."""
+    matching: ColumnElement[bool]
+    if name is None:
+        escaped = namespace.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        matching = repositories.c.name.like(f"{escaped}/%", escape="\\")
+    else:
+        matching = repositories.c.name == f"{namespace}/{name}"
+    ids = select(repositories.c.id).where(matching)
+    for table in (tag_events, repository_manifests, repository_blobs):
+        await conn.execute(delete(table).where(table.c.repository_id.in_(ids)))

@@ -62,7 +62,8 @@ class StreamPublisher:
         self, request: web.Request, name: str, manifest: ParsedManifest, tag: str | None
     ) -> None:
         project, stream_name = split_repository(name) or ("", "")
-        if await self.objects.get(Key(NAMESPACES, "", project)) is None:
+        namespace = Key(NAMESPACES, "", project)
+        if await self.objects.get(namespace) is None:
             raise _denied(f'namespace "{project}" not found')
         config = None
         if manifest.config is not None and manifest.config.size <= MAX_CONFIG_BYTES:
@@ -78,6 +79,10 @@ class StreamPublisher:
             if not await self.rbac.allowed(wanted):
                 raise _denied(f"may not create image stream {name}")
         async with self.objects.transaction() as tx:
+            # Again in the transaction: a namespace deleted meanwhile takes its records along
+            # (wharf.images.history.forget), and must not get this push's afterwards.
+            if await tx.get(namespace) is None:
+                raise _denied(f'namespace "{project}" not found')
             repository = await self.metadata.store_manifest(tx.conn, name, manifest)
             await save_image(tx, image)
             if tag is not None:
