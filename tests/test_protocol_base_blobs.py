@@ -132,6 +132,7 @@ def test_unsatisfiable_range_is_416(reg: Registry, repo: str, header: str) -> No
     digest = reg.push_blob(repo, BLOB_2048)
     response = reg.blob(repo, digest, headers={"Range": header})
     assert response.status_code == 416
+    assert response.headers["Content-Range"] == "bytes */2048"
     assert response.content != BLOB_2048
 
 

@@ -330,14 +330,9 @@ def test_referrers_without_any(reg: Registry, repo: str) -> None:
 
 
 def test_referrers_in_an_unknown_repository(reg: Registry) -> None:
-    response = reg.http.get(
-        reg.v2(f"never/pushed/{uuid.uuid4().hex[:8]}/referrers/{digest_of(b'x')}")
-    )
-    assert response.status_code in (200, 404)
-    if response.status_code == 200:
-        assert response.json()["manifests"] == []
-    else:
-        assert response.json()["errors"][0]["code"] in {"NAME_UNKNOWN", "MANIFEST_UNKNOWN"}
+    # The conformance suite asks before it has pushed anything, and wants an empty index.
+    name = f"never/pushed/{uuid.uuid4().hex[:8]}"
+    assert referrers(reg, name, digest_of(b"x")).json()["manifests"] == []
 
 
 def test_referrers_with_an_invalid_digest(reg: Registry, repo: str) -> None:
