@@ -20,8 +20,10 @@ from tests.support.cluster import (
     User,
     basic,
     bearer,
+    group_subject,
     integrated_cluster,
     registry_session,
+    service_account_subject,
     unique,
     user_subject,
 )
@@ -409,6 +411,71 @@ def test_token_of_a_deleted_user_is_denied(world: World) -> None:
     assert deleted.status_code == 200, deleted.text
     wait_until(lambda: world.get("/v2/", bearer(bob.token)).status_code == 401, timeout=10)
     assert_access_denied(world.get(world.manifest_path(), bearer(bob.token)))
+
+
+def test_service_account_tokens_end_with_their_account(world: World) -> None:
+    cluster = world.cluster
+    project = world.project
+    created = cluster.admin.post(
+        f"/api/v1/namespaces/{project}/serviceaccounts",
+        json={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}},
+    )
+    assert created.status_code == 201, created.text
+    binding = cluster.bind(
+        project, "system:image-puller", service_account_subject(project, "robot")
+    )
+    assert binding.status_code == 201, binding.text
+    token = cluster.service_account_token(project, "robot")
+    assert_pulls(world, bearer(token))
+    # Expired: refused, although the account is there.
+    expired = cluster.expired_service_account_token(project, "robot")
+    assert_access_denied(world.get(world.manifest_path(), bearer(expired)))
+    assert world.get("/openshift/token", basic("robot", expired)).status_code == 401
+    # The account deleted, and made again under the same name: the old token stays refused.
+    deleted = cluster.admin.delete(f"/api/v1/namespaces/{project}/serviceaccounts/robot")
+    assert deleted.status_code == 200, deleted.text
+    wait_until(lambda: world.get("/v2/", bearer(token)).status_code == 401, timeout=10)
+    again = cluster.admin.post(
+        f"/api/v1/namespaces/{project}/serviceaccounts",
+        json={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}},
+    )
+    assert again.status_code == 201, again.text
+    assert_access_denied(world.get(world.manifest_path(), bearer(token)))
+    assert_pulls(world, bearer(cluster.service_account_token(project, "robot")))
+
+
+def test_rights_follow_role_bindings(world: World) -> None:
+    """A binding takes effect on the next request, and so does its removal."""
+    cluster = world.cluster
+    carol = cluster.user("carol")
+    assert_access_denied(world.get(world.manifest_path(), bearer(carol.token)))
+    binding = cluster.bind(world.project, "system:image-puller", user_subject(carol.name))
+    assert binding.status_code == 201, binding.text
+    assert_pulls(world, bearer(carol.token))
+    name = binding.json()["metadata"]["name"]
+    deleted = cluster.admin.delete(
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{world.project}/rolebindings/{name}"
+    )
+    assert deleted.status_code == 200, deleted.text
+    assert_access_denied(world.get(world.manifest_path(), bearer(carol.token)))
+    # A group's binding reaches its members.
+    group = unique("pullers")
+    made = cluster.admin.post(
+        "/apis/user.openshift.io/v1/groups",
+        json={
+            "apiVersion": "user.openshift.io/v1",
+            "kind": "Group",
+            "metadata": {"name": group},
+            "users": [carol.name],
+        },
+    )
+    assert made.status_code == 201, made.text
+    binding = cluster.bind(world.project, "system:image-puller", group_subject(group))
+    assert binding.status_code == 201, binding.text
+    wait_until(
+        lambda: world.get(world.manifest_path(), bearer(carol.token)).status_code == 200,
+        timeout=10,
+    )
 
 
 # The real client

@@ -306,13 +306,11 @@ class Cluster:
         seconds: expired. Tokens are not made by the API, so it is written to the database the
         Wharf process reads, as a token issued then would have been."""
         from wharf.auth.resources import OAUTH_ACCESS_TOKENS
-        from wharf.db.engine import Database, sqlite_url
-        from wharf.db.objects import Key, ObjectStore
 
         found = self.admin.get(f"/apis/user.openshift.io/v1/users/{user}")
         assert found.status_code == 200, found.text
         token = "sha256~" + _b64(os.urandom(32))
-        issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - age))
+        issued = _timestamp(time.time() - age)
         record = {
             "apiVersion": "oauth.openshift.io/v1",
             "kind": "OAuthAccessToken",
@@ -329,18 +327,52 @@ class Cluster:
             "userUID": found.json()["metadata"]["uid"],
         }
 
+        self._write_record(OAUTH_ACCESS_TOKENS, record)
+        return token
+
+    def expired_service_account_token(
+        self, namespace: str, account: str = "builder", age: int = 60
+    ) -> str:
+        """A token of the service account that expired `age` seconds ago, written to the
+        database as a TokenRequest made then would have left it."""
+        from wharf.auth.resources import SERVICE_ACCOUNT_TOKENS
+
+        found = self.admin.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}")
+        assert found.status_code == 200, found.text
+        token = "wharfsa~" + _b64(os.urandom(32))
+        secret = token.removeprefix("wharfsa~")
+        name = "wharfsa~" + _b64(hashlib.sha256(secret.encode()).digest())
+        moment = time.time()
+        record = {
+            "metadata": {
+                "name": name,
+                "uid": str(uuid.uuid4()),
+                "creationTimestamp": _timestamp(moment - age - 3600),
+            },
+            "spec": {
+                "namespace": namespace,
+                "serviceAccountName": account,
+                "serviceAccountUID": found.json()["metadata"]["uid"],
+                "expirationTimestamp": _timestamp(moment - age),
+            },
+        }
+        self._write_record(SERVICE_ACCOUNT_TOKENS, record)
+        return token
+
+    def _write_record(self, resource: str, record: dict[str, Any]) -> None:
+        """Store `record` in the Wharf's database, as the process itself would."""
+        from wharf.db.engine import Database, sqlite_url
+        from wharf.db.objects import Key, ObjectStore
+
         async def write() -> None:
             database = Database(sqlite_url(self.wharf.data_dir.resolve()))
             try:
                 async with ObjectStore(database).transaction() as tx:
-                    await tx.create(
-                        Key(OAUTH_ACCESS_TOKENS, "", record["metadata"]["name"]), record
-                    )
+                    await tx.create(Key(resource, "", record["metadata"]["name"]), record)
             finally:
                 await database.dispose()
 
         asyncio.run(write())
-        return token
 
     def bind(
         self,
@@ -355,6 +387,10 @@ class Cluster:
             f"/apis/{RBAC}/v1/namespaces/{namespace}/rolebindings",
             json=rolebinding(unique("rb"), role, subject, kind),
         )
+
+
+def _timestamp(moment: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
 
 
 def _b64(data: bytes) -> str:
