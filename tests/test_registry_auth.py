@@ -122,6 +122,40 @@ def test_realm_follows_forwarded_scheme_and_host(world: World) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("headers", "realm"),
+    [
+        # Proxies append to these headers: the first value is the client-facing one.
+        (
+            {"X-Forwarded-Host": "a.example.com, b.internal", "X-Forwarded-Proto": "https, http"},
+            "https://a.example.com/openshift/token",
+        ),
+        (
+            {"X-Forwarded-Host": "reg.example.com", "X-Forwarded-Port": "8443"},
+            "https://reg.example.com:8443/openshift/token",
+        ),
+        (
+            {"X-Forwarded-Host": "reg.example.com:5000", "X-Forwarded-Port": "443"},
+            "https://reg.example.com:443/openshift/token",
+        ),
+        ({"X-Forwarded-Host": "[fd00::1]:5000"}, "https://[fd00::1]:5000/openshift/token"),
+        ({"X-Forwarded-Proto": "http"}, "http://{host}/openshift/token"),
+        # Nothing that is not a scheme or a host gets into the challenge.
+        ({"X-Forwarded-Proto": "javascript"}, "https://{host}/openshift/token"),
+        ({"X-Forwarded-Host": 'evil"host'}, "https://{host}/openshift/token"),
+        ({"X-Forwarded-Host": "evil.example.com/path"}, "https://{host}/openshift/token"),
+        ({"Host": 'bad"host'}, "https://{host}/openshift/token"),
+    ],
+    ids=["lists", "port", "port-replaces", "ipv6", "http", "bad-proto", "quote", "path", "host"],
+)
+def test_realm_from_forwarded_headers(world: World, headers: dict[str, str], realm: str) -> None:
+    with world.session() as session:
+        response = session.get(f"{world.url}/v2/", headers=headers, timeout=30)
+    assert response.status_code == 401
+    expected = realm.format(host=world.host)
+    assert response.headers["WWW-Authenticate"] == f'Bearer realm="{expected}"'
+
+
 @pytest.mark.parametrize("scheme", ["Digest realm=x", "Token abc", "Negotiate abc"])
 def test_other_schemes_get_the_bearer_challenge(world: World, scheme: str) -> None:
     response = world.get(world.manifest_path(), scheme)

@@ -12,6 +12,7 @@ token names a user, and the user's RBAC permissions on the project's image resou
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Sequence
 
@@ -34,10 +35,40 @@ def split_repository(name: str) -> tuple[str, str] | None:
     return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
 
 
+# A host, an IPv4 address or a bracketed IPv6 address, with an optional port: nothing that
+# could end the quoted realm or make it another URL.
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def _forwarded(request: web.Request, attribute: str) -> str:
+    """The first value of an X-Forwarded-<attribute> header (proxies append theirs)."""
+    return request.headers.get(f"X-Forwarded-{attribute}", "").split(",", 1)[0].strip()
+
+
 def token_realm(request: web.Request) -> str:
-    scheme = request.headers.get("X-Forwarded-Proto", request.scheme)
-    host = request.headers.get("X-Forwarded-Host", request.host)
+    """Where clients get tokens: this request's scheme and host, as the proxies in front of
+    the registry saw them (X-Forwarded-Proto, -Host, -Port), as OpenShift's registry says."""
+    scheme = _forwarded(request, "Proto").lower()
+    if scheme not in ("http", "https"):
+        scheme = request.scheme
+    host = _forwarded(request, "Host")
+    port = _forwarded(request, "Port")
+    if host and port.isdigit():
+        host = f"{host.rsplit(':', 1)[0] if not host.endswith(']') else host}:{port}"
+    if not _HOST.fullmatch(host):
+        host = request.host
+    if not _HOST.fullmatch(host):
+        host = _local_address(request)
     return f"{scheme}://{host}/openshift/token"
+
+
+def _local_address(request: web.Request) -> str:
+    """The address the request came in on, for a Host header that is no host."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not isinstance(sockname, tuple) or len(sockname) < 2:
+        return "localhost"
+    address, port = str(sockname[0]), int(sockname[1])
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def challenge(request: web.Request) -> RegistryError:
