@@ -83,11 +83,16 @@ class ServiceAccountResource(Resource):
         self.authenticator = authenticator
 
     async def request_token(self, call: Call, name: str, request: Object) -> Object:
-        account = await self.get(call, name)
         spec = request.get("spec") or {}
+        if not isinstance(spec, dict):
+            raise bad_request("spec must be an object")
+        audiences = spec.get("audiences") or []
+        if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+            raise bad_request("spec.audiences must be a list of strings")
         seconds = spec.get("expirationSeconds", 3600)
-        if not isinstance(seconds, int) or not 600 <= seconds <= 2**32:
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or not 600 <= seconds <= 2**32:
             raise bad_request("spec.expirationSeconds must be an integer of at least 600")
+        account = await self.get(call, name)
         token, expires = await self.authenticator.issue_service_account_token(
             call.namespace, account, seconds
         )

@@ -7,6 +7,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from ..auth.resources import NAMESPACES
 from ..auth.user import UserInfo
 from ..db.objects import AlreadyExists, Conflict, Key, NotFound, ObjectStore, Transaction
 from .errors import ApiError, already_exists, conflict, invalid, not_found
@@ -113,6 +114,9 @@ class Resource:
 
     async def create_in(self, tx: Transaction, obj: Object) -> Object:
         meta = obj["metadata"]
+        namespace = meta.get("namespace", "")
+        if self.kind.namespaced and await tx.get(Key(NAMESPACES, "", namespace)) is None:
+            raise not_found("", "namespaces", namespace)
         try:
             return await tx.create(self.key(meta.get("namespace", ""), meta["name"]), obj)
         except AlreadyExists:

@@ -23,7 +23,7 @@ from .errors import ApiError, bad_request, conflict, forbidden, status_object
 from .kinds import Kind
 from .meta import Object, field_selector, label_selector
 from .resources import Call, Resource
-from .shapes import unknown_fields
+from .shapes import unknown_fields, wrong_types
 from .tables import table, wants_table
 
 MAX_BODY = 3 * 1024 * 1024  # Kubernetes refuses request bodies over 3 MiB
@@ -148,13 +148,42 @@ async def read_object(request: web.Request) -> Object:
     content_type = request.content_type
     if content_type == "application/vnd.kubernetes.protobuf":
         return protobuf.decode(raw)
-    try:
-        data = yaml.safe_load(raw) if "yaml" in content_type else json.loads(raw)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise bad_request(f"the body of the request could not be decoded: {exc}") from None
+    data = decode_body(raw, "yaml" in content_type, "the body of the request")
     if not isinstance(data, dict):
         raise bad_request("the body of the request must be an object")
     return data
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: they can make a small body expand without bound."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases are not allowed")
+        return super().compose_node(parent, index)
+
+
+def decode_body(raw: bytes, as_yaml: bool, what: str) -> Any:
+    """JSON, or YAML without aliases; 400 for anything that does not decode."""
+    try:
+        if as_yaml:
+            return yaml.load(raw, Loader=_NoAliasLoader)  # a SafeLoader: no Python objects
+        return json.loads(raw)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise bad_request(f"{what} could not be decoded: {exc}") from None
+    except RecursionError:
+        raise bad_request(f"{what} is nested too deeply") from None
+
+
+def _check_types(target: Target, obj: Object) -> None:
+    """Fields of another type than the kind's are refused as Kubernetes' decoder does."""
+    problems = wrong_types(target.kind.shape, obj)
+    if problems:
+        kind = target.kind
+        raise bad_request(
+            f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '
+            + "; ".join(problems[:10])
+        )
 
 
 def _check_kind(target: Target, obj: Object) -> None:
@@ -170,6 +199,7 @@ def _check_kind(target: Target, obj: Object) -> None:
     meta = obj.get("metadata", {})
     if not isinstance(meta, dict):
         raise bad_request("metadata must be an object")
+    _check_types(target, obj)
     body_namespace = meta.get("namespace")
     if kind.namespaced and body_namespace and body_namespace != target.namespace:
         raise bad_request(
@@ -313,10 +343,7 @@ def merge_patch(document: Any, patch: Any) -> Any:
 
 
 def apply_patch(content_type: str, current: Object, raw: bytes) -> Object:
-    try:
-        patch = json.loads(raw) if "yaml" not in content_type else yaml.safe_load(raw)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise bad_request(f"the patch could not be decoded: {exc}") from None
+    patch = decode_body(raw, "yaml" in content_type, "the patch")
     if content_type == "application/json-patch+json":
         try:
             result = jsonpatch.apply_patch(current, patch)
@@ -418,7 +445,10 @@ async def watch_objects(request: web.Request, target: Target, call: Call) -> web
     matches = _matcher(request, target)
     namespace = call.namespace if target.kind.namespaced else ""
     version_text = request.query.get("resourceVersion", "")
-    timeout = float(request.query.get("timeoutSeconds") or 1800)
+    timeout_text = request.query.get("timeoutSeconds") or "1800"
+    if not timeout_text.isdigit():
+        raise bad_request("timeoutSeconds must be a non-negative integer")
+    timeout = float(timeout_text)
     as_table = wants_table(request.headers.get("Accept", ""))
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()

@@ -141,6 +141,10 @@ def reviews(
         "extra": ANY,
     }
     status: Shape = {"allowed": B, "denied": B, "reason": S, "evaluationError": S}
+    specs: dict[str, Shape] = {
+        "SelfSubjectRulesReview": {"namespace": S},
+        "TokenReview": {"token": S, "audiences": [S]},
+    }
     authz = "authorization.k8s.io"
     authn = "authentication.k8s.io"
     create_only = ("create",)
@@ -163,7 +167,7 @@ def reviews(
             verbs=create_only,
             strategy=ReviewStrategy(),
             shape=top(
-                spec=ANY if "Access" not in kind_name else access_spec,
+                spec=specs.get(kind_name, ANY) if "Access" not in kind_name else access_spec,
                 status=status if "Access" in kind_name else ANY,
             ),
         )

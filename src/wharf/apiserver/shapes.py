@@ -59,6 +59,53 @@ def unknown_fields(shape: Shape | None, value: Any, path: str = "") -> list[str]
     return []
 
 
+_JSON_TYPES: dict[str, tuple[type, ...]] = {S: (str,), INT: (int,), B: (bool,)}
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    for name, kinds in (("string", str), ("number", (int, float)), ("object", dict)):
+        if isinstance(value, kinds):
+            return name
+    return "array" if isinstance(value, list) else type(value).__name__
+
+
+def wrong_types(shape: Shape | None, value: Any, path: str = "") -> list[str]:
+    """What in `value` has another JSON type than `shape` says, as `path: expected X, got Y`;
+    null stands for an absent field, as in Kubernetes."""
+    if shape is None or value is None or shape == ANY:
+        return []
+    where = path or "(root)"
+    if shape == MAP:
+        if not isinstance(value, dict):
+            return [f"{where}: expected object, got {_type_name(value)}"]
+        return [
+            f"{path}[{key}]: expected string, got {_type_name(item)}"
+            for key, item in value.items()
+            if item is not None and not isinstance(item, str)
+        ]
+    if isinstance(shape, str):
+        kinds = _JSON_TYPES.get(shape, (object,))
+        if not isinstance(value, kinds) or (shape == INT and isinstance(value, bool)):
+            return [f"{where}: expected {shape}, got {_type_name(value)}"]
+        return []
+    if isinstance(shape, Mapping):
+        if not isinstance(value, dict):
+            return [f"{where}: expected object, got {_type_name(value)}"]
+        found = []
+        for key, item in value.items():
+            if key in shape:
+                found += wrong_types(shape[key], item, f"{path}.{key}" if path else str(key))
+        return found
+    if not isinstance(value, list):
+        return [f"{where}: expected array, got {_type_name(value)}"]
+    found = []
+    for index, item in enumerate(value):
+        found += wrong_types(shape[0], item, f"{path}[{index}]")
+    return found
+
+
 def openapi(shape: Shape) -> dict[str, Any]:
     """The OpenAPI v3 schema of a shape."""
     if shape == MAP:

@@ -1,0 +1,371 @@
+"""Bad input gets the Kubernetes Status it deserves, never a 500: malformed bodies, wrong
+types, names outside DNS-1123, unknown fields, stale versions, bad parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.cluster import RBAC, Api, Cluster, assert_status, unique
+
+ROUTES = "/apis/route.openshift.io/v1"
+RBAC_API = f"/apis/{RBAC}/v1"
+JSON = {"Content-Type": "application/json"}
+YAML = {"Content-Type": "application/yaml"}
+MERGE = {"Content-Type": "application/merge-patch+json"}
+JSON_PATCH = {"Content-Type": "application/json-patch+json"}
+
+
+@pytest.fixture(scope="module")
+def ns(cluster: Cluster) -> str:
+    return cluster.new_project(cluster.admin, unique("bad"))
+
+
+@pytest.fixture(scope="module")
+def admin(cluster: Cluster) -> Api:
+    return cluster.admin
+
+
+@pytest.fixture(scope="module")
+def existing(admin: Api, ns: str) -> str:
+    """A route to update and patch."""
+    path = f"{ROUTES}/namespaces/{ns}/routes/existing"
+    response = admin.post(
+        f"{ROUTES}/namespaces/{ns}/routes",
+        json={
+            "apiVersion": "route.openshift.io/v1",
+            "kind": "Route",
+            "metadata": {"name": "existing"},
+            "spec": {"to": {"kind": "Service", "name": "w"}},
+        },
+    )
+    assert response.status_code == 201, response.text
+    return path
+
+
+def refused(response: requests.Response, *codes: int) -> dict[str, Any]:
+    """A Status with one of `codes` (400 when none are given)."""
+    codes = codes or (400,)
+    assert response.status_code in codes, (response.status_code, response.text)
+    body: dict[str, Any] = response.json()
+    assert body["kind"] == "Status" and body["status"] == "Failure", body
+    assert body["code"] == response.status_code
+    assert body["reason"] not in ("InternalError", ""), body
+    return body
+
+
+# Malformed bodies
+
+
+@pytest.mark.parametrize(
+    ("data", "headers"),
+    [
+        (b"{not json", JSON),
+        (b'{"metadata": {"name": "x"}', JSON),
+        (b"", JSON),
+        (b"[]", JSON),
+        (b'"a string"', JSON),
+        (b"null", JSON),
+        (b"\xff\xfe\x00garbage", JSON),
+        (b"metadata: [unclosed", YAML),
+        (b"- a\n- list\n", YAML),
+        (b"just a scalar", YAML),
+        (b"key: value\n\tbad: tab", YAML),
+        (b"[" * 100_000 + b"]" * 100_000, JSON),
+        (b"a: &a [*a, *a]\n", YAML),
+        (b"a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\nmetadata: {name: laughs}\n", YAML),
+    ],
+)
+def test_malformed_bodies_are_400(
+    admin: Api, ns: str, data: bytes, headers: dict[str, str]
+) -> None:
+    refused(admin.post(f"{ROUTES}/namespaces/{ns}/routes", data=data, headers=headers))
+
+
+def test_malformed_bodies_on_update_patch_and_delete(admin: Api, existing: str) -> None:
+    refused(admin.put(existing, data=b"{nope", headers=JSON))
+    refused(admin.patch(existing, data=b"{nope", headers=MERGE))
+    refused(admin.patch(existing, data=b"{nope", headers=JSON_PATCH))
+    refused(admin.patch(existing, data=b"[1, 2]", headers=MERGE))
+    refused(admin.patch(existing, data=b'{"op": "add"}', headers=JSON_PATCH), 400, 422)
+    refused(
+        admin.patch(existing, data=b'[{"op": "bogus", "path": "/x"}]', headers=JSON_PATCH), 400, 422
+    )
+    refused(
+        admin.patch(
+            existing,
+            data=b'[{"op": "replace", "path": "/no/such", "value": 1}]',
+            headers=JSON_PATCH,
+        ),
+        400,
+        422,
+    )
+    refused(
+        admin.patch(
+            existing, data=b'[{"op": "replace", "path": "", "value": [1]}]', headers=JSON_PATCH
+        ),
+        400,
+        422,
+    )
+    refused(admin.delete(existing, data=b"{nope", headers=JSON))
+    assert admin.get(existing).status_code == 200
+
+
+def test_a_yaml_body_is_accepted(admin: Api, ns: str) -> None:
+    name = unique("yaml")
+    body = (
+        "apiVersion: route.openshift.io/v1\nkind: Route\n"
+        f"metadata:\n  name: {name}\nspec:\n  to:\n    kind: Service\n    name: web\n"
+    )
+    response = admin.post(f"{ROUTES}/namespaces/{ns}/routes", data=body, headers=YAML)
+    assert response.status_code == 201, response.text
+    assert response.json()["metadata"]["name"] == name
+
+
+def test_a_body_over_3_mib_is_413(admin: Api, ns: str) -> None:
+    body = b'{"metadata": {"name": "big", "annotations": {"a": "' + b"x" * (4 << 20) + b'"}}}'
+    assert_status(
+        admin.post(f"/api/v1/namespaces/{ns}/secrets", data=body, headers=JSON),
+        413,
+        "RequestEntityTooLarge",
+    )
+
+
+# Fields of the wrong type
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        "a string",
+        ["a", "list"],
+        {"name": 5},
+        {"name": ["x"]},
+        {"name": None},
+        {"name": "ok", "labels": ["a"]},
+        {"name": "ok", "labels": {"a": 1}},
+        {"name": "ok", "annotations": "x"},
+        {"generateName": 5},
+    ],
+)
+def test_metadata_of_the_wrong_shape(admin: Api, ns: str, metadata: Any) -> None:
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": metadata}
+    refused(admin.post(f"/api/v1/namespaces/{ns}/secrets", json=body), 400, 422)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (f"{ROUTES}/namespaces/NS/routes", {"metadata": {"name": "r"}, "spec": "x"}),
+        (f"{ROUTES}/namespaces/NS/routes", {"metadata": {"name": "r"}, "spec": {"to": "x"}}),
+        (f"{ROUTES}/namespaces/NS/routes", {"metadata": {"name": "r"}, "spec": ["x"]}),
+        ("/api/v1/namespaces/NS/secrets", {"metadata": {"name": "s"}, "data": ["x"]}),
+        ("/api/v1/namespaces/NS/secrets", {"metadata": {"name": "s"}, "data": {"k": 5}}),
+        ("/api/v1/namespaces/NS/secrets", {"metadata": {"name": "s"}, "stringData": "x"}),
+        ("/api/v1/namespaces", {"metadata": {"name": unique("n")}, "spec": "x"}),
+        (f"{RBAC_API}/namespaces/NS/roles", {"metadata": {"name": "r"}, "rules": "x"}),
+        (f"{RBAC_API}/namespaces/NS/roles", {"metadata": {"name": "r"}, "rules": [5]}),
+        (f"{RBAC_API}/namespaces/NS/rolebindings", {"metadata": {"name": "b"}, "roleRef": "x"}),
+        (
+            f"{RBAC_API}/namespaces/NS/rolebindings",
+            {
+                "metadata": {"name": "b"},
+                "roleRef": {"kind": "ClusterRole", "name": "view"},
+                "subjects": ["alice"],
+            },
+        ),
+        (
+            f"{RBAC_API}/namespaces/NS/rolebindings",
+            {
+                "metadata": {"name": "b"},
+                "roleRef": {"kind": "ClusterRole", "name": "view"},
+                "subjects": "alice",
+            },
+        ),
+        ("/apis/user.openshift.io/v1/groups", {"metadata": {"name": "g"}, "users": "alice"}),
+        ("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {"spec": ["x"]}),
+        (
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            {"spec": {"resourceAttributes": "x"}},
+        ),
+        (
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            {"spec": {"user": "a", "groups": 5, "resourceAttributes": {"verb": "get"}}},
+        ),
+        ("/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", {"spec": "x"}),
+        ("/apis/authentication.k8s.io/v1/tokenreviews", {"spec": {"token": 5}}),
+        ("/apis/authentication.k8s.io/v1/tokenreviews", {"spec": "x"}),
+        ("/api/v1/namespaces/NS/serviceaccounts/default/token", {"spec": ["x"]}),
+        (
+            "/api/v1/namespaces/NS/serviceaccounts/default/token",
+            {"spec": {"expirationSeconds": "long"}},
+        ),
+        ("/apis/project.openshift.io/v1/projectrequests", {"metadata": {"name": 5}}),
+        (
+            "/apis/project.openshift.io/v1/projectrequests",
+            {"metadata": {"name": unique("p"), "labels": "x"}},
+        ),
+    ],
+)
+def test_fields_of_the_wrong_type_are_refused_not_500(
+    admin: Api, ns: str, path: str, body: dict[str, Any]
+) -> None:
+    response = admin.post(path.replace("NS", ns), json=body)
+    refused(response, 400, 422)
+
+
+# Names
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["UPPER", "under_score", "-leading", "trailing-", "sp ace", "a" * 254, "dots..double", "é"],
+)
+def test_names_outside_dns_1123_subdomain_are_422(admin: Api, ns: str, name: str) -> None:
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}}
+    status = assert_status(
+        admin.post(f"/api/v1/namespaces/{ns}/secrets", json=body), 422, "Invalid"
+    )
+    assert status["details"]["causes"][0]["field"] == "metadata.name"
+
+
+@pytest.mark.parametrize("name", ["has.dot", "a" * 64, "UPPER", "x_y"])
+def test_namespace_and_project_names_are_dns_1123_labels(admin: Api, name: str) -> None:
+    assert_status(
+        admin.post("/api/v1/namespaces", json={"metadata": {"name": name}}), 422, "Invalid"
+    )
+    response = admin.post(
+        "/apis/project.openshift.io/v1/projectrequests", json={"metadata": {"name": name}}
+    )
+    assert_status(response, 422, "Invalid")
+
+
+def test_a_missing_name_is_422(admin: Api, ns: str) -> None:
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {}}
+    status = assert_status(
+        admin.post(f"/api/v1/namespaces/{ns}/secrets", json=body), 422, "Invalid"
+    )
+    assert "name" in status["message"]
+
+
+def test_a_dotted_subdomain_name_is_fine(admin: Api, ns: str) -> None:
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a.b-c.d"}}
+    assert admin.post(f"/api/v1/namespaces/{ns}/secrets", json=body).status_code == 201
+
+
+def test_creating_in_a_missing_namespace_is_404(admin: Api) -> None:
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "orphan"}}
+    missing = unique("missing")
+    assert_status(
+        admin.post(f"/api/v1/namespaces/{missing}/secrets", json=body), 404, "NotFound", missing
+    )
+    assert admin.get(f"/api/v1/namespaces/{missing}/secrets").json()["items"] == []
+
+
+# Unknown fields and stale versions
+
+
+def test_unknown_fields_under_strict_validation(admin: Api, ns: str) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s", "colour": "red"},
+        "wrong": 1,
+    }
+    status = assert_status(
+        admin.post(
+            f"/api/v1/namespaces/{ns}/secrets", params={"fieldValidation": "Strict"}, json=body
+        ),
+        400,
+        "BadRequest",
+        "strict decoding error",
+    )
+    assert 'unknown field "metadata.colour"' in status["message"]
+    assert 'unknown field "wrong"' in status["message"]
+
+
+def test_stale_and_malformed_resource_versions(admin: Api, existing: str) -> None:
+    current = admin.get(existing).json()
+    for version in ("1", "abc", "-5", "99999999999"):
+        stale = {**current, "metadata": {**current["metadata"], "resourceVersion": version}}
+        refused(admin.put(existing, json=stale), 409)
+    assert (
+        admin.get(existing).json()["metadata"]["resourceVersion"]
+        == (current["metadata"]["resourceVersion"])
+    )
+
+
+# Parameters
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "many"},
+        {"limit": "-3"},
+        {"continue": "not-base64!"},
+        {"continue": "W10="},  # base64 of []
+        {"labelSelector": "a in (b"},
+        {"labelSelector": "!!"},
+        {"labelSelector": "a=b=c=="},
+        {"fieldSelector": "spec.host=x"},
+        {"fieldSelector": "nonsense"},
+        {"watch": "true", "resourceVersion": "abc"},
+        {"watch": "true", "timeoutSeconds": "abc"},
+        {"watch": "true", "timeoutSeconds": "-1"},
+    ],
+)
+def test_bad_list_parameters_are_400(admin: Api, ns: str, params: dict[str, str]) -> None:
+    response = admin.get(f"{ROUTES}/namespaces/{ns}/routes", params=params, timeout=10)
+    if response.status_code == 200 and params.get("watch"):
+        # A watch may already have started: then the error is its first event.
+        event = response.json()
+        assert event["type"] == "ERROR" and event["object"]["code"] == 400, event
+        return
+    refused(response)
+
+
+def test_unknown_paths_are_404(admin: Api, ns: str) -> None:
+    for path in (
+        f"/api/v1/namespaces/{ns}/secrets/a/b/c",
+        f"/api/v1/namespaces/{ns}/secrets/a/nosub",
+        "/api/v1/nothing",
+        "/apis/route.openshift.io/v1/namespaces",
+        "/nothing",
+    ):
+        response = admin.get(path)
+        assert response.status_code == 404, (path, response.text)
+
+
+def test_protobuf_bodies_we_cannot_read_are_400(admin: Api, ns: str) -> None:
+    protobuf = {"Content-Type": "application/vnd.kubernetes.protobuf"}
+    # A Secret: not a kind we decode from protobuf.
+    envelope = b"k8s\x00" + b"\x0a\x0c\x0a\x02v1\x12\x06Secret"
+    refused(admin.post(f"/api/v1/namespaces/{ns}/secrets", data=envelope, headers=protobuf))
+    refused(admin.post(f"/api/v1/namespaces/{ns}/secrets", data=b"no magic", headers=protobuf))
+    # A SelfSubjectReview whose name is not UTF-8, and one that is cut short.
+    type_meta = b"\x0a\x20\x0a\x19authentication.k8s.io/v1\x12\x11SelfSubjectReview"
+    bad_name = b"\x12\x06\x0a\x04\x0a\x02\xff\xfe"
+    refused(
+        admin.post(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            data=b"k8s\x00" + type_meta + bad_name,
+            headers=protobuf,
+        )
+    )
+    refused(
+        admin.post(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            data=b"k8s\x00" + type_meta + b"\x12\x7f\x0a",
+            headers=protobuf,
+        )
+    )
+
+
+def test_delete_options_of_the_wrong_shape(admin: Api, existing: str) -> None:
+    refused(admin.delete(existing, json={"preconditions": "x"}), 400, 409)
+    refused(admin.delete(existing, json={"preconditions": {"resourceVersion": "abc"}}), 400, 409)
+    refused(admin.delete(existing, json=["x"]))
+    assert admin.get(existing).status_code == 200
