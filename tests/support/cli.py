@@ -39,7 +39,14 @@ class Cli:
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "WHARF_DEBUG"}
-        return {**env, "KUBECONFIG": str(self.kubeconfig), "COLUMNS": "200", **self.env}
+        return {
+            **env,
+            "KUBECONFIG": str(self.kubeconfig),
+            # The discovery cache of this kubeconfig's user, rather than ~/.kube/cache.
+            "WHARF_CACHE_DIR": str(self.cwd / ".cache"),
+            "COLUMNS": "200",
+            **self.env,
+        }
 
     def run(self, *args: str, input: str | None = None, timeout: float = 60) -> Result:
         done = subprocess.run(

@@ -171,6 +171,12 @@ def _literal(text: str) -> Literal:
         raise JsonPathError(f"unrecognized value {text!r} in filter") from None
 
 
+def _operand_path(text: str) -> Path:
+    if text[:1] not in ("@", "$"):
+        raise JsonPathError(f"a filter compares @ or $ paths, not {text!r}")
+    return parse_path(text)
+
+
 def _filter(text: str) -> Filter:
     quote = ""
     for index, char in enumerate(text):
@@ -185,10 +191,10 @@ def _filter(text: str) -> Filter:
             if text.startswith(symbol, index):
                 left, right = text[:index].strip(), text[index + len(symbol) :].strip()
                 operand: Path | Literal = (
-                    parse_path(right) if right[:1] in ("@", "$", ".") else _literal(right)
+                    _operand_path(right) if right[:1] in ("@", "$") else _literal(right)
                 )
-                return Filter(parse_path(left), symbol, operand)
-    return Filter(parse_path(text.strip()), "", None)
+                return Filter(_operand_path(left), symbol, operand)
+    return Filter(_operand_path(text.strip()), "", None)
 
 
 def _bracket(content: str) -> Step:

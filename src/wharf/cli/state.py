@@ -9,7 +9,7 @@ from functools import cached_property
 import typer
 
 from .client import Client
-from .discovery import Discovery
+from .discovery import Discovery, cache_file
 from .errors import CliError
 from .kubeconfig import Connection, KubeConfig, config_path
 
@@ -52,7 +52,7 @@ class Session:
 
     @cached_property
     def discovery(self) -> Discovery:
-        return Discovery(self.client)
+        return Discovery(self.client, cache_file(self.connection.server))
 
 
 def open_session(ctx: typer.Context, namespace: str | None = None) -> Session:
