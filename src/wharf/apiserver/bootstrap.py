@@ -12,7 +12,7 @@ import structlog
 import yaml
 
 from ..auth.htpasswd import Htpasswd, random_password
-from ..auth.rbac import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
+from ..auth.rbac import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, RBAC, ROLE_BINDINGS, ROLES
 from ..auth.resources import NAMESPACES
 from ..db.objects import Key, ObjectStore
 from .meta import new_uid, now
@@ -133,6 +133,53 @@ async def ensure_route(store: ObjectStore, host: str) -> None:
             current["spec"] = {**(current.get("spec") or {}), "host": host}
             current["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
             await tx.update(key, current)
+    await ensure_route_readable(store)
+
+
+ROUTE_READER = "system:registry-route-reader"
+
+
+async def ensure_route_readable(store: ObjectStore) -> None:
+    """Every logged-in user may read the registry's route: they need its host to log in to and
+    push to the registry (`wharf -n openshift-image-registry get route default-route`)."""
+    namespace = "openshift-image-registry"
+    meta = {"namespace": namespace, "name": ROUTE_READER}
+    objects: list[tuple[Key, dict[str, Any]]] = [
+        (
+            Key(ROLES, namespace, ROUTE_READER),
+            {
+                "apiVersion": f"{RBAC}/v1",
+                "kind": "Role",
+                "rules": [
+                    {
+                        "apiGroups": ["route.openshift.io"],
+                        "resources": ["routes"],
+                        "resourceNames": ["default-route"],
+                        "verbs": ["get"],
+                    }
+                ],
+            },
+        ),
+        (
+            Key(ROLE_BINDINGS, namespace, ROUTE_READER),
+            {
+                "apiVersion": f"{RBAC}/v1",
+                "kind": "RoleBinding",
+                "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": ROUTE_READER},
+                "subjects": [{"apiGroup": RBAC, "kind": "Group", "name": "system:authenticated"}],
+            },
+        ),
+    ]
+    async with store.transaction() as tx:
+        for key, body in objects:
+            if await tx.get(key) is None:
+                body["metadata"] = {
+                    **meta,
+                    "uid": new_uid(),
+                    "creationTimestamp": now(),
+                    "generation": 1,
+                }
+                await tx.create(key, body)
 
 
 def ensure_kubeadmin(htpasswd: Htpasswd, data_dir: Path) -> str | None:
