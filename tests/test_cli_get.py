@@ -20,6 +20,7 @@ from tests.support.cli import Cli, kubectl, manifest, new_cli
 from tests.support.server import WharfProcess, running_wharf
 
 ROUTE_GROUP = "route.openshift.io"
+RBAC = "rbac.authorization.k8s.io"
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +188,21 @@ def test_output_formats(cli: Cli) -> None:
     err = cli.fails("get", "sa", "-o", "toml")
     assert err.startswith('error: unable to match a printer suitable for the output format "toml"')
     assert "unclosed" in cli.fails("get", "sa", "-o", "jsonpath={.items")
+
+
+def test_several_types_at_once(cli: Cli) -> None:
+    tables = cli.ok("get", "sa,rolebindings").split("\n\n")
+    assert len(tables) == 2
+    assert rows(tables[0])[0] == ["NAME", "AGE"]
+    assert "serviceaccount/builder" in [r[0] for r in rows(tables[0])]
+    assert f"rolebinding.{RBAC}/admin" in [r[0] for r in rows(tables[1])]
+    names = cli.ok("get", "sa,rolebinding", "-o=name").split()
+    assert "serviceaccount/deployer" in names and f"rolebinding.{RBAC}/admin" in names
+    listed = json.loads(cli.ok("get", "sa,secrets", "-o", "json"))
+    assert {i["kind"] for i in listed["items"]} == {"ServiceAccount"}
+    empty = cli.run("get", "secrets,routes")
+    assert empty.err == f"No resources found in {current(cli)} namespace.\n"
+    assert "several types" in cli.fails("get", "sa,secrets", "builder")
 
 
 def test_get_missing_objects(cli: Cli) -> None:

@@ -213,6 +213,7 @@ def test_user_add_then_log_in(cli: Cli, server: WharfProcess) -> None:
     assert "not found" in cli.fails("user", "remove", name, "--data-dir", data)
     assert "invalid user name" in cli.fails("user", "add", "a:b", "-p", "x", "--data-dir", data)
     assert "password is required" in cli.fails("user", "add", "someone", "--data-dir", data)
+    assert "does not exist" in cli.fails("user", "add", "x", "-p", "y", "--data-dir", "/nowhere")
     assert "may not be empty" in cli.fails(
         "user", "add", "someone", "--password-stdin", "--data-dir", data, input="\n"
     )

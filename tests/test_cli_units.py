@@ -80,6 +80,7 @@ def test_output_formats() -> None:
     assert parse_output(None).tabular
     assert parse_output("wide").format == "wide"
     assert parse_output("jsonpath={.a}").argument == "{.a}"
+    assert parse_output("=json").format == "json"  # -o=json
     for bad in ("xml", "jsonpath", "json=x", "custom-columns="):
         with pytest.raises(CliError):
             parse_output(bad)

@@ -11,7 +11,7 @@ import typer
 from .client import TABLE
 from .discovery import Discovery, ResourceType
 from .errors import ApiFailure, CliError
-from .printers import Output, TablePrinter, parse_output, print_objects
+from .printers import Output, TablePrinter, parse_output, print_objects, with_type, write
 from .state import NamespaceOption, Session, open_session
 
 
@@ -105,6 +105,50 @@ def _watch(
             return
 
 
+def _get_several(
+    session: Session,
+    types: list[ResourceType],
+    out: Output,
+    all_namespaces: bool,
+    params: dict[str, str],
+    show_labels: bool,
+    no_headers: bool,
+) -> None:
+    """`get sa,secrets`: a table per type, names prefixed by their kind, as kubectl prints."""
+    accept = TABLE if out.tabular else "application/json"
+    printed = False
+    objects: list[dict[str, Any]] = []
+    for rtype in types:
+        ns = namespace_for(session, rtype, all_namespaces)
+        answer = session.client.get(rtype.path(ns), params=params, accept=accept)
+        if not out.tabular:
+            objects += [with_type(rtype, item) for item in answer.get("items") or []]
+            continue
+        if not answer.get("rows"):
+            continue
+        if printed:
+            write("\n")
+        TablePrinter(
+            wide=out.format == "wide",
+            namespace_column=all_namespaces and any(t.namespaced for t in types),
+            show_labels=show_labels,
+            headers=not no_headers,
+            name_prefix=f"{rtype.kind_name}/",
+        ).print(answer)
+        printed = True
+    if not out.tabular:
+        by_kind = {(t.api_version, t.kind): t for t in types}
+        if out.format == "name":
+            for obj in objects:
+                rtype = by_kind[(obj["apiVersion"], obj["kind"])]
+                write(f"{rtype.kind_name}/{obj.get('metadata', {}).get('name', '')}\n")
+        else:
+            print_objects(out, types[0], objects, single=False)
+    elif not printed:
+        namespaced = any(t.namespaced for t in types) and not all_namespaces
+        _no_resources(session.namespace if namespaced else None)
+
+
 def get(
     ctx: typer.Context,
     args: Annotated[list[str], typer.Argument(metavar="TYPE [NAME...] | TYPE/NAME...")],
@@ -145,9 +189,15 @@ def get(
     """Display one or many resources."""
     out = parse_output(output)
     session = open_session(ctx, namespace)
+    params = _params(selector, field_selector)
+    if args and "," in args[0] and "/" not in args[0]:
+        if len(args) > 1 or watch or watch_only:
+            raise CliError("several types can only be listed: no names, no --watch")
+        types = [session.discovery.resolve(t) for t in args[0].split(",") if t]
+        _get_several(session, types, out, all_namespaces, params, show_labels, no_headers)
+        return
     rtype, names = targets(session.discovery, args)
     ns = namespace_for(session, rtype, all_namespaces)
-    params = _params(selector, field_selector)
     printer = TablePrinter(
         wide=out.format == "wide",
         namespace_column=rtype.namespaced and all_namespaces,

@@ -31,6 +31,8 @@ class Output:
 def parse_output(text: str | None) -> Output:
     if not text:
         return Output("")
+    # `-o=json`: click hands a short option's value over with the `=`.
+    text = text.removeprefix("=")
     name, sep, argument = text.partition("=")
     if name in ("jsonpath", "custom-columns") and sep and argument:
         if name == "jsonpath":
@@ -153,6 +155,7 @@ class TablePrinter:
     namespace_column: bool = False
     show_labels: bool = False
     headers: bool = True
+    name_prefix: str = ""  # `serviceaccount/` when several types are listed
     widths: list[int] = field(default_factory=list)
     printed_header: bool = False
 
@@ -170,6 +173,8 @@ class TablePrinter:
         for row in table.get("rows") or []:
             cells = row.get("cells") or []
             text = [cell_text(cells[i]) if i < len(cells) else "" for i, _ in columns]
+            if text and self.name_prefix:
+                text[0] = self.name_prefix + text[0]
             if self.namespace_column:
                 meta = (row.get("object") or {}).get("metadata") or {}
                 text.insert(0, str(meta.get("namespace", "")))

@@ -22,6 +22,12 @@ DataDir = Annotated[Path, typer.Option(help="The Wharf data directory (as given 
 def _htpasswd(data_dir: Path) -> Htpasswd:
     from ..auth.htpasswd import Htpasswd
 
+    if not data_dir.is_dir():
+        raise CliError(
+            f'the data directory "{data_dir}" does not exist: give the one of `wharf serve` '
+            "with --data-dir"
+        )
+
     return Htpasswd(data_dir / "auth" / "htpasswd")
 
 
