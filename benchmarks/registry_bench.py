@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -49,6 +49,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 PHASES = ("large", "small", "listing")
+BUSY_SHARE = 0.3  # warn when other processes took more than this share of a core
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,13 @@ SMOKE = Profile(
     chunk_mib=1,
     pull_rounds=1,
     transfer_timeout=30.0,
-    small_push_max=32,
+    small_push_max=16,
     small_push_seconds=5.0,
-    small_pull_max=64,
+    small_pull_max=32,
     small_pull_seconds=5.0,
     seed_repositories=40,
     seed_seconds=20.0,
+    seed_helpers=0,
     listing_samples=10,
     listing_seconds=5.0,
     catalog_walks=2,
@@ -133,10 +135,23 @@ class Report:
     profile: Profile
     lines: list[Line] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    busiest: tuple[float, str] = (0.0, "")  # other processes' CPU share, and during what
+
+    def measured(self, label: str, usage: Usage, detail: str = "") -> None:
+        self.note(f"{label}: {detail + ', ' if detail else ''}{usage.describe()}")
+        share = usage.other_cpu / (usage.wall or 1e-9)
+        if usage.wall >= 0.5 and share > self.busiest[0]:
+            self.busiest = (share, label)
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+        self.note("WARNING: " + text)
 
     def note(self, text: str) -> None:
         self.notes.append(text)
-        print(f"  .. {text}", file=sys.stderr, flush=True)
+        print(f"  [{time.perf_counter() - self.started:5.0f}s] {text}", file=sys.stderr, flush=True)
 
 
 def _figure(value: float) -> str:
@@ -169,6 +184,14 @@ def render(report: Report) -> str:
             f"{line.name:<44} {_figure(line.reference):>10} {_figure(line.wharf):>10} "
             f"{_figure(line.ratio) + 'x':>7}  {line.target or '-':<12} {ok}"
         )
+    warnings = list(report.warnings)
+    share, label = report.busiest
+    if share > BUSY_SHARE:
+        warnings.append(
+            f"other processes used up to {100 * share:.0f}% of a core while measuring "
+            f"({label}): the machine was not quiet, figures are noisy"
+        )
+    rows += [f"WARNING: {warning}" for warning in warnings]
     return "\n".join(rows)
 
 
@@ -250,6 +273,11 @@ class Usage:
         )
 
 
+def _cpu(times: os.times_result) -> float:
+    """CPU time of this process and its waited-for children (curl)."""
+    return times.user + times.system + times.children_user + times.children_system
+
+
 @contextmanager
 def measured(server: Server) -> Iterator[Usage]:
     usage = Usage()
@@ -264,10 +292,7 @@ def measured(server: Server) -> Iterator[Usage]:
         after = os.times()
         usage.machine_cpu = machine_busy_seconds() - machine_before
         usage.server_cpu = cpu_seconds(server.pid) - server_before
-        usage.client_cpu = (
-            after.user + after.system + after.children_user + after.children_system
-            - times.user - times.system - times.children_user - times.children_system
-        )
+        usage.client_cpu = max(0.0, _cpu(after) - _cpu(times))
 
 
 class Profiler:
@@ -364,11 +389,11 @@ def make_big_blobs(work: Path, profile: Profile) -> tuple[list[BigBlob], list[Bi
 # Large blobs through curl
 
 
-async def curl(args: Sequence[str], timeout: float) -> tuple[int, str]:
-    """Run curl; return (HTTP status, Location header)."""
+async def curl(args: Sequence[str], timeout: float) -> tuple[int, str, int]:
+    """Run curl; return (HTTP status, Location header, bytes downloaded)."""
     process = await asyncio.create_subprocess_exec(
         "curl", "-sS", "--noproxy", "*", "--max-time", str(int(timeout)), "-o", "/dev/null",
-        "-H", "Expect:", "-w", "%{http_code}\n%header{location}", *args,
+        "-H", "Expect:", "-w", "%{http_code} %{size_download}\n%header{location}", *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -380,8 +405,9 @@ async def curl(args: Sequence[str], timeout: float) -> tuple[int, str]:
         raise BenchError(f"curl {' '.join(args)} timed out") from None
     if process.returncode != 0:
         raise BenchError(f"curl {' '.join(args)} failed: {err.decode(errors='replace')}")
-    status, _, location = out.decode().partition("\n")
-    return int(status), location.strip()
+    first, _, location = out.decode().partition("\n")
+    status, size = first.split()
+    return int(status), location.strip(), int(size)
 
 
 async def start_upload(session: aiohttp.ClientSession, base: str, repo: str) -> str:
@@ -395,7 +421,7 @@ async def push_monolithic(
 ) -> None:
     assert blob.path is not None
     location = await start_upload(session, base, repo)
-    status, _ = await curl(
+    status, _, _ = await curl(
         ["-T", str(blob.path), "-H", "Content-Type: application/octet-stream",
          with_query(location, digest=blob.digest)],
         timeout,
@@ -411,7 +437,7 @@ async def push_chunked(
     offset = 0
     for path in blob.chunks:
         length = path.stat().st_size
-        status, next_location = await curl(
+        status, next_location, _ = await curl(
             ["-X", "PATCH", "-T", str(path), "-H", "Content-Type: application/octet-stream",
              "-H", f"Content-Range: {offset}-{offset + length - 1}", location],
             timeout,
@@ -425,9 +451,9 @@ async def push_chunked(
 
 
 async def pull_blob(base: str, repo: str, blob: BigBlob, timeout: float) -> None:
-    status, _ = await curl([f"{base}/v2/{repo}/blobs/{blob.digest}"], timeout)
-    if status != 200:
-        raise BenchError(f"GET {blob.digest} answered {status}")
+    status, _, size = await curl([f"{base}/v2/{repo}/blobs/{blob.digest}"], timeout)
+    if status != 200 or size != blob.size:
+        raise BenchError(f"GET {blob.digest} answered {status} with {size} bytes")
 
 
 async def run_large(
@@ -456,7 +482,7 @@ async def run_large(
                 *(push_monolithic(session, server.url, "big/mono", b, timeout) for b in whole)
             )
         figures["push_mono"] = total / usage.wall
-        report.note(f"{server.name} large push monolithic: {usage.describe()}")
+        report.measured(f"{server.name} large push monolithic", usage)
 
         os.sync()
         with measured(server) as usage:
@@ -464,7 +490,7 @@ async def run_large(
                 *(push_chunked(session, server.url, "big/chunked", b, timeout) for b in chunked)
             )
         figures["push_chunked"] = total / usage.wall
-        report.note(f"{server.name} large push chunked: {usage.describe()}")
+        report.measured(f"{server.name} large push chunked", usage)
 
     os.sync()
     rates = []
@@ -472,7 +498,7 @@ async def run_large(
         with measured(server) as usage:
             await asyncio.gather(*(pull_blob(server.url, "big/mono", b, timeout) for b in whole))
         rates.append(total / usage.wall)
-        report.note(f"{server.name} large pull: {usage.describe()}")
+        report.measured(f"{server.name} large pull", usage)
     figures["pull"] = statistics.median(rates)
     hwm = server.status_kib("VmHWM")
     figures["peak_mib"] = (hwm or 0) / 1024
@@ -602,7 +628,7 @@ async def run_small(
                 profile.small_push_seconds, push,
             )
         pushed = len(latencies)
-        report.note(f"{server.name} small push: {pushed} images, {usage.describe()}")
+        report.measured(f"{server.name} small push", usage, f"{pushed} images")
         figures["push_rate"] = pushed / wall
         figures["push_p50"] = percentile(latencies, 0.5) * 1000
         figures["push_p99"] = percentile(latencies, 0.99) * 1000
@@ -616,7 +642,7 @@ async def run_small(
             latencies, wall = await run_workers(
                 profile.small_clients, profile.small_pull_max, profile.small_pull_seconds, pull
             )
-        report.note(f"{server.name} small pull: {len(latencies)} images, {usage.describe()}")
+        report.measured(f"{server.name} small pull", usage, f"{len(latencies)} images")
         figures["pull_rate"] = len(latencies) / wall
         figures["pull_p50"] = percentile(latencies, 0.5) * 1000
         figures["pull_p99"] = percentile(latencies, 0.99) * 1000
@@ -676,9 +702,9 @@ async def seed(
         f"{len(urls)} process(es)): {seeded} repositories, {usage.describe()}"
     )
     if seeded < profile.seed_repositories:
-        report.note(
+        report.warn(
             f"{server.name}: seeding stopped at its deadline after {seeded} of "
-            f"{profile.seed_repositories} repositories"
+            f"{profile.seed_repositories} repositories: its listing lines are for fewer"
         )
     return seeded
 
@@ -724,8 +750,10 @@ async def run_listing(
                 if (await response.json(content_type=None))["tags"] != ["v1"]:
                     raise BenchError(f"tags of {repo} are wrong")
 
-        latencies = await sample(profile.listing_samples, profile.listing_seconds, tags)
+        with measured(server) as usage:
+            latencies = await sample(profile.listing_samples, profile.listing_seconds, tags)
         figures["tags_p50"] = percentile(latencies, 0.5) * 1000
+        report.measured(f"{server.name} tags/list", usage, f"{len(latencies)} requests")
 
         first = profile.catalog_first_page
 
@@ -735,8 +763,12 @@ async def run_listing(
                 if len((await response.json(content_type=None))["repositories"]) != first:
                     raise BenchError(f"the first catalog page does not hold {first} names")
 
-        latencies = await sample(profile.listing_samples, profile.listing_seconds, first_page)
+        with measured(server) as usage:
+            latencies = await sample(
+                profile.listing_samples, profile.listing_seconds, first_page
+            )
         figures["catalog_page_p50"] = percentile(latencies, 0.5) * 1000
+        report.measured(f"{server.name} catalog first page", usage, f"{len(latencies)} requests")
 
         walked: list[int] = []
 
@@ -754,9 +786,13 @@ async def run_listing(
                 raise BenchError(f"catalog walk found {names} repositories, seeded {seeded}")
             walked.append(names)
 
-        latencies = await sample(profile.catalog_walks, profile.listing_seconds * 3, walk)
+        with measured(server) as usage:
+            latencies = await sample(profile.catalog_walks, profile.listing_seconds * 3, walk)
         figures["catalog_walk_p50"] = percentile(latencies, 0.5) * 1000
-        report.note(f"{server.name} catalog walk saw {walked[-1]} repositories")
+        report.measured(
+            f"{server.name} catalog walk", usage,
+            f"{len(latencies)} walks of {walked[-1]} repositories",
+        )
     return figures
 
 
@@ -846,6 +882,8 @@ async def run(
         for server in servers:
             hwm = server.status_kib("VmHWM")
             report.note(f"{server.name} VmHWM at the end of the run: {(hwm or 0) / 1024:.1f} MiB")
+        report.note("stopping the servers")
+    report.note("servers stopped")
     ref, wharf = figures["reference"], figures["wharf"]
     for key, name, unit, higher, target, ratio in LINES:
         if key in ref and key in wharf:
@@ -882,6 +920,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--phases", default=",".join(PHASES),
         help=f"comma-separated subset of {','.join(PHASES)} (default: all)",
     )
+    parser.add_argument(
+        "--seed", type=int, metavar="N", help="seed N repositories instead of the profile's"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--workdir", type=Path, help="parent of the temporary directory")
     parser.add_argument("--keep", action="store_true", help="keep data directories and logs")
@@ -902,6 +943,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     profile = SMOKE if args.smoke else FULL
+    if args.seed is not None:
+        profile = replace(profile, seed_repositories=max(1, args.seed))
     phases = [p for p in args.phases.split(",") if p]
     unknown = set(phases) - set(PHASES)
     if unknown:
@@ -919,25 +962,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = asyncio.run(
             run(profile, work, phases, Profiler(args.py_spy), args.wharf_python, args.wharf_rev)
         )
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        for log in ("reference/reference.log", "wharf/wharf.log"):
-            path = work / log
-            if path.exists():
-                print(f"--- {log} (tail)\n{path.read_text(errors='replace')[-3000:]}",
-                      file=sys.stderr)
+    except (BenchError, RuntimeError, aiohttp.ClientError) as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        for log in sorted(work.glob("*/*.log")):
+            tail = log.read_text(errors="replace")[-3000:]
+            print(f"--- {log.relative_to(work)} (tail)\n{tail}", file=sys.stderr)
+        cleanup(work, args.keep)
         return 1
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     print(render(report))
     print()
     print("notes:")
     for note in report.notes:
         print(f"  {note}")
-    print(f"  total run time {time.perf_counter() - started:.0f}s")
+    print(f"  total run time {time.perf_counter() - started:.0f}s", flush=True)
     if args.json:
         document: dict[str, Any] = {
             "profile": asdict(profile),
@@ -948,7 +985,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             "notes": report.notes,
         }
         args.json.write_text(json.dumps(document, indent=2))
+    # After the report: removing 10,000 repositories of small files can take a while.
+    cleanup(work, args.keep)
     return 0
+
+
+def cleanup(work: Path, keep: bool) -> None:
+    if keep:
+        print(f"kept {work}", file=sys.stderr)
+        return
+    removing = time.perf_counter()
+    shutil.rmtree(work, ignore_errors=True)
+    if time.perf_counter() - removing > 3:
+        print(f"(removing {work} took {time.perf_counter() - removing:.0f}s)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -116,12 +116,16 @@ def stop_server(server: Server) -> None:
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return
+    started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    took = time.monotonic() - started
+    if took > 3:
+        print(f"  (pid {process.pid} took {took:.0f}s to stop)", file=sys.stderr, flush=True)
 
 
 # Options of `wharf serve` that make it comparable with the reference registry (plain HTTP,
