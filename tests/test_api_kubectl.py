@@ -99,6 +99,7 @@ def test_get_json_and_yaml(kubectl: Kubectl, project: str) -> None:
 def test_create_then_create_again_is_already_exists(
     kubectl: Kubectl, project: str, tmp_path: Path
 ) -> None:
+    Kubectl.require(25, "server-side field validation")
     name = unique("created")
     manifest = write(tmp_path, route_yaml(name, project))
     assert kubectl.run("create", "-f", str(manifest)).stdout.strip() == (
@@ -112,6 +113,7 @@ def test_create_then_create_again_is_already_exists(
 def test_apply_twice_is_unchanged_then_configured(
     cluster: Cluster, kubectl: Kubectl, project: str, tmp_path: Path
 ) -> None:
+    Kubectl.require(25, "server-side field validation")
     name = unique("applied")
     manifest = write(tmp_path, route_yaml(name, project))
     secret = write(
@@ -139,6 +141,7 @@ def test_apply_twice_is_unchanged_then_configured(
 def test_create_and_apply_refuse_unknown_fields(
     kubectl: Kubectl, project: str, tmp_path: Path
 ) -> None:
+    Kubectl.require(25, "server-side field validation")
     name = unique("strict")
     manifest = write(tmp_path, route_yaml(name, project, extra="  colour: red\n"))
     for verb in ("create", "apply"):
@@ -154,6 +157,7 @@ def test_create_and_apply_refuse_unknown_fields(
 def test_create_with_an_invalid_name_is_invalid(
     kubectl: Kubectl, project: str, tmp_path: Path
 ) -> None:
+    Kubectl.require(25, "server-side field validation")
     manifest = write(tmp_path, route_yaml("Bad_Name", project))
     result = kubectl.run("create", "-f", str(manifest), check=False)
     assert result.returncode != 0
@@ -163,6 +167,7 @@ def test_create_with_an_invalid_name_is_invalid(
 def test_replace_label_annotate_patch_and_delete(
     cluster: Cluster, kubectl: Kubectl, project: str, tmp_path: Path
 ) -> None:
+    Kubectl.require(25, "server-side field validation")
     name = unique("edited")
     manifest = write(tmp_path, route_yaml(name, project))
     kubectl.run("create", "-f", str(manifest))
@@ -209,6 +214,7 @@ def test_replace_label_annotate_patch_and_delete(
 def test_delete_by_file_and_by_selector(
     cluster: Cluster, kubectl: Kubectl, project: str, tmp_path: Path
 ) -> None:
+    Kubectl.require(25, "server-side field validation")
     names = [unique("sel") for _ in range(3)]
     manifest = write(tmp_path, "---\n".join(route_yaml(n, project) for n in names))
     kubectl.run("create", "-f", str(manifest))
@@ -222,6 +228,7 @@ def test_delete_by_file_and_by_selector(
 
 
 def test_selectors_and_chunked_lists(kubectl: Kubectl, project: str, tmp_path: Path) -> None:
+    Kubectl.require(25, "server-side field validation")
     names = sorted(unique("chunk") for _ in range(5))
     manifest = write(tmp_path, "---\n".join(route_yaml(n, project) for n in names))
     kubectl.run("create", "-f", str(manifest))
@@ -307,6 +314,7 @@ def test_auth_can_i_as_admin(cluster: Cluster) -> None:
 
 
 def test_auth_whoami(kubectl: Kubectl, alice: User) -> None:
+    Kubectl.require(27, "kubectl auth whoami")
     table = kubectl.run("auth", "whoami").stdout
     assert f"Username    {alice.name}" in table
     review = kubectl.json("auth", "whoami")
@@ -318,6 +326,7 @@ def test_auth_whoami(kubectl: Kubectl, alice: User) -> None:
 def test_create_token_for_a_service_account(
     cluster: Cluster, kubectl: Kubectl, project: str
 ) -> None:
+    Kubectl.require(27, "kubectl create token and auth whoami")
     token = kubectl.run("create", "token", "builder", "-n", project, "--duration=1h").stdout.strip()
     info = cluster.api(token).get("/apis/user.openshift.io/v1/users/~").json()
     assert info["metadata"]["name"] == f"system:serviceaccount:{project}:builder"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import Cluster, assert_status
+from tests.support.cluster import Cluster, Kubectl, assert_status
 
 GROUPS = {
     "rbac.authorization.k8s.io",
@@ -187,5 +187,6 @@ def test_kubectl_api_resources_lists_our_kinds(cluster: Cluster) -> None:
 
 
 def test_kubectl_explain_reads_openapi(cluster: Cluster) -> None:
+    Kubectl.require(27, "kubectl explain over OpenAPI v3")
     result = cluster.kubectl().run("explain", "routes.spec.to")
     assert "name" in result.stdout, result.stdout

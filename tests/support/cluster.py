@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 import yaml
 
@@ -82,12 +84,34 @@ class User:
     kubeconfig: Path
 
 
+@functools.cache
+def kubectl_version() -> tuple[int, int]:
+    """(major, minor) of the machine's kubectl."""
+    result = subprocess.run(
+        ["kubectl", "version", "--client", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=KUBECTL_TIMEOUT,
+        check=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"},
+    )
+    version = json.loads(result.stdout)["clientVersion"]
+    return int(version["major"]), int("".join(c for c in version["minor"] if c.isdigit()))
+
+
 @dataclass
 class Kubectl:
     """The machine's kubectl with a kubeconfig of ours; nothing of the machine's is read."""
 
     kubeconfig: Path
     home: Path
+
+    @staticmethod
+    def require(minor: int, what: str) -> None:
+        """Skip the test when kubectl is older than 1.`minor` (Debian 12 ships 1.20)."""
+        if kubectl_version() < (1, minor):
+            major, have = kubectl_version()
+            pytest.skip(f"kubectl {major}.{have} predates {what} (1.{minor})")
 
     def env(self) -> dict[str, str]:
         return {
