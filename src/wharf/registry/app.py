@@ -62,6 +62,8 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
 
 async def _add_version_header(_request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Docker-Distribution-API-Version"] = "registry/2.0"
+    # As OpenShift's registry: clients may use its image-signature extension endpoints.
+    response.headers["X-Registry-Supports-Signatures"] = "1"
 
 
 def add_routes(app: web.Application) -> None:

@@ -179,6 +179,14 @@ class RegistryMetadata:
             result = await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
         return bool(result.rowcount)
 
+    async def known_uploads(self, upload_ids: set[str]) -> set[str]:
+        """Which of `upload_ids` are live sessions."""
+        if not upload_ids:
+            return set()
+        async with self.db.read() as conn:
+            rows = await conn.scalars(select(uploads.c.id).where(uploads.c.id.in_(upload_ids)))
+            return set(rows)
+
     async def stale_uploads(self, before: datetime) -> list[str]:
         async with self.db.read() as conn:
             rows = await conn.execute(select(uploads.c.id).where(uploads.c.updated_at < before))

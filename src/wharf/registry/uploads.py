@@ -148,7 +148,12 @@ class Uploads:
 
     async def sweep(self, idle_since: datetime) -> int:
         """Remove the sessions nobody touched since `idle_since`; return how many."""
-        stale = await self.metadata.stale_uploads(idle_since)
+        stale = set(await self.metadata.stale_uploads(idle_since))
         for upload_id in stale:
             await self.cancel(upload_id)
-        return len(stale)
+        # Bytes with no session at all: a write that raced a cancel, or a crash mid-upload.
+        idle_files = set(await self.store.idle_uploads(idle_since)) - stale
+        known = await self.metadata.known_uploads(idle_files)
+        for upload_id in idle_files - known:
+            await self.store.discard(upload_id)
+        return len(stale) + len(idle_files - known)

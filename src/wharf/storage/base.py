@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,6 +50,9 @@ class BlobStore(Protocol):
     async def commit(self, upload_id: str, digest: str, size: int) -> None:
         """Make the first `size` bytes of the upload durable as the blob `digest` (bytes past
         them belong to no recorded write) and forget the upload."""
+
+    async def idle_uploads(self, idle_since: datetime) -> list[str]:
+        """Uploads whose bytes nobody touched since `idle_since` (UTC)."""
 
     async def discard(self, upload_id: str) -> None:
         """Forget an upload and its bytes."""

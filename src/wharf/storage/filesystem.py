@@ -8,6 +8,7 @@ import fcntl
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,21 @@ class FilesystemBlobStore:
 
     async def discard(self, upload_id: str) -> None:
         await asyncio.to_thread(self._upload_path(upload_id).unlink, True)
+
+    async def idle_uploads(self, idle_since: datetime) -> list[str]:
+        limit = idle_since.replace(tzinfo=UTC).timestamp()
+        return await asyncio.to_thread(_idle_files, self.uploads, limit)
+
+
+def _idle_files(directory: Path, limit: float) -> list[str]:
+    found = []
+    for entry in os.scandir(directory):
+        try:
+            if entry.is_file() and entry.stat().st_mtime < limit:
+                found.append(entry.name)
+        except FileNotFoundError:
+            continue  # removed meanwhile
+    return found
 
 
 def _write_batch(fd: int, offset: int, batch: list[bytes], hasher: Any) -> int:
