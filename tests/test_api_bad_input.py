@@ -339,29 +339,41 @@ def test_unknown_paths_are_404(admin: Api, ns: str) -> None:
         assert response.status_code == 404, (path, response.text)
 
 
+def _pb(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (payloads here are under 128 bytes)."""
+    assert len(payload) < 128
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+def _envelope(api_version: str, kind: str, raw: bytes) -> bytes:
+    """Kubernetes' protobuf envelope: magic, then Unknown{typeMeta, raw}."""
+    type_meta = _pb(1, api_version.encode()) + _pb(2, kind.encode())
+    return b"k8s\x00" + _pb(1, type_meta) + _pb(2, raw)
+
+
 def test_protobuf_bodies_we_cannot_read_are_400(admin: Api, ns: str) -> None:
     protobuf = {"Content-Type": "application/vnd.kubernetes.protobuf"}
+    reviews = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+    # A well-formed review is understood: the test's encoding is right.
+    good = _envelope("authentication.k8s.io/v1", "SelfSubjectReview", _pb(1, _pb(1, b"me")))
+    response = admin.post(reviews, data=good, headers=protobuf)
+    assert response.status_code == 201, response.text
+    assert response.json()["status"]["userInfo"]["username"] == "kubeadmin"
     # A Secret: not a kind we decode from protobuf.
-    envelope = b"k8s\x00" + b"\x0a\x0c\x0a\x02v1\x12\x06Secret"
-    refused(admin.post(f"/api/v1/namespaces/{ns}/secrets", data=envelope, headers=protobuf))
+    secret = _envelope("v1", "Secret", _pb(1, _pb(1, b"s")))
+    refused(admin.post(f"/api/v1/namespaces/{ns}/secrets", data=secret, headers=protobuf))
     refused(admin.post(f"/api/v1/namespaces/{ns}/secrets", data=b"no magic", headers=protobuf))
-    # A SelfSubjectReview whose name is not UTF-8, and one that is cut short.
-    type_meta = b"\x0a\x20\x0a\x19authentication.k8s.io/v1\x12\x11SelfSubjectReview"
-    bad_name = b"\x12\x06\x0a\x04\x0a\x02\xff\xfe"
-    refused(
-        admin.post(
-            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-            data=b"k8s\x00" + type_meta + bad_name,
-            headers=protobuf,
-        )
-    )
-    refused(
-        admin.post(
-            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-            data=b"k8s\x00" + type_meta + b"\x12\x7f\x0a",
-            headers=protobuf,
-        )
-    )
+    # A name that is not UTF-8; a message cut short; a varint that never ends.
+    for body in (
+        _envelope("authentication.k8s.io/v1", "SelfSubjectReview", _pb(1, _pb(1, b"\xff\xfe"))),
+        _envelope("authentication.k8s.io/v1", "SelfSubjectReview", b"\x0a\x7f\x0a"),
+        _envelope("authentication.k8s.io/v1", "SelfSubjectReview", b"\x08" + b"\xff" * 20),
+        b"k8s\x00" + _pb(1, _pb(2, b"\xff\xfe")),
+        b"k8s\x00\x08\x01",  # the type as a number
+        _envelope("authentication.k8s.io/v1", "SelfSubjectReview", b"\x08\x01"),
+        b"k8s\x00" + _pb(1, _pb(2, b"SelfSubjectReview")) + b"\x10\x05",  # raw as a number
+    ):
+        refused(admin.post(reviews, data=body, headers=protobuf))
 
 
 def test_delete_options_of_the_wrong_shape(admin: Api, existing: str) -> None:

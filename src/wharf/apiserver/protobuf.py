@@ -52,18 +52,31 @@ def fields(data: bytes) -> Fields:
     return found
 
 
+def _bytes(value: Any) -> bytes:
+    if not isinstance(value, bytes):
+        raise bad_request("malformed protobuf body")
+    return value
+
+
+def _decode(value: Any) -> str:
+    try:
+        return _bytes(value).decode()
+    except UnicodeDecodeError:
+        raise bad_request("malformed protobuf body: a string is not UTF-8") from None
+
+
 def _text(found: Fields, number: int) -> str:
     values = found.get(number)
-    return values[-1].decode() if values else ""
+    return _decode(values[-1]) if values else ""
 
 
 def _texts(found: Fields, number: int) -> list[str]:
-    return [v.decode() for v in found.get(number, [])]
+    return [_decode(v) for v in found.get(number, [])]
 
 
 def _message(found: Fields, number: int) -> Fields | None:
     values = found.get(number)
-    return fields(values[-1]) if values else None
+    return fields(_bytes(values[-1])) if values else None
 
 
 def _meta(found: Fields) -> dict[str, Any]:
@@ -118,7 +131,10 @@ def _token_request(found: Fields) -> dict[str, Any]:
     spec = _message(found, 2) or {}
     body: dict[str, Any] = {"audiences": _texts(spec, 1)}
     if spec.get(4):
-        body["expirationSeconds"] = int(spec[4][-1])
+        seconds = spec[4][-1]
+        if not isinstance(seconds, int):
+            raise bad_request("malformed protobuf body")
+        body["expirationSeconds"] = seconds
     return {"metadata": _meta(found), "spec": body}
 
 
@@ -149,5 +165,5 @@ def decode(body: bytes) -> dict[str, Any]:
         raise bad_request(
             f"protobuf bodies of kind {kind or '(none)'} are not supported; send JSON"
         )
-    raw = envelope.get(2, [b""])[-1]
+    raw = _bytes(envelope.get(2, [b""])[-1])
     return {"apiVersion": api_version, "kind": kind, **decoder(fields(raw))}
