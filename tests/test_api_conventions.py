@@ -286,6 +286,29 @@ def test_patch_of_a_missing_object_is_404(cluster: Cluster, routes: str) -> None
     assert_status(response, 404, "NotFound")
 
 
+def test_server_side_apply_creates_then_merges(cluster: Cluster, routes: str) -> None:
+    name = unique("ssa")
+    apply = {"Content-Type": "application/apply-patch+yaml"}
+    body = route(name, app="a")
+    missing_manager = cluster.admin.patch(f"{routes}/{name}", json=body, headers=apply)
+    assert_status(missing_manager, 400, "BadRequest", "fieldManager")
+    manager = {"fieldManager": "tests"}
+    response = cluster.admin.patch(f"{routes}/{name}", params=manager, json=body, headers=apply)
+    assert response.status_code == 201, response.text
+    assert response.json()["metadata"]["uid"]
+    body["spec"]["host"] = "ssa.example.com"
+    response = cluster.admin.patch(f"{routes}/{name}", params=manager, json=body, headers=apply)
+    assert response.status_code == 200, response.text
+    applied = response.json()
+    assert applied["spec"]["host"] == "ssa.example.com"
+    assert applied["metadata"]["labels"] == {"app": "a"}
+    other = route("else")
+    response = cluster.admin.patch(
+        f"{routes}/{unique('x')}", params=manager, json=other, headers=apply
+    )
+    assert_status(response, 400, "BadRequest")
+
+
 # Delete
 
 

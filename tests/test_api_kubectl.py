@@ -138,6 +138,21 @@ def test_apply_twice_is_unchanged_then_configured(
     assert json.loads(annotation)["spec"]["to"]["name"] == "api"
 
 
+def test_server_side_apply(
+    cluster: Cluster, kubectl: Kubectl, project: str, tmp_path: Path
+) -> None:
+    Kubectl.require(25, "server-side field validation")
+    name = unique("ssa")
+    manifest = write(tmp_path, route_yaml(name, project))
+    first = kubectl.run("apply", "--server-side", "-f", str(manifest)).stdout.strip()
+    assert first == f"route.route.openshift.io/{name} serverside-applied"
+    write(tmp_path, route_yaml(name, project, extra="  path: /ssa\n"))
+    second = kubectl.run("apply", "--server-side", "-f", str(manifest)).stdout.strip()
+    assert second == f"route.route.openshift.io/{name} serverside-applied"
+    stored = cluster.admin.get(f"{ROUTES}/namespaces/{project}/routes/{name}").json()
+    assert stored["spec"]["path"] == "/ssa"
+
+
 def test_create_and_apply_refuse_unknown_fields(
     kubectl: Kubectl, project: str, tmp_path: Path
 ) -> None:

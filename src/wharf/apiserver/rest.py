@@ -352,8 +352,10 @@ def apply_patch(content_type: str, current: Object, raw: bytes) -> Object:
     elif content_type in (
         "application/merge-patch+json",
         "application/strategic-merge-patch+json",
+        APPLY_PATCH,
     ):
-        # Our kinds have no patch strategies of their own: a strategic merge is a merge.
+        # Our kinds have no patch strategies of their own: a strategic merge is a merge, and
+        # so is a server-side apply (without field ownership: nothing is removed by omission).
         if not isinstance(patch, dict):
             raise bad_request("a merge patch must be a JSON object")
         result = merge_patch(current, patch)
@@ -366,16 +368,44 @@ def apply_patch(content_type: str, current: Object, raw: bytes) -> Object:
     return result
 
 
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+async def _apply_create(
+    request: web.Request, target: Target, call: Call, raw: bytes
+) -> web.StreamResponse:
+    """A server-side apply of an object that does not exist yet creates it."""
+    obj = decode_body(raw, True, "the patch")
+    if not isinstance(obj, dict):
+        raise bad_request("an apply patch must be an object")
+    _check_kind(target, obj)
+    if obj.setdefault("metadata", {}).setdefault("name", target.name) != target.name:
+        raise bad_request("the name of the object does not match the name on the URL")
+    warnings = _strict_check(request, target, obj)
+    created = await target.resource.create(call, obj)
+    return _respond(request, target, created, 201, warnings)
+
+
 async def patch_object(request: web.Request, target: Target, call: Call) -> web.StreamResponse:
     raw = await request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
         raise ApiError(413, "the request body is too large", "RequestEntityTooLarge")
     content_type = request.content_type
+    if content_type == APPLY_PATCH:
+        if not request.query.get("fieldManager"):
+            raise bad_request("fieldManager is required for apply patches")
+        try:
+            await target.resource.get(call, target.name)
+        except ApiError as exc:
+            if exc.reason != "NotFound":
+                raise
+            return await _apply_create(request, target, call, raw)
     # Patches apply to the version they read: on a conflict, read again and re-apply.
     for _attempt in range(5):
         current = await target.resource.get(call, target.name)
         patched = apply_patch(content_type, current, raw)
-        patched.setdefault("metadata", {})
+        if not isinstance(patched.setdefault("metadata", {}), dict):
+            raise bad_request("metadata must be an object")
         if not patched["metadata"].get("resourceVersion"):
             patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         _check_kind(target, patched)
