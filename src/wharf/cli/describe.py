@@ -147,8 +147,7 @@ def describe(
         objects = session.client.get(rtype.path(ns), params=params).get("items") or []
         if not objects:
             where = f" in {ns} namespace" if ns else ""
-            raise_none = f"No resources found{where}."
-            typer.echo(raise_none, err=True)
+            typer.echo(f"No resources found{where}.", err=True)
             return
     texts = []
     for obj in objects:
