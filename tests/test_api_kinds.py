@@ -489,6 +489,15 @@ def test_default_cluster_roles_are_installed(cluster: Cluster) -> None:
     assert set(DEFAULT_ROLES) <= names
     admin = cluster.admin.get(f"{RBAC_API}/clusterroles/cluster-admin").json()
     assert {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]} in admin["rules"]
+    # Aggregated roles show the rules they aggregate, transitively (admin > edit > view).
+    for role, resource, verb in (
+        ("admin", "rolebindings", "create"),
+        ("admin", "secrets", "get"),
+        ("edit", "secrets", "create"),
+        ("view", "secrets", "get"),
+    ):
+        rules = cluster.admin.get(f"{RBAC_API}/clusterroles/{role}").json()["rules"]
+        assert any(resource in r.get("resources", []) and verb in r["verbs"] for r in rules), role
     puller = cluster.admin.get(f"{RBAC_API}/clusterroles/system:image-puller").json()
     assert puller["rules"][0]["resources"] == ["imagestreams/layers"]
     bindings = cluster.admin.get(f"{RBAC_API}/clusterrolebindings").json()

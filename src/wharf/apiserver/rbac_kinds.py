@@ -129,6 +129,14 @@ class RbacResource(Resource):
 
 
 class RoleResource(RbacResource):
+    async def present(self, call: Call, obj: Object) -> Object:
+        # An aggregated cluster role shows the rules it grants, as Kubernetes' controller
+        # writes them into the role.
+        if (obj.get("aggregationRule") or {}).get("clusterRoleSelectors"):
+            snapshot = await self.rbac.snapshot()
+            return {**obj, "rules": snapshot.aggregated_rules(obj)}
+        return obj
+
     async def _granted(self, obj: Object) -> list[Rule]:
         rules = [Rule.of(r) for r in obj.get("rules") or []]
         selectors = (obj.get("aggregationRule") or {}).get("clusterRoleSelectors")

@@ -162,7 +162,19 @@ class Snapshot:
     def aggregate(self, role: Object) -> list[Rule]:
         """The rules of a cluster role, with those of the roles its aggregationRule selects,
         and of the roles those select in turn (admin aggregates edit, which aggregates view)."""
-        rules = [Rule.of(x) for x in role.get("rules") or []]
+        return [Rule.of(x) for x in self.aggregated_rules(role)]
+
+    def aggregated_rules(self, role: Object) -> list[Object]:
+        """The rule objects `aggregate` reads, each once: what Kubernetes' aggregation
+        controller would have written into the role."""
+        rules: list[Object] = []
+        for rule in self._aggregated(role):
+            if rule not in rules:
+                rules.append(rule)
+        return rules
+
+    def _aggregated(self, role: Object) -> list[Object]:
+        rules = list(role.get("rules") or [])
         seen = {role["metadata"].get("name")}
         pending = [role]
         while pending:
@@ -173,7 +185,7 @@ class Snapshot:
                 labels = other["metadata"].get("labels") or {}
                 if name not in seen and any(_labels_match(s, labels) for s in selectors):
                     seen.add(name)
-                    rules += [Rule.of(x) for x in other.get("rules") or []]
+                    rules += other.get("rules") or []
                     pending.append(other)
         return rules
 
