@@ -230,6 +230,13 @@ def test_forbidden_messages_have_the_kubernetes_shape(
     )
 
 
+def test_a_project_admin_may_read_their_namespace_and_project(alice: User, project: str) -> None:
+    # RBAC sees a namespace (and a project) as being in itself: the admin binding applies.
+    assert alice.api.get(f"/api/v1/namespaces/{project}").status_code == 200
+    assert alice.api.get(f"/apis/project.openshift.io/v1/projects/{project}").status_code == 200
+    assert_status(alice.api.get("/api/v1/namespaces/default"), 403, "Forbidden")
+
+
 def test_a_user_cannot_read_or_change_another_project(
     cluster: Cluster, alice: User, project: str
 ) -> None:
