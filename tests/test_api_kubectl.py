@@ -329,7 +329,7 @@ def test_auth_can_i_as_admin(cluster: Cluster) -> None:
 
 
 def test_auth_whoami(kubectl: Kubectl, alice: User) -> None:
-    Kubectl.require(27, "kubectl auth whoami")
+    Kubectl.require(28, "kubectl auth whoami against authentication.k8s.io/v1")
     table = kubectl.run("auth", "whoami").stdout
     assert f"Username    {alice.name}" in table
     review = kubectl.json("auth", "whoami")
@@ -341,7 +341,7 @@ def test_auth_whoami(kubectl: Kubectl, alice: User) -> None:
 def test_create_token_for_a_service_account(
     cluster: Cluster, kubectl: Kubectl, project: str
 ) -> None:
-    Kubectl.require(27, "kubectl create token and auth whoami")
+    Kubectl.require(28, "kubectl create token and auth whoami against authentication.k8s.io/v1")
     token = kubectl.run("create", "token", "builder", "-n", project, "--duration=1h").stdout.strip()
     info = cluster.api(token).get("/apis/user.openshift.io/v1/users/~").json()
     assert info["metadata"]["name"] == f"system:serviceaccount:{project}:builder"
