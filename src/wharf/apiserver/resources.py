@@ -25,6 +25,14 @@ class Call:
     subresource: str = ""  # "status": an update changes the status only
 
 
+def _same(new: Object, old: Object) -> bool:
+    def without_version(obj: Object) -> Object:
+        meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
+        return {**obj, "metadata": meta}
+
+    return without_version(new) == without_version(old)
+
+
 def _spec_of(obj: Object) -> Any:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
@@ -132,6 +140,10 @@ class Resource:
             if call.dry_run:
                 return await self.present(call, new)
             wanted = obj.get("metadata", {}).get("resourceVersion")
+            if wanted in (None, old["metadata"].get("resourceVersion")) and _same(new, old):
+                # As Kubernetes: an update that changes nothing writes nothing, and the
+                # resourceVersion stays (watchers hear of nothing either).
+                return await self.present(call, old)
             try:
                 updated = await tx.update(key, new, int(wanted) if wanted else None)
             except Conflict:
