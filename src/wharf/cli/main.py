@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from typer.exceptions import TyperException
 
-from . import access, describe, get, login, manifests, policy, projects, users
+from . import access, describe, get, login, manifests, policy, projects, registry, tag, users
 from .errors import CliError
 from .serve import serve_command
 from .state import NamespaceOption, Options, open_session
@@ -105,6 +105,7 @@ app.command("get")(get.get)
 app.command("describe")(describe.describe)
 app.command("apply")(manifests.apply)
 app.command("delete")(manifests.delete)
+app.command("tag")(tag.tag)
 
 create_app = typer.Typer(help="Create objects from files, or a service account's token")
 
@@ -133,6 +134,9 @@ adm_app = typer.Typer(no_args_is_help=True, help="Cluster administration")
 adm_app.add_typer(policy.app, name="policy")
 app.add_typer(adm_app, name="adm")
 app.add_typer(access.auth_app, name="auth")
+
+# The integrated registry
+app.add_typer(registry.app, name="registry")
 
 # Local users
 app.add_typer(users.app, name="user")
