@@ -321,17 +321,31 @@ class ImageStreamTagResource(Resource):
                     found.append(tag_object)
         return found, version
 
+    async def _local_pull_spec(self, name: str) -> tuple[str, str, str] | None:
+        """(kind, namespace, name) of a pull spec that names a stream of this registry, by its
+        internal or public host; None for any other."""
+        host, _, path = name.partition("/")
+        addresses = await self.streams.addresses()
+        if host not in (addresses.internal, addresses.public) or path.count("/") != 1:
+            return None
+        namespace, stream = path.split("/")
+        if "@" in stream:
+            return "ImageStreamImage", namespace, stream
+        return "ImageStreamTag", namespace, stream if ":" in stream else f"{stream}:latest"
+
     async def _resolve(self, call: Call, source: dict[str, Any]) -> str | None:
-        """The digest a tag's `from` names in this registry; None for an outside image."""
+        """The digest a tag's `from` names in this registry; None for an outside image.
+
+        A digest counts only where the named stream's history holds it: naming an image by its
+        digest alone must not copy it out of a project the caller may not read."""
         kind = source.get("kind")
         name = str(source.get("name", ""))
         namespace = str(source.get("namespace") or call.namespace)
         if kind == "DockerImage":
-            return (
-                name.rsplit("@", 1)[1]
-                if "@" in name and is_digest(name.rsplit("@", 1)[1])
-                else None
-            )
+            local = await self._local_pull_spec(name)
+            if local is None:
+                return None  # an outside image: recorded as the tag's source, nothing pulled
+            kind, namespace, name = local
         if kind not in ("ImageStreamTag", "ImageStreamImage"):
             raise bad_request(
                 "tag.from.kind must be ImageStreamTag, ImageStreamImage or DockerImage"
@@ -347,9 +361,20 @@ class ImageStreamTagResource(Resource):
             )
         source_call = Call(call.user, namespace)
         if kind == "ImageStreamImage":
-            _, _, digest = name.partition("@")
-            if not is_digest(digest):
+            stream_name, _, digest = name.partition("@")
+            if not stream_name or not is_digest(digest):
                 raise bad_request(f'"{name}" must be of the form <stream>@<digest>')
+            try:
+                stream = await self.streams.get(source_call, stream_name)
+            except ApiError:
+                stream = {}
+            held = {
+                item.get("image")
+                for history in (stream.get("status") or {}).get("tags") or []
+                for item in history.get("items") or []
+            }
+            if digest not in held:
+                raise not_found(GROUP, "imagestreamimages", name)
             return digest
         source_tag = await self.get(source_call, name)
         image = source_tag.get("image")
