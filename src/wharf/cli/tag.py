@@ -63,8 +63,8 @@ def parse_stream_ref(text: str, current: str, default_tag: str | None = None) ->
     if len(parts) > 2 or not all(parts):
         if len(parts) > 2 and _registry_like(parts[0]):
             raise CliError(
-                f'"{text}" names another registry: pass --source=docker to tag an image from '
-                "outside this registry"
+                f'"{text}" names a registry, which only an image from outside may: pass '
+                "--source=docker for one"
             )
         raise CliError(f'invalid image stream "{text}": use [project/]stream:tag')
     namespace, explicit = (parts[0], True) if len(parts) == 2 else (current, False)
