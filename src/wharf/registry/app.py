@@ -84,6 +84,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"/v2/{_NAME}/blobs/{_DIGEST}", blob_handlers.get_blob)
     r.add_delete(f"/v2/{_NAME}/blobs/{_DIGEST}", blob_handlers.delete_blob)
     r.add_route("*", "/v2/{tail:.*}", unmatched)
+    r.add_get(f"/extensions/v2/{_NAME}/signatures/{_DIGEST}", manifest_handlers.get_signatures)
 
 
 def sweeper(interval: float, idle: timedelta) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -61,6 +61,18 @@ async def get_manifest(request: web.Request) -> web.Response:
     return web.Response(status=200, body=manifest.payload, headers=headers)
 
 
+async def get_signatures(request: web.Request) -> web.Response:
+    """OpenShift's signature extension, read side: the signatures of an image of the
+    repository. Clients told X-Registry-Supports-Signatures read it on every pull; Wharf
+    stores no signatures, so a manifest the repository holds has none."""
+    name = await authorized_repository(request, Action.PULL)
+    digest = str(parse_digest(request.match_info["digest"]))
+    repository_id = await existing_repository_id(request, name, "NAME_UNKNOWN")
+    if await registry_of(request).metadata.manifest(repository_id, digest, True) is None:
+        raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": digest})
+    return web.json_response({"signatures": []})
+
+
 async def put_manifest(request: web.Request) -> web.Response:
     name = await authorized_repository(request, Action.PULL, Action.PUSH)
     reference, by_digest = _reference(request, "MANIFEST_INVALID")
