@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import requests
 import typer
 
-from .client import USER_AGENT, ca_file, system_trust
+from .client import USER_AGENT, _reason, ca_file, system_trust
 from .errors import ApiFailure, CliError
 from .state import NamespaceOption, Session, load_config, open_session, options
 
@@ -146,14 +146,6 @@ def _probe(host: str, verify: str | bool, auth: tuple[str, str] | None) -> reque
         ) from None
     except requests.exceptions.RequestException as exc:
         raise CliError(f"registry could not be contacted at {host}: {_reason(exc)}") from None
-
-
-def _reason(exc: Exception) -> str:
-    current: BaseException = exc
-    while current.args and isinstance(current.args[0], BaseException):
-        current = current.args[0]
-    reason = getattr(current, "reason", None)
-    return str(reason if reason is not None else current)
 
 
 def _no_host() -> CliError:
