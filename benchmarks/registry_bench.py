@@ -1,12 +1,18 @@
 """Measure Wharf against the CNCF reference registry with the same clients, side by side.
 
-    benchmarks/run            # the full run (about 4 minutes on 2 cores)
-    benchmarks/run --smoke    # tiny sizes, a few seconds: checks that every measurement works
+    benchmarks/run            # the full run: about 4 minutes on 2 quiet cores, then cleanup
+    benchmarks/run --smoke    # tiny sizes, seconds: checks that every measurement works
 
 Both registries run at the same time on fresh data directories, but only one is measured at a
 time: every phase runs against the reference first, then against Wharf, with a `sync` before
 each so that neither pays for the other's dirty pages. Large blobs move with parallel `curl`
 processes (`curl -T file`, `curl -o /dev/null`); everything else with one aiohttp client.
+Wharf runs as the registry alone (`--no-auth --no-registry-tls` where it has them), like the
+reference (no auth, plain HTTP). Seeding the 10,000 repositories is not measured: both
+registries seed at once, Wharf with an extra process on its data directory.
+
+Each measurement notes the CPU time of the server, the client, the kernel and every other
+process; the table ends with a warning when other processes were busy, as figures are then noisy.
 """
 
 from __future__ import annotations
