@@ -38,7 +38,7 @@ class NamespaceResource(Resource):
         deleted = await super().delete_in(tx, key, version)
         await tx.delete_namespace_contents(key.name)
         # The registry's records of its image streams too: a namespace made again starts empty.
-        await forget(tx.conn, key.name)
+        await tx.conn.run_sync(forget, key.name)
         return deleted
 
 

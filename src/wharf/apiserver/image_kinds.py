@@ -162,7 +162,7 @@ class ImageStreamResource(Resource):
         meta = obj["metadata"]
         repository = f"{meta['namespace']}/{meta['name']}"
         async with self.store.db.read() as conn:
-            history = await tags_of(conn, repository)
+            history = await conn.run_sync(tags_of, repository)
         addresses = await self.addresses()
         internal = f"{addresses.internal}/{repository}"
         status: dict[str, Any] = {"dockerImageRepository": internal}
@@ -178,7 +178,7 @@ class ImageStreamResource(Resource):
     async def delete_in(self, tx: Transaction, key: Key, version: int | None = None) -> Object:
         deleted = await super().delete_in(tx, key, version)
         # The stream's tags and images go with it: a new stream of the same name starts empty.
-        await forget(tx.conn, key.namespace, key.name)
+        await tx.conn.run_sync(forget, key.namespace, key.name)
         return deleted
 
 
@@ -423,10 +423,12 @@ class ImageStreamTagResource(Resource):
             # This write already tells watchers; the history below is read when they look.
             await tx.update(key, stream)
             if digest is not None:
-                repository_id = await ensure_repository(tx.conn, f"{call.namespace}/{stream_name}")
-                if not await link_image(tx.conn, repository_id, digest):
+                repository_id = await tx.conn.run_sync(
+                    ensure_repository, f"{call.namespace}/{stream_name}"
+                )
+                if not await tx.conn.run_sync(link_image, repository_id, digest):
                     raise bad_request(f"image {digest} is not in this registry")
-                await add_event(tx.conn, repository_id, tag, digest, generation)
+                await tx.conn.run_sync(add_event, repository_id, tag, digest, generation)
         return await self.get(call, name)
 
     async def delete(self, call: Call, name: str, version: int | None = None) -> Object:
@@ -440,8 +442,10 @@ class ImageStreamTagResource(Resource):
             stream["spec"]["tags"] = [
                 t for t in stream["spec"].get("tags") or [] if t.get("name") != tag
             ]
-            repository_id = await ensure_repository(tx.conn, f"{call.namespace}/{stream_name}")
-            await remove_tag(tx.conn, repository_id, tag)
+            repository_id = await tx.conn.run_sync(
+                ensure_repository, f"{call.namespace}/{stream_name}"
+            )
+            await tx.conn.run_sync(remove_tag, repository_id, tag)
             await touch(tx, key, stream)
         return found
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from .group_commit import GroupCommit
+from .group_commit import GroupCommit, ThreadWriter
+
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -44,6 +48,8 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self._group: GroupCommit | None
+        self._thread_writer: ThreadWriter | None = None
+        self._sync_reader: Engine | None = None
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             self.reader = create_async_engine(url, pool_size=8, max_overflow=8)
@@ -52,11 +58,46 @@ class Database:
                 event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
                 event.listen(engine.sync_engine, "begin", _beginner(begin))
             self._group = GroupCommit(self.writer)
+            self._setup_threads(url.replace("+aiosqlite", "", 1), self._group)
         else:
             # PostgreSQL runs concurrent writers and groups their commits by itself.
             self.reader = create_async_engine(url, pool_size=10, max_overflow=20)
             self.writer = self.reader
             self._group = None
+
+    def _setup_threads(self, url: str, group: GroupCommit) -> None:
+        """Sync engines for whole operations run in threads: one hop per operation."""
+        args = {"check_same_thread": False}
+        # Reads run in autocommit: a single statement needs no BEGIN and no ROLLBACK.
+        self._sync_reader = create_engine(
+            url, connect_args=args, pool_size=4, max_overflow=4, pool_reset_on_return=None
+        )
+        event.listen(self._sync_reader, "connect", _sqlite_pragmas)
+        writer = create_engine(url, connect_args=args, pool_size=1, max_overflow=0)
+        event.listen(writer, "connect", _sqlite_pragmas)
+        event.listen(writer, "begin", _beginner("BEGIN IMMEDIATE"))
+        self._thread_writer = ThreadWriter(writer, group)
+        self._read_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="db-read")
+
+    async def run_read(self, fn: Callable[[Connection], T]) -> T:
+        """`fn(connection)` in a reader thread: for reads of one or a few statements."""
+        reader = self._sync_reader
+        if reader is None:
+            async with self.reader.connect() as conn:
+                return await conn.run_sync(fn)
+
+        def call() -> T:
+            with reader.connect() as conn:
+                return fn(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._read_threads, call)
+
+    async def run_write(self, fn: Callable[[Connection], T]) -> T:
+        """`fn(connection)` in a write transaction; durable once this returns."""
+        if self._thread_writer is not None:
+            return await self._thread_writer.run(fn)
+        async with self.writer.begin() as conn:
+            return await conn.run_sync(fn)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -78,6 +119,12 @@ class Database:
             await conn.run_sync(_upgrade)
 
     async def dispose(self) -> None:
+        if self._thread_writer is not None:
+            self._thread_writer.close()
+            self._thread_writer.engine.dispose()
+            self._read_threads.shutdown(wait=True)
+        if self._sync_reader is not None:
+            self._sync_reader.dispose()
         await self.reader.dispose()
         if self.writer is not self.reader:
             await self.writer.dispose()

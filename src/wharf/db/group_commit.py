@@ -1,19 +1,28 @@
 """Group commit: concurrent writers share one transaction, and so one fsync.
 
 SQLite allows one writer at a time, and with `synchronous=FULL` every commit waits for the
-disk. Rather than one commit per request, each writer runs its statements inside a savepoint of
-a shared transaction, one writer at a time; the transaction commits once nobody is queued
-behind it, and every writer returns only after that commit. A writer that fails rolls back its
-own savepoint and leaves the others' work alone.
+disk. Rather than one commit per request, writers run inside savepoints of a shared
+transaction, one writer at a time, and return only after the commit that includes them.
+A writer that fails rolls back its own savepoint and leaves the others' work alone.
+
+Two kinds of writer share the one connection's turn:
+- `GroupCommit.write()`: an async block on the async engine (the control plane's object store);
+- `ThreadWriter.run(fn)`: a plain function run in the writer thread on a sync connection, so that
+  a whole write costs one hop to a thread instead of one per statement (the registry's writes).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+
+T = TypeVar("T")
 
 
 class GroupCommit:
@@ -46,23 +55,93 @@ class GroupCommit:
                 self._committer = asyncio.create_task(self._commit())
         await done
 
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """The writer's turn, with no shared transaction left open (it is committed first)."""
+        async with self._lock:
+            await self._commit_locked()
+            yield
+
     async def _commit(self) -> None:
         async with self._lock:
-            conn, transaction, waiting = self._conn, self._transaction, self._waiting
-            self._conn, self._transaction, self._waiting = None, None, []
-            if conn is None or transaction is None:
-                return
-            try:
-                await transaction.commit()
-            except BaseException as exc:
-                for future in waiting:
-                    if not future.done():
-                        future.set_exception(exc)
-                await conn.close()
-                if not isinstance(exc, Exception):
-                    raise
-                return
-            await conn.close()
+            await self._commit_locked()
+
+    async def _commit_locked(self) -> None:
+        conn, transaction, waiting = self._conn, self._transaction, self._waiting
+        self._conn, self._transaction, self._waiting = None, None, []
+        if conn is None or transaction is None:
+            return
+        try:
+            await transaction.commit()
+        except BaseException as exc:
             for future in waiting:
                 if not future.done():
-                    future.set_result(None)
+                    future.set_exception(exc)
+            await conn.close()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        await conn.close()
+        for future in waiting:
+            if not future.done():
+                future.set_result(None)
+
+
+Outcome = tuple[bool, Any]
+
+
+class ThreadWriter:
+    """Write functions run in one thread, as many per transaction as are waiting."""
+
+    def __init__(self, engine: Engine, group: GroupCommit) -> None:
+        self.engine = engine
+        self.group = group
+        self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in a write transaction; once this returns, its writes are durable."""
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            async with self.group.exclusive():
+                # Taken only now: whoever queued while we waited for the turn joins this batch.
+                batch, self._pending = self._pending, []
+                outcomes = await loop.run_in_executor(
+                    self._executor, self._run_batch, [fn for fn, _ in batch]
+                )
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+    def _run_batch(self, functions: list[Callable[[Connection], Any]]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                for fn in functions:
+                    savepoint = conn.begin_nested()
+                    try:
+                        value = fn(conn)
+                    except Exception as exc:
+                        savepoint.rollback()
+                        outcomes.append((False, exc))
+                    else:
+                        savepoint.commit()
+                        outcomes.append((True, value))
+        except Exception as exc:  # the commit itself failed: nothing of the batch is stored
+            return [(False, exc)] * len(functions)
+        return outcomes
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Connection, delete, insert, select
 
 from ..db.schema import repositories, repository_blobs, repository_manifests, tag_events
 
@@ -27,25 +26,25 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-async def repository_id(conn: AsyncConnection, name: str) -> int | None:
-    return await conn.scalar(select(repositories.c.id).where(repositories.c.name == name))
+def repository_id(conn: Connection, name: str) -> int | None:
+    return conn.scalar(select(repositories.c.id).where(repositories.c.name == name))
 
 
-async def ensure_repository(conn: AsyncConnection, name: str) -> int:
-    found = await repository_id(conn, name)
+def ensure_repository(conn: Connection, name: str) -> int:
+    found = repository_id(conn, name)
     if found is not None:
         return found
-    await conn.execute(
+    conn.execute(
         insert(repositories).values(name=name, created_at=datetime.now(UTC).replace(tzinfo=None))
     )
-    created = await repository_id(conn, name)
+    created = repository_id(conn, name)
     assert created is not None
     return created
 
 
-async def tags_of(conn: AsyncConnection, repository: str) -> dict[str, list[TagEvent]]:
+def tags_of(conn: Connection, repository: str) -> dict[str, list[TagEvent]]:
     """Every tag of `repository` with its events, newest first; tags sorted by name."""
-    rows = await conn.execute(
+    rows = conn.execute(
         select(
             tag_events.c.tag, tag_events.c.digest, tag_events.c.created_at, tag_events.c.generation
         )
@@ -61,11 +60,9 @@ async def tags_of(conn: AsyncConnection, repository: str) -> dict[str, list[TagE
     return found
 
 
-async def add_event(
-    conn: AsyncConnection, repository_id: int, tag: str, digest: str, generation: int
-) -> bool:
+def add_event(conn: Connection, repository_id: int, tag: str, digest: str, generation: int) -> bool:
     """Put `digest` at the head of `tag`; False when it already is the head (nothing to do)."""
-    head = await conn.scalar(
+    head = conn.scalar(
         select(tag_events.c.digest)
         .where(tag_events.c.repository_id == repository_id, tag_events.c.tag == tag)
         .order_by(tag_events.c.id.desc())
@@ -73,7 +70,7 @@ async def add_event(
     )
     if head == digest:
         return False
-    await conn.execute(
+    conn.execute(
         insert(tag_events).values(
             repository_id=repository_id,
             tag=tag,
@@ -85,8 +82,8 @@ async def add_event(
     return True
 
 
-async def remove_tag(conn: AsyncConnection, repository_id: int, tag: str) -> bool:
-    result = await conn.execute(
+def remove_tag(conn: Connection, repository_id: int, tag: str) -> bool:
+    result = conn.execute(
         delete(tag_events).where(
             tag_events.c.repository_id == repository_id, tag_events.c.tag == tag
         )
@@ -94,7 +91,7 @@ async def remove_tag(conn: AsyncConnection, repository_id: int, tag: str) -> boo
     return bool(result.rowcount)
 
 
-async def forget(conn: AsyncConnection, namespace: str, name: str | None = None) -> None:
+def forget(conn: Connection, namespace: str, name: str | None = None) -> None:
     """Drop what the registry holds for the deleted stream `namespace/name` (or, without a name,
     for every stream of the deleted namespace): its tag history and the manifests and blobs
     linked to its repository, so that a stream or project made again under the same name
@@ -108,4 +105,4 @@ async def forget(conn: AsyncConnection, namespace: str, name: str | None = None)
         matching = repositories.c.name == f"{namespace}/{name}"
     ids = select(repositories.c.id).where(matching)
     for table in (tag_events, repository_manifests, repository_blobs):
-        await conn.execute(delete(table).where(table.c.repository_id.in_(ids)))
+        conn.execute(delete(table).where(table.c.repository_id.in_(ids)))

@@ -7,23 +7,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.schema import blobs, manifests, repository_blobs, repository_manifests
 from ..oci.manifest import InvalidManifest, parse_manifest
 
 
-def _insert(conn: AsyncConnection):  # type: ignore[no-untyped-def]
+def _insert(conn: Connection):  # type: ignore[no-untyped-def]
     return sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
 
 
-async def link_image(conn: AsyncConnection, repository_id: int, digest: str) -> bool:
+def link_image(conn: Connection, repository_id: int, digest: str) -> bool:
     """Link manifest `digest` (with its children and blobs) into the repository; False when
     the registry does not hold that manifest."""
     row = (
-        await conn.execute(
+        conn.execute(
             select(manifests.c.media_type, manifests.c.payload).where(manifests.c.digest == digest)
         )
     ).first()
@@ -31,7 +30,7 @@ async def link_image(conn: AsyncConnection, repository_id: int, digest: str) -> 
         return False
     insert = _insert(conn)
     now = datetime.now(UTC).replace(tzinfo=None)
-    await conn.execute(
+    conn.execute(
         insert(repository_manifests)
         .values(repository_id=repository_id, digest=digest, created_at=now)
         .on_conflict_do_nothing()
@@ -41,16 +40,16 @@ async def link_image(conn: AsyncConnection, repository_id: int, digest: str) -> 
     except InvalidManifest:
         return True  # stored manifests were valid when stored; nothing more to link
     for child in parsed.children:
-        await link_image(conn, repository_id, child.digest)
+        link_image(conn, repository_id, child.digest)
     stored = {
         r.digest
-        for r in await conn.execute(
+        for r in conn.execute(
             select(blobs.c.digest).where(blobs.c.digest.in_([b.digest for b in parsed.blobs]))
         )
     }
     for blob in parsed.blobs:
         if blob.digest in stored:
-            await conn.execute(
+            conn.execute(
                 insert(repository_blobs)
                 .values(repository_id=repository_id, digest=blob.digest)
                 .on_conflict_do_nothing()

@@ -58,8 +58,8 @@ async def record_tag(
     tx: Transaction, namespace: str, name: str, tag: str, digest: str, stream: Object
 ) -> None:
     """Add `digest` at the head of the stream's `tag`, make it pullable there, tell watchers."""
-    repository_id = await ensure_repository(tx.conn, f"{namespace}/{name}")
-    await link_image(tx.conn, repository_id, digest)
+    repository_id = await tx.conn.run_sync(ensure_repository, f"{namespace}/{name}")
+    await tx.conn.run_sync(link_image, repository_id, digest)
     generation = int(stream["metadata"].get("generation", 1))
-    if await add_event(tx.conn, repository_id, tag, digest, generation):
+    if await tx.conn.run_sync(add_event, repository_id, tag, digest, generation):
         await touch(tx, stream_key(namespace, name), stream)

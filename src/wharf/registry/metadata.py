@@ -1,4 +1,8 @@
-"""The registry's records in the database: repositories, blob links, manifests, tags, uploads."""
+"""The registry's records in the database: repositories, blob links, manifests, tags, uploads.
+
+Each operation is one plain function of a connection, run whole in a database thread
+(`Database.run_read`, `Database.run_write`): one hop per request rather than one per statement.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.engine import Database
 from ..db.schema import (
@@ -22,8 +25,11 @@ from ..db.schema import (
     tag_events,
     uploads,
 )
+from ..images.history import TagEvent
 from ..oci.manifest import ParsedManifest
 from .errors import RegistryError
+
+__all__ = ["Referrer", "RegistryMetadata", "StoredManifest", "TagEvent", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -46,11 +52,13 @@ class Referrer:
     annotations: dict[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class TagEvent:
-    digest: str
-    created: datetime
-    generation: int
+def _head_query(repository_id: int, tag: str) -> Any:
+    return (
+        select(tag_events.c.digest)
+        .where(tag_events.c.repository_id == repository_id, tag_events.c.tag == tag)
+        .order_by(tag_events.c.id.desc())
+        .limit(1)
+    )
 
 
 class RegistryMetadata:
@@ -63,14 +71,18 @@ class RegistryMetadata:
     def _insert_ignore(self, table: Any, **values: Any) -> Any:
         return self._insert(table).values(**values).on_conflict_do_nothing()
 
+    def remember(self, name: str, repository_id: int) -> None:
+        """Note a repository id once the transaction that made it has committed."""
+        self._repository_ids[name] = repository_id
+
     # Repositories
 
     async def repository_id(self, name: str) -> int | None:
         known = self._repository_ids.get(name)
         if known is not None:
             return known
-        async with self.db.read() as conn:
-            found = await conn.scalar(select(repositories.c.id).where(repositories.c.name == name))
+        query = select(repositories.c.id).where(repositories.c.name == name)
+        found: int | None = await self.db.run_read(lambda conn: conn.scalar(query))
         if found is not None:
             self._repository_ids[name] = found
         return found
@@ -79,19 +91,18 @@ class RegistryMetadata:
         known = await self.repository_id(name)
         if known is not None:
             return known
-        async with self.db.write() as conn:
-            found = await self._ensure_repository(conn, name)
-        self._repository_ids[name] = found
+        found = await self.db.run_write(lambda conn: self._ensure_repository(conn, name))
+        self.remember(name, found)
         return found
 
-    async def _ensure_repository(self, conn: AsyncConnection, name: str) -> int:
+    def _ensure_repository(self, conn: Connection, name: str) -> int:
         """The repository's id, creating it in `conn`'s transaction (remembered by the caller
         only once that commits, so a write that fails leaves no repository behind)."""
         known = self._repository_ids.get(name)
         if known is not None:
             return known
-        await conn.execute(self._insert_ignore(repositories, name=name, created_at=utcnow()))
-        found = await conn.scalar(select(repositories.c.id).where(repositories.c.name == name))
+        conn.execute(self._insert_ignore(repositories, name=name, created_at=utcnow()))
+        found = conn.scalar(select(repositories.c.id).where(repositories.c.name == name))
         assert found is not None
         return int(found)
 
@@ -103,112 +114,96 @@ class RegistryMetadata:
             .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
             .where(repository_blobs.c.repository_id == repository_id, blobs.c.digest == digest)
         )
-        async with self.db.read() as conn:
-            return await conn.scalar(query)
+        size: int | None = await self.db.run_read(lambda conn: conn.scalar(query))
+        return size
 
     async def link_blob(self, repository_id: int, digest: str, size: int) -> None:
-        async with self.db.write() as conn:
-            await self._link_blob(conn, repository_id, digest, size)
+        await self.db.run_write(lambda conn: self._link_blob(conn, repository_id, digest, size))
 
-    async def _link_blob(
-        self, conn: AsyncConnection, repository_id: int, digest: str, size: int
-    ) -> None:
-        await conn.execute(
-            self._insert_ignore(blobs, digest=digest, size=size, created_at=utcnow())
-        )
-        await conn.execute(
+    def _link_blob(self, conn: Connection, repository_id: int, digest: str, size: int) -> None:
+        conn.execute(self._insert_ignore(blobs, digest=digest, size=size, created_at=utcnow()))
+        conn.execute(
             self._insert_ignore(repository_blobs, repository_id=repository_id, digest=digest)
         )
 
     async def unlink_blob(self, repository_id: int, digest: str) -> bool:
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                delete(repository_blobs).where(
-                    repository_blobs.c.repository_id == repository_id,
-                    repository_blobs.c.digest == digest,
-                )
-            )
-        return bool(result.rowcount)
+        statement = delete(repository_blobs).where(
+            repository_blobs.c.repository_id == repository_id,
+            repository_blobs.c.digest == digest,
+        )
+        return await self.db.run_write(lambda conn: bool(conn.execute(statement).rowcount))
 
     # Upload sessions
 
     async def create_upload(self, repository_id: int, upload_id: str) -> str:
         now = utcnow()
-        async with self.db.write() as conn:
-            await conn.execute(
-                insert(uploads).values(
-                    id=upload_id, repository_id=repository_id, size=0, created_at=now,
-                    updated_at=now,
-                )
-            )
+        statement = insert(uploads).values(
+            id=upload_id, repository_id=repository_id, size=0, created_at=now, updated_at=now
+        )
+        await self.db.run_write(lambda conn: conn.execute(statement))
         return upload_id
 
     async def upload_size(self, upload_id: str, repository_id: int) -> int | None:
         query = select(uploads.c.size).where(
             uploads.c.id == upload_id, uploads.c.repository_id == repository_id
         )
-        async with self.db.read() as conn:
-            return await conn.scalar(query)
+        size: int | None = await self.db.run_read(lambda conn: conn.scalar(query))
+        return size
 
     async def advance_upload(self, upload_id: str, old_size: int, new_size: int) -> bool:
         """Record that the upload grew from `old_size`; False if another request moved it."""
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                update(uploads)
-                .where(uploads.c.id == upload_id, uploads.c.size == old_size)
-                .values(size=new_size, updated_at=utcnow())
-            )
-        return bool(result.rowcount)
+        statement = (
+            update(uploads)
+            .where(uploads.c.id == upload_id, uploads.c.size == old_size)
+            .values(size=new_size, updated_at=utcnow())
+        )
+        return await self.db.run_write(lambda conn: bool(conn.execute(statement).rowcount))
 
     async def finish_upload(
         self, upload_id: str, repository_id: int, digest: str, size: int
     ) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
-            await self._link_blob(conn, repository_id, digest, size)
+        def finish(conn: Connection) -> None:
+            conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+            self._link_blob(conn, repository_id, digest, size)
+
+        await self.db.run_write(finish)
 
     async def add_blob(self, name: str, digest: str, size: int) -> None:
         """Link a verified blob to repository `name`, which this creates if it must."""
-        async with self.db.write() as conn:
-            repository_id = await self._ensure_repository(conn, name)
-            await self._link_blob(conn, repository_id, digest, size)
-        self._repository_ids[name] = repository_id
+
+        def add(conn: Connection) -> int:
+            repository_id = self._ensure_repository(conn, name)
+            self._link_blob(conn, repository_id, digest, size)
+            return repository_id
+
+        self.remember(name, await self.db.run_write(add))
 
     async def delete_upload(self, upload_id: str) -> bool:
-        async with self.db.write() as conn:
-            result = await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
-        return bool(result.rowcount)
+        statement = delete(uploads).where(uploads.c.id == upload_id)
+        return await self.db.run_write(lambda conn: bool(conn.execute(statement).rowcount))
 
     async def known_uploads(self, upload_ids: set[str]) -> set[str]:
         """Which of `upload_ids` are live sessions."""
         if not upload_ids:
             return set()
-        async with self.db.read() as conn:
-            rows = await conn.scalars(select(uploads.c.id).where(uploads.c.id.in_(upload_ids)))
-            return set(rows)
+        query = select(uploads.c.id).where(uploads.c.id.in_(upload_ids))
+        return await self.db.run_read(lambda conn: set(conn.scalars(query)))
 
     async def stale_uploads(self, before: datetime) -> list[str]:
-        async with self.db.read() as conn:
-            rows = await conn.execute(select(uploads.c.id).where(uploads.c.updated_at < before))
-            return [row.id for row in rows]
+        query = select(uploads.c.id).where(uploads.c.updated_at < before)
+        return await self.db.run_read(lambda conn: list(conn.scalars(query)))
 
     # Manifests and tags
 
-    def remember(self, name: str, repository_id: int) -> None:
-        """Note a repository id once the transaction that made it has committed."""
-        self._repository_ids[name] = repository_id
-
-    async def store_manifest(
-        self, conn: AsyncConnection, name: str, manifest: ParsedManifest
-    ) -> int:
+    def store_manifest(self, conn: Connection, name: str, manifest: ParsedManifest) -> int:
         """Store the manifest in repository `name` (made if it must be) within `conn`'s
         transaction, after checking that everything it refers to is there; return the
         repository's id (for `remember` once committed)."""
         digest = str(manifest.digest)
-        repository_id = await self._ensure_repository(conn, name)
-        await self._check_references(conn, repository_id, manifest)
+        repository_id = self._ensure_repository(conn, name)
+        self._check_references(conn, repository_id, manifest)
         now = utcnow()
-        await conn.execute(
+        conn.execute(
             self._insert_ignore(
                 manifests,
                 digest=digest,
@@ -220,19 +215,19 @@ class RegistryMetadata:
                 created_at=now,
             )
         )
-        await conn.execute(
+        conn.execute(
             self._insert_ignore(
                 repository_manifests, repository_id=repository_id, digest=digest, created_at=now
             )
         )
         return repository_id
 
-    async def _check_references(
-        self, conn: AsyncConnection, repository_id: int, manifest: ParsedManifest
+    def _check_references(
+        self, conn: Connection, repository_id: int, manifest: ParsedManifest
     ) -> None:
         if manifest.blobs:
             wanted = {d.digest for d in manifest.blobs}
-            rows = await conn.execute(
+            rows = conn.execute(
                 select(blobs.c.digest, blobs.c.size)
                 .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
                 .where(
@@ -253,17 +248,21 @@ class RegistryMetadata:
                     )
         if manifest.children:
             wanted = {d.digest for d in manifest.children}
-            rows = await conn.execute(
-                select(manifests.c.digest, func.length(manifests.c.payload).label("size"))
-                .join(repository_manifests, repository_manifests.c.digest == manifests.c.digest)
-                .where(
-                    repository_manifests.c.repository_id == repository_id,
-                    manifests.c.digest.in_(wanted),
+            found = set(
+                conn.scalars(
+                    select(manifests.c.digest)
+                    .join(
+                        repository_manifests,
+                        repository_manifests.c.digest == manifests.c.digest,
+                    )
+                    .where(
+                        repository_manifests.c.repository_id == repository_id,
+                        manifests.c.digest.in_(wanted),
+                    )
                 )
             )
-            sizes = {row.digest: row.size for row in rows}
             for descriptor in manifest.children:
-                if descriptor.digest not in sizes:
+                if descriptor.digest not in found:
                     raise RegistryError(
                         "MANIFEST_BLOB_UNKNOWN", detail={"digest": descriptor.digest}
                     )
@@ -271,30 +270,26 @@ class RegistryMetadata:
     async def manifest(
         self, repository_id: int, reference: str, by_digest: bool
     ) -> StoredManifest | None:
-        digest = reference if by_digest else await self.tag_head(repository_id, reference)
-        if digest is None:
-            return None
-        query = (
-            select(manifests.c.media_type, manifests.c.payload)
-            .join(repository_manifests, repository_manifests.c.digest == manifests.c.digest)
-            .where(
-                repository_manifests.c.repository_id == repository_id,
-                manifests.c.digest == digest,
-            )
-        )
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
-        return StoredManifest(digest, row.media_type, row.payload) if row else None
+        def read(conn: Connection) -> StoredManifest | None:
+            digest = reference if by_digest else conn.scalar(_head_query(repository_id, reference))
+            if digest is None:
+                return None
+            row = conn.execute(
+                select(manifests.c.media_type, manifests.c.payload)
+                .join(repository_manifests, repository_manifests.c.digest == manifests.c.digest)
+                .where(
+                    repository_manifests.c.repository_id == repository_id,
+                    manifests.c.digest == digest,
+                )
+            ).first()
+            return StoredManifest(digest, row.media_type, row.payload) if row else None
+
+        return await self.db.run_read(read)
 
     async def tag_head(self, repository_id: int, tag: str) -> str | None:
-        query = (
-            select(tag_events.c.digest)
-            .where(tag_events.c.repository_id == repository_id, tag_events.c.tag == tag)
-            .order_by(tag_events.c.id.desc())
-            .limit(1)
-        )
-        async with self.db.read() as conn:
-            return await conn.scalar(query)
+        query = _head_query(repository_id, tag)
+        head: str | None = await self.db.run_read(lambda conn: conn.scalar(query))
+        return head
 
     async def tag_history(self, repository_id: int, tag: str) -> list[TagEvent]:
         query = (
@@ -302,14 +297,20 @@ class RegistryMetadata:
             .where(tag_events.c.repository_id == repository_id, tag_events.c.tag == tag)
             .order_by(tag_events.c.id.desc())
         )
-        async with self.db.read() as conn:
-            rows = await conn.execute(query)
-            return [TagEvent(r.digest, r.created_at, r.generation) for r in rows]
+
+        def read(conn: Connection) -> list[TagEvent]:
+            return [
+                TagEvent(r.digest, r.created_at.replace(tzinfo=UTC), r.generation)
+                for r in conn.execute(query)
+            ]
+
+        return await self.db.run_read(read)
 
     async def delete_manifest(self, repository_id: int, digest: str) -> bool:
         """Remove the manifest from the repository, with every tag whose head it is."""
-        async with self.db.write() as conn:
-            result = await conn.execute(
+
+        def remove(conn: Connection) -> bool:
+            result = conn.execute(
                 delete(repository_manifests).where(
                     repository_manifests.c.repository_id == repository_id,
                     repository_manifests.c.digest == digest,
@@ -317,30 +318,32 @@ class RegistryMetadata:
             )
             if not result.rowcount:
                 return False
-            heads = await self._heads(conn, repository_id)
+            heads = self._heads(conn, repository_id)
             doomed = [tag for tag, head in heads.items() if head == digest]
             if doomed:
-                await conn.execute(
+                conn.execute(
                     delete(tag_events).where(
                         tag_events.c.repository_id == repository_id, tag_events.c.tag.in_(doomed)
                     )
                 )
             # Older history that named it can no longer be served either.
-            await conn.execute(
+            conn.execute(
                 delete(tag_events).where(
                     tag_events.c.repository_id == repository_id, tag_events.c.digest == digest
                 )
             )
-        return True
+            return True
 
-    async def _heads(self, conn: AsyncConnection, repository_id: int) -> dict[str, str]:
+        return await self.db.run_write(remove)
+
+    def _heads(self, conn: Connection, repository_id: int) -> dict[str, str]:
         newest = (
             select(tag_events.c.tag, func.max(tag_events.c.id).label("id"))
             .where(tag_events.c.repository_id == repository_id)
             .group_by(tag_events.c.tag)
             .subquery()
         )
-        rows = await conn.execute(
+        rows = conn.execute(
             select(tag_events.c.tag, tag_events.c.digest).join(
                 newest, and_(tag_events.c.id == newest.c.id)
             )
@@ -348,13 +351,10 @@ class RegistryMetadata:
         return {row.tag: row.digest for row in rows}
 
     async def delete_tag(self, repository_id: int, tag: str) -> bool:
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                delete(tag_events).where(
-                    tag_events.c.repository_id == repository_id, tag_events.c.tag == tag
-                )
-            )
-        return bool(result.rowcount)
+        statement = delete(tag_events).where(
+            tag_events.c.repository_id == repository_id, tag_events.c.tag == tag
+        )
+        return await self.db.run_write(lambda conn: bool(conn.execute(statement).rowcount))
 
     async def tags(self, repository_id: int, limit: int | None, last: str | None) -> list[str]:
         query = (
@@ -367,8 +367,7 @@ class RegistryMetadata:
             query = query.where(tag_events.c.tag > last)
         if limit is not None:
             query = query.limit(limit)
-        async with self.db.read() as conn:
-            return list((await conn.scalars(query)).all())
+        return await self.db.run_read(lambda conn: list(conn.scalars(query)))
 
     async def catalog(self, limit: int | None, last: str | None) -> list[str]:
         query = select(repositories.c.name).order_by(repositories.c.name)
@@ -376,8 +375,7 @@ class RegistryMetadata:
             query = query.where(repositories.c.name > last)
         if limit is not None:
             query = query.limit(limit)
-        async with self.db.read() as conn:
-            return list((await conn.scalars(query)).all())
+        return await self.db.run_read(lambda conn: list(conn.scalars(query)))
 
     async def referrers(self, repository_id: int, subject: str) -> Sequence[Referrer]:
         query = (
@@ -395,8 +393,8 @@ class RegistryMetadata:
             )
             .order_by(manifests.c.digest)
         )
-        async with self.db.read() as conn:
-            rows = await conn.execute(query)
+
+        def read(conn: Connection) -> list[Referrer]:
             return [
                 Referrer(
                     r.digest,
@@ -405,8 +403,10 @@ class RegistryMetadata:
                     r.artifact_type,
                     json.loads(r.annotations) if r.annotations else {},
                 )
-                for r in rows
+                for r in conn.execute(query)
             ]
+
+        return await self.db.run_read(read)
 
 
 def _artifact_type(manifest: ParsedManifest) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from aiohttp import web
+from sqlalchemy import Connection
 
 from ..images.history import add_event
 from ..oci.manifest import ParsedManifest
@@ -35,11 +36,13 @@ class LocalTags:
     async def publish(
         self, request: web.Request, name: str, manifest: ParsedManifest, tag: str | None
     ) -> None:
-        async with self.metadata.db.write() as conn:
-            repository_id = await self.metadata.store_manifest(conn, name, manifest)
+        def write(conn: Connection) -> int:
+            repository_id = self.metadata.store_manifest(conn, name, manifest)
             if tag is not None:
-                await add_event(conn, repository_id, tag, str(manifest.digest), 1)
-        self.metadata.remember(name, repository_id)
+                add_event(conn, repository_id, tag, str(manifest.digest), 1)
+            return repository_id
+
+        self.metadata.remember(name, await self.metadata.db.run_write(write))
 
     async def untag(self, request: web.Request, name: str, tag: str) -> bool:
         repository_id = await self.metadata.repository_id(name)

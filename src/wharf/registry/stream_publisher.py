@@ -83,7 +83,7 @@ class StreamPublisher:
             # (wharf.images.history.forget), and must not get this push's afterwards.
             if await tx.get(namespace) is None:
                 raise _denied(f'namespace "{project}" not found')
-            repository = await self.metadata.store_manifest(tx.conn, name, manifest)
+            repository = await tx.conn.run_sync(self.metadata.store_manifest, name, manifest)
             await save_image(tx, image)
             if tag is not None:
                 stream = await tx.get(key)
@@ -96,8 +96,8 @@ class StreamPublisher:
         project, stream_name = split_repository(name) or ("", "")
         key = stream_key(project, stream_name)
         async with self.objects.transaction() as tx:
-            found = await repository_id(tx.conn, name)
-            if found is None or not await remove_tag(tx.conn, found, tag):
+            found = await tx.conn.run_sync(repository_id, name)
+            if found is None or not await tx.conn.run_sync(remove_tag, found, tag):
                 return False
             stream = await tx.get(key)
             if stream is not None:
@@ -109,7 +109,7 @@ class StreamPublisher:
 
     async def delete_manifest(self, request: web.Request, name: str, digest: str) -> bool:
         async with self.metadata.db.read() as conn:
-            history = await tags_of(conn, name)
+            history = await conn.run_sync(tags_of, name)
         # As OpenShift: a manifest the stream still refers to is not deleted (untag it first).
         if any(event.digest == digest for events in history.values() for event in events):
             raise RegistryError(
