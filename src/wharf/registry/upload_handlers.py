@@ -124,12 +124,10 @@ async def finish_upload(request: web.Request) -> web.Response:
     upload_id = _upload_id(request)
     digest = parse_digest(request.query.get("digest"))
     repository_id = await existing_repository_id(request, name, "BLOB_UPLOAD_UNKNOWN")
-    uploads = registry_of(request).uploads
-    if request.body_exists:
-        await uploads.append(
-            upload_id, repository_id, request.content.iter_any(), _content_range(request)
-        )
-    await uploads.finish(upload_id, repository_id, digest)
+    body = request.content.iter_any() if request.body_exists else None
+    await registry_of(request).uploads.finish(
+        upload_id, repository_id, digest, body, _content_range(request) if body else None
+    )
     return _blob_created(name, str(digest))
 
 

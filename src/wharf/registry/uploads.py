@@ -74,27 +74,35 @@ class Uploads:
     ) -> int:
         """Add a chunk; `expected` is the (start, length) a Content-Range announced."""
         async with self._exclusive(upload_id, repository_id) as size:
-            if expected is not None and expected[0] != size:
-                raise range_error(size, f"chunk starts at {expected[0]}, upload has {size} bytes")
             hasher = await self._hasher(upload_id, size)
-            try:
-                written = await self.store.append(upload_id, size, body, hasher)
-            except PartialWrite as exc:
-                # Keep what arrived, so that the client can ask for the offset and resume.
-                await self._record(upload_id, size, size + exc.written, hasher)
-                raise RegistryError(
-                    "BLOB_UPLOAD_INVALID", "the request body ended early"
-                ) from exc
-            except BaseException:
-                self._hashers.pop(upload_id, None)
-                raise
-            if expected is not None and written != expected[1]:
-                self._hashers.pop(upload_id, None)  # bytes past `size` are dropped later
-                raise range_error(
-                    size, f"Content-Range announced {expected[1]} bytes, got {written}"
-                )
+            written = await self._write(upload_id, size, body, hasher, expected)
             await self._record(upload_id, size, size + written, hasher)
             return size + written
+
+    async def _write(
+        self,
+        upload_id: str,
+        size: int,
+        body: AsyncIterable[bytes],
+        hasher: Any,
+        expected: tuple[int, int] | None,
+    ) -> int:
+        """Store a chunk at `size`, feeding `hasher`; return how many bytes it had."""
+        if expected is not None and expected[0] != size:
+            raise range_error(size, f"chunk starts at {expected[0]}, upload has {size} bytes")
+        try:
+            written = await self.store.append(upload_id, size, body, hasher)
+        except PartialWrite as exc:
+            # Keep what arrived, so that the client can ask for the offset and resume.
+            await self._record(upload_id, size, size + exc.written, hasher)
+            raise RegistryError("BLOB_UPLOAD_INVALID", "the request body ended early") from exc
+        except BaseException:
+            self._hashers.pop(upload_id, None)
+            raise
+        if expected is not None and written != expected[1]:
+            self._hashers.pop(upload_id, None)  # bytes past `size` are dropped later
+            raise range_error(size, f"Content-Range announced {expected[1]} bytes, got {written}")
+        return written
 
     async def _record(self, upload_id: str, old: int, new: int, hasher: Any) -> None:
         if not await self.metadata.advance_upload(upload_id, old, new):
@@ -111,9 +119,20 @@ class Uploads:
             await self.store.rehash(upload_id, size, hasher)
         return hasher
 
-    async def finish(self, upload_id: str, repository_id: int, digest: Digest) -> int:
+    async def finish(
+        self,
+        upload_id: str,
+        repository_id: int,
+        digest: Digest,
+        body: AsyncIterable[bytes] | None = None,
+        expected: tuple[int, int] | None = None,
+    ) -> int:
+        """Complete the upload as blob `digest`, with `body` as its last chunk if given: one
+        hold of the upload and one database write for the whole of the final request."""
         async with self._exclusive(upload_id, repository_id) as size:
             hasher = await self._hasher(upload_id, size, digest.algorithm)
+            if body is not None:
+                size += await self._write(upload_id, size, body, hasher, expected)
             if hasher.hexdigest() != digest.encoded:
                 await self.cancel(upload_id)
                 raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
