@@ -161,8 +161,7 @@ class ImageStreamResource(Resource):
     async def present(self, call: Call, obj: Object) -> Object:
         meta = obj["metadata"]
         repository = f"{meta['namespace']}/{meta['name']}"
-        async with self.store.db.read() as conn:
-            history = await conn.run_sync(tags_of, repository)
+        history = await self.store.db.run_read(lambda conn: tags_of(conn, repository))
         addresses = await self.addresses()
         internal = f"{addresses.internal}/{repository}"
         status: dict[str, Any] = {"dockerImageRepository": internal}
@@ -209,8 +208,8 @@ class ImageStreamMappingResource(Resource):
             stream = await tx.get(key)
             if stream is None:
                 raise not_found(GROUP, "imagestreams", name)
-            await save_image(tx, new_image)
-            await record_tag(tx, call.namespace, name, tag, digest, stream)
+            await tx.run_sync(save_image, new_image)
+            await tx.run_sync(record_tag, call.namespace, name, tag, digest, stream)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
 
 
@@ -446,7 +445,7 @@ class ImageStreamTagResource(Resource):
                 ensure_repository, f"{call.namespace}/{stream_name}"
             )
             await tx.conn.run_sync(remove_tag, repository_id, tag)
-            await touch(tx, key, stream)
+            await tx.run_sync(touch, key, stream)
         return found
 
 

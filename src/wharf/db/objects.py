@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -70,15 +70,16 @@ def _set_version(body: Object, version: int) -> Object:
     return body
 
 
-class Transaction:
-    """Writes that commit together; their events are announced after the commit."""
+class SyncTransaction:
+    """Writes that commit together, as plain calls on a connection in a database thread;
+    their events are announced after the commit."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection, events: list[Event]) -> None:
         self.conn = conn
-        self.events: list[Event] = []
+        self.events = events
 
-    async def _next_version(self) -> int:
-        value = await self.conn.scalar(
+    def _next_version(self) -> int:
+        value = self.conn.scalar(
             update(resource_version_counter)
             .where(resource_version_counter.c.id == 1)
             .values(value=resource_version_counter.c.value + 1)
@@ -87,8 +88,8 @@ class Transaction:
         assert value is not None
         return int(value)
 
-    async def _log(self, kind: str, key: Key, body: Object, version: int) -> None:
-        await self.conn.execute(
+    def _log(self, kind: str, key: Key, body: Object, version: int) -> None:
+        self.conn.execute(
             insert(object_events).values(
                 resource_version=version,
                 resource=key.resource,
@@ -100,15 +101,15 @@ class Transaction:
         )
         self.events.append(Event(kind, version, key, body))
 
-    async def get(self, key: Key) -> Object | None:
-        return await _get(self.conn, key)
+    def get(self, key: Key) -> Object | None:
+        return _get(self.conn, key)
 
-    async def create(self, key: Key, body: Object) -> Object:
-        version = await self._next_version()
+    def create(self, key: Key, body: Object) -> Object:
+        version = self._next_version()
         _set_version(body, version)
         try:
-            async with self.conn.begin_nested():
-                await self.conn.execute(
+            with self.conn.begin_nested():
+                self.conn.execute(
                     insert(objects).values(
                         resource=key.resource,
                         namespace=key.namespace,
@@ -119,45 +120,75 @@ class Transaction:
                 )
         except IntegrityError:
             raise AlreadyExists(key) from None
-        await self._log("ADDED", key, body, version)
+        self._log("ADDED", key, body, version)
         return body
 
-    async def update(self, key: Key, body: Object, expected_version: int | None = None) -> Object:
+    def update(self, key: Key, body: Object, expected_version: int | None = None) -> Object:
         """Replace the object; with `expected_version`, only if nobody changed it since."""
-        current = await self.conn.scalar(select(objects.c.resource_version).where(*_match(key)))
+        current = self.conn.scalar(select(objects.c.resource_version).where(*_match(key)))
         if current is None:
             raise NotFound(key)
         if expected_version is not None and current != expected_version:
             raise Conflict(key)
-        version = await self._next_version()
+        version = self._next_version()
         _set_version(body, version)
-        await self.conn.execute(
+        self.conn.execute(
             update(objects).where(*_match(key)).values(resource_version=version, body=_dump(body))
         )
-        await self._log("MODIFIED", key, body, version)
+        self._log("MODIFIED", key, body, version)
         return body
 
-    async def delete(self, key: Key, expected_version: int | None = None) -> Object:
-        body = await _get(self.conn, key)
+    def delete(self, key: Key, expected_version: int | None = None) -> Object:
+        body = _get(self.conn, key)
         if body is None:
             raise NotFound(key)
         if expected_version is not None and _version_of(body) != expected_version:
             raise Conflict(key)
-        version = await self._next_version()
-        await self.conn.execute(delete(objects).where(*_match(key)))
+        version = self._next_version()
+        self.conn.execute(delete(objects).where(*_match(key)))
         _set_version(body, version)
-        await self._log("DELETED", key, body, version)
+        self._log("DELETED", key, body, version)
         return body
 
-    async def delete_namespace_contents(self, namespace: str) -> int:
+    def delete_namespace_contents(self, namespace: str) -> int:
         """Delete every object in `namespace`; return how many."""
-        rows = await self.conn.execute(
+        rows = self.conn.execute(
             select(objects.c.resource, objects.c.name).where(objects.c.namespace == namespace)
         )
         keys = [Key(row.resource, namespace, row.name) for row in rows]
         for key in keys:
-            await self.delete(key)
+            self.delete(key)
         return len(keys)
+
+
+T = TypeVar("T")
+
+
+class Transaction:
+    """The same writes from async code (the API's handlers), one call at a time."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.events: list[Event] = []
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(sync_transaction, *args)` within this transaction."""
+        return await self.conn.run_sync(lambda c: fn(SyncTransaction(c, self.events), *args))
+
+    async def get(self, key: Key) -> Object | None:
+        return await self.run_sync(SyncTransaction.get, key)
+
+    async def create(self, key: Key, body: Object) -> Object:
+        return await self.run_sync(SyncTransaction.create, key, body)
+
+    async def update(self, key: Key, body: Object, expected_version: int | None = None) -> Object:
+        return await self.run_sync(SyncTransaction.update, key, body, expected_version)
+
+    async def delete(self, key: Key, expected_version: int | None = None) -> Object:
+        return await self.run_sync(SyncTransaction.delete, key, expected_version)
+
+    async def delete_namespace_contents(self, namespace: str) -> int:
+        return await self.run_sync(SyncTransaction.delete_namespace_contents, namespace)
 
 
 def _match(key: Key) -> Sequence[Any]:
@@ -172,9 +203,15 @@ def _version_of(body: Object) -> int:
     return int(body.get("metadata", {}).get("resourceVersion", "0"))
 
 
-async def _get(conn: AsyncConnection, key: Key) -> Object | None:
-    text = await conn.scalar(select(objects.c.body).where(*_match(key)))
+def _get(conn: Connection, key: Key) -> Object | None:
+    text = conn.scalar(select(objects.c.body).where(*_match(key)))
     return json.loads(text) if text is not None else None
+
+
+def _snapshot(conn: Connection) -> None:
+    """Make the following reads one snapshot (the reader threads run in autocommit)."""
+    if conn.dialect.name == "sqlite" and not conn.connection.in_transaction:
+        conn.exec_driver_sql("BEGIN")
 
 
 class ObjectStore:
@@ -195,18 +232,28 @@ class ObjectStore:
         async with self.db.write() as conn:
             tx = Transaction(conn)
             yield tx
-        if tx.events:
-            async with self._changed:
-                self._writes += 1
-                self._changed.notify_all()
-            # Keep the event log near its window: compact after every tenth of it written.
-            if self._writes - self._compacted_at >= max(1, self.retained_events // 10):
-                self._compacted_at = self._writes
-                await self.compact()
+        await self._announce(tx.events)
+
+    async def run(self, fn: Callable[[SyncTransaction], T]) -> T:
+        """`fn` in a write transaction, whole in the database's writer thread (one hop)."""
+        events: list[Event] = []
+        result = await self.db.run_write(lambda conn: fn(SyncTransaction(conn, events)))
+        await self._announce(events)
+        return result
+
+    async def _announce(self, events: list[Event]) -> None:
+        if not events:
+            return
+        async with self._changed:
+            self._writes += 1
+            self._changed.notify_all()
+        # Keep the event log near its window: compact after every tenth of it written.
+        if self._writes - self._compacted_at >= max(1, self.retained_events // 10):
+            self._compacted_at = self._writes
+            await self.compact()
 
     async def get(self, key: Key) -> Object | None:
-        async with self.db.read() as conn:
-            return await _get(conn, key)
+        return await self.db.run_read(lambda conn: _get(conn, key))
 
     async def items(self, resource: str, namespace: str | None = None) -> tuple[list[Object], int]:
         """The objects of `resource` (in `namespace`, or everywhere), and the list's version."""
@@ -214,12 +261,15 @@ class ObjectStore:
         if namespace is not None:
             query = query.where(objects.c.namespace == namespace)
         query = query.order_by(objects.c.namespace, objects.c.name)
-        # One read transaction: the version matches exactly the rows listed.
-        async with self.db.read() as conn, conn.begin():
-            version = await conn.scalar(select(resource_version_counter.c.value))
-            rows = await conn.scalars(query)
-            items = [json.loads(text) for text in rows]
-        return items, int(version or 0)
+
+        def read(conn: Connection) -> tuple[list[Object], int]:
+            # One snapshot: the version matches exactly the rows listed.
+            _snapshot(conn)
+            version = conn.scalar(select(resource_version_counter.c.value))
+            found = [json.loads(text) for text in conn.scalars(query)]
+            return found, int(version or 0)
+
+        return await self.db.run_read(read)
 
     @property
     def local_writes(self) -> int:
@@ -228,29 +278,29 @@ class ObjectStore:
 
     async def latest_version(self, resources: Sequence[str]) -> int:
         """The resourceVersion of the newest event of `resources` (0 when none)."""
-        async with self.db.read() as conn:
-            value = await conn.scalar(
-                select(func.max(object_events.c.resource_version)).where(
-                    object_events.c.resource.in_(resources)
-                )
-            )
+        query = select(func.max(object_events.c.resource_version)).where(
+            object_events.c.resource.in_(resources)
+        )
+        value = await self.db.run_read(lambda conn: conn.scalar(query))
         return int(value or 0)
 
     async def current_version(self) -> int:
-        async with self.db.read() as conn:
-            return int(await conn.scalar(select(resource_version_counter.c.value)) or 0)
+        query = select(resource_version_counter.c.value)
+        return int(await self.db.run_read(lambda conn: conn.scalar(query)) or 0)
 
     async def events_since(
         self, version: int, resources: Sequence[str], limit: int = 1000
     ) -> tuple[list[Event], int]:
         """Events of `resources` after `version`, and the version up to which all were read."""
-        async with self.db.read() as conn, conn.begin():
+
+        def read(conn: Connection) -> tuple[list[Event], int]:
             # Read in the same snapshot as the events: nothing can slip in between.
-            newest = int(await conn.scalar(select(resource_version_counter.c.value)) or 0)
-            oldest = await conn.scalar(select(func.min(object_events.c.resource_version)))
+            _snapshot(conn)
+            newest = int(conn.scalar(select(resource_version_counter.c.value)) or 0)
+            oldest = conn.scalar(select(func.min(object_events.c.resource_version)))
             if oldest is not None and version < oldest - 1:
                 raise Expired(version)
-            rows = await conn.execute(
+            rows = conn.execute(
                 select(object_events)
                 .where(
                     object_events.c.resource_version > version,
@@ -259,7 +309,7 @@ class ObjectStore:
                 .order_by(object_events.c.resource_version)
                 .limit(limit)
             )
-            events = [
+            found = [
                 Event(
                     row.type,
                     row.resource_version,
@@ -268,6 +318,9 @@ class ObjectStore:
                 )
                 for row in rows
             ]
+            return found, newest
+
+        events, newest = await self.db.run_read(read)
         if len(events) == limit:
             newest = events[-1].resource_version
         return events, newest
@@ -288,11 +341,14 @@ class ObjectStore:
 
     async def compact(self) -> None:
         """Drop events beyond the retained window."""
-        async with self.db.write() as conn:
-            newest = await conn.scalar(select(func.max(object_events.c.resource_version)))
+
+        def drop(conn: Connection) -> None:
+            newest = conn.scalar(select(func.max(object_events.c.resource_version)))
             if newest is not None:
-                await conn.execute(
+                conn.execute(
                     delete(object_events).where(
                         object_events.c.resource_version <= newest - self.retained_events
                     )
                 )
+
+        await self.db.run_write(drop)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from ..db.objects import AlreadyExists, Key, Transaction
+from ..db.objects import AlreadyExists, Key, SyncTransaction
 from ..kube import new_uid, now
 from .history import add_event, ensure_repository
 from .links import link_image
@@ -40,26 +40,26 @@ def new_stream(namespace: str, name: str) -> Object:
     }
 
 
-async def touch(tx: Transaction, key: Key, stream: Object) -> None:
+def touch(tx: SyncTransaction, key: Key, stream: Object) -> None:
     """Rewrite the stream so that its resourceVersion moves and watchers hear of the change."""
-    await tx.update(key, stream)
+    tx.update(key, stream)
 
 
-async def save_image(tx: Transaction, image: Object) -> None:
+def save_image(tx: SyncTransaction, image: Object) -> None:
     """Store an Image; one that exists already (same digest) is kept as it is."""
     image.setdefault("metadata", {}).setdefault("annotations", {}).setdefault(MANAGED, "true")
     image["metadata"].setdefault("uid", new_uid())
     image["metadata"].setdefault("creationTimestamp", now())
     with contextlib.suppress(AlreadyExists):
-        await tx.create(Key(IMAGES, "", image["metadata"]["name"]), image)
+        tx.create(Key(IMAGES, "", image["metadata"]["name"]), image)
 
 
-async def record_tag(
-    tx: Transaction, namespace: str, name: str, tag: str, digest: str, stream: Object
+def record_tag(
+    tx: SyncTransaction, namespace: str, name: str, tag: str, digest: str, stream: Object
 ) -> None:
     """Add `digest` at the head of the stream's `tag`, make it pullable there, tell watchers."""
-    repository_id = await tx.conn.run_sync(ensure_repository, f"{namespace}/{name}")
-    await tx.conn.run_sync(link_image, repository_id, digest)
+    repository_id = ensure_repository(tx.conn, f"{namespace}/{name}")
+    link_image(tx.conn, repository_id, digest)
     generation = int(stream["metadata"].get("generation", 1))
-    if await tx.conn.run_sync(add_event, repository_id, tag, digest, generation):
-        await touch(tx, stream_key(namespace, name), stream)
+    if add_event(tx.conn, repository_id, tag, digest, generation):
+        touch(tx, stream_key(namespace, name), stream)

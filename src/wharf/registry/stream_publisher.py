@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..auth.rbac import RbacAuthorizer
 from ..auth.user import ANONYMOUS, Attributes, UserInfo
-from ..db.objects import Key, ObjectStore
+from ..db.objects import Key, ObjectStore, SyncTransaction
 from ..images.builder import image_from_manifest
 from ..images.history import remove_tag, repository_id, tags_of
 from ..images.streams import (
@@ -78,38 +78,41 @@ class StreamPublisher:
             )
             if not await self.rbac.allowed(wanted):
                 raise _denied(f"may not create image stream {name}")
-        async with self.objects.transaction() as tx:
+
+        def write(tx: SyncTransaction) -> int:
             # Again in the transaction: a namespace deleted meanwhile takes its records along
             # (wharf.images.history.forget), and must not get this push's afterwards.
-            if await tx.get(namespace) is None:
+            if tx.get(namespace) is None:
                 raise _denied(f'namespace "{project}" not found')
-            repository = await tx.conn.run_sync(self.metadata.store_manifest, name, manifest)
-            await save_image(tx, image)
+            repository = self.metadata.store_manifest(tx.conn, name, manifest)
+            save_image(tx, image)
             if tag is not None:
-                stream = await tx.get(key)
-                if stream is None:
-                    stream = await tx.create(key, new_stream(project, stream_name))
-                await record_tag(tx, project, stream_name, tag, str(manifest.digest), stream)
-        self.metadata.remember(name, repository)
+                stream = tx.get(key) or tx.create(key, new_stream(project, stream_name))
+                record_tag(tx, project, stream_name, tag, str(manifest.digest), stream)
+            return repository
+
+        self.metadata.remember(name, await self.objects.run(write))
 
     async def untag(self, request: web.Request, name: str, tag: str) -> bool:
         project, stream_name = split_repository(name) or ("", "")
         key = stream_key(project, stream_name)
-        async with self.objects.transaction() as tx:
-            found = await tx.conn.run_sync(repository_id, name)
-            if found is None or not await tx.conn.run_sync(remove_tag, found, tag):
+
+        def write(tx: SyncTransaction) -> bool:
+            found = repository_id(tx.conn, name)
+            if found is None or not remove_tag(tx.conn, found, tag):
                 return False
-            stream = await tx.get(key)
+            stream = tx.get(key)
             if stream is not None:
                 stream["spec"]["tags"] = [
                     t for t in stream["spec"].get("tags") or [] if t.get("name") != tag
                 ]
-                await touch(tx, key, stream)
-        return True
+                touch(tx, key, stream)
+            return True
+
+        return await self.objects.run(write)
 
     async def delete_manifest(self, request: web.Request, name: str, digest: str) -> bool:
-        async with self.metadata.db.read() as conn:
-            history = await conn.run_sync(tags_of, name)
+        history = await self.metadata.db.run_read(lambda conn: tags_of(conn, name))
         # As OpenShift: a manifest the stream still refers to is not deleted (untag it first).
         if any(event.digest == digest for events in history.values() for event in events):
             raise RegistryError(
