@@ -233,10 +233,11 @@ class RbacAuthorizer:
 
     async def snapshot(self) -> Snapshot:
         fresh = time.monotonic() - self._checked < self.CHECK_SECONDS
-        if self._snapshot is not None and fresh and self.store.local_writes == self._writes_seen:
+        writes = self.store.writes_to(RBAC_RESOURCES)
+        if self._snapshot is not None and fresh and writes == self._writes_seen:
             return self._snapshot
         async with self._lock:
-            writes = self.store.local_writes
+            writes = self.store.writes_to(RBAC_RESOURCES)
             version = await self.store.latest_version(RBAC_RESOURCES)
             if self._snapshot is None or version != self._version:
                 lists = [(await self.store.items(r))[0] for r in RBAC_RESOURCES]

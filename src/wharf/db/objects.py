@@ -9,6 +9,7 @@ watcher that resumes from a resourceVersion misses nothing.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -226,6 +227,7 @@ class ObjectStore:
         self._changed = asyncio.Condition()
         self._writes = 0  # local commits so far: a watcher that saw none since it read can wait
         self._compacted_at = 0  # the value of _writes at the last compaction
+        self._resource_writes: collections.Counter[str] = collections.Counter()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -244,6 +246,7 @@ class ObjectStore:
     async def _announce(self, events: list[Event]) -> None:
         if not events:
             return
+        self._resource_writes.update({event.key.resource for event in events})
         async with self._changed:
             self._writes += 1
             self._changed.notify_all()
@@ -270,6 +273,10 @@ class ObjectStore:
             return found, int(version or 0)
 
         return await self.db.run_read(read)
+
+    def writes_to(self, resources: Sequence[str]) -> int:
+        """How many local transactions wrote any of `resources`: a cheap hint of change."""
+        return sum(self._resource_writes[resource] for resource in resources)
 
     @property
     def local_writes(self) -> int:

@@ -55,11 +55,19 @@ def save_image(tx: SyncTransaction, image: Object) -> None:
 
 
 def record_tag(
-    tx: SyncTransaction, namespace: str, name: str, tag: str, digest: str, stream: Object
+    tx: SyncTransaction,
+    namespace: str,
+    name: str,
+    tag: str,
+    digest: str,
+    stream: Object,
+    linked: bool = False,
 ) -> None:
-    """Add `digest` at the head of the stream's `tag`, make it pullable there, tell watchers."""
+    """Add `digest` at the head of the stream's `tag`, make it pullable there (unless the
+    caller just stored it in that repository: `linked`), tell watchers."""
     repository_id = ensure_repository(tx.conn, f"{namespace}/{name}")
-    link_image(tx.conn, repository_id, digest)
+    if not linked:
+        link_image(tx.conn, repository_id, digest)
     generation = int(stream["metadata"].get("generation", 1))
     if add_event(tx.conn, repository_id, tag, digest, generation):
         touch(tx, stream_key(namespace, name), stream)

@@ -63,24 +63,22 @@ class StreamPublisher:
     ) -> None:
         project, stream_name = split_repository(name) or ("", "")
         namespace = Key(NAMESPACES, "", project)
-        if await self.objects.get(namespace) is None:
-            raise _denied(f'namespace "{project}" not found')
         config = None
         if manifest.config is not None and manifest.config.size <= MAX_CONFIG_BYTES:
             config = await self.blobs.read(manifest.config.digest, MAX_CONFIG_BYTES)
         reference = f"{await self.internal_address()}/{name}@{manifest.digest}"
         image = image_from_manifest(manifest, reference, config)
         key = stream_key(project, stream_name)
-        if tag is not None and await self.objects.get(key) is None:
+        if tag is not None:
             # Making a stream by pushing needs the right to create image streams.
             wanted = Attributes(
                 self._user(request), "create", GROUP, "imagestreams", "", project, stream_name
             )
-            if not await self.rbac.allowed(wanted):
+            if not await self.rbac.allowed(wanted) and await self.objects.get(key) is None:
                 raise _denied(f"may not create image stream {name}")
 
         def write(tx: SyncTransaction) -> int:
-            # Again in the transaction: a namespace deleted meanwhile takes its records along
+            # Checked in the transaction: a namespace deleted meanwhile takes its records along
             # (wharf.images.history.forget), and must not get this push's afterwards.
             if tx.get(namespace) is None:
                 raise _denied(f'namespace "{project}" not found')
@@ -88,7 +86,8 @@ class StreamPublisher:
             save_image(tx, image)
             if tag is not None:
                 stream = tx.get(key) or tx.create(key, new_stream(project, stream_name))
-                record_tag(tx, project, stream_name, tag, str(manifest.digest), stream)
+                digest = str(manifest.digest)
+                record_tag(tx, project, stream_name, tag, digest, stream, linked=True)
             return repository
 
         self.metadata.remember(name, await self.objects.run(write))
