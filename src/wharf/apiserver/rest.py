@@ -527,21 +527,25 @@ async def watch_objects(request: web.Request, target: Target, call: Call) -> web
     assert task is not None
     watches.add(task)
     try:
-        await asyncio.wait_for(stream(), timeout)
-    except TimeoutError:
-        pass
-    except Expired:
-        gone = status_object("Failure", 410, f"too old resource version: {version_text}", "Expired")
-        await response.write((json.dumps({"type": "ERROR", "object": gone}) + "\n").encode())
-    except ApiError as exc:
-        await response.write(
-            (json.dumps({"type": "ERROR", "object": exc.status()}) + "\n").encode()
-        )
-    except (ConnectionResetError, asyncio.CancelledError):
-        return response
+        try:
+            async with asyncio.timeout(timeout):
+                await stream()
+        except TimeoutError:
+            pass
+        except Expired:
+            gone = status_object(
+                "Failure", 410, f"too old resource version: {version_text}", "Expired"
+            )
+            await response.write((json.dumps({"type": "ERROR", "object": gone}) + "\n").encode())
+        except ApiError as exc:
+            await response.write(
+                (json.dumps({"type": "ERROR", "object": exc.status()}) + "\n").encode()
+            )
+        await response.write_eof()
+    except (ConnectionError, asyncio.CancelledError):
+        pass  # the client left, or the server stops: nothing more to say
     finally:
         watches.discard(task)
-    await response.write_eof()
     return response
 
 

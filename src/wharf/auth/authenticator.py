@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,13 +62,26 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+_AUTH_RESOURCES = (
+    OAUTH_ACCESS_TOKENS,
+    USERS,
+    GROUPS,
+    IDENTITIES,
+    SERVICE_ACCOUNTS,
+    SERVICE_ACCOUNT_TOKENS,
+)
+
+
 class Authenticator:
+    CACHE_SECONDS = 1.0
+
     def __init__(
         self, store: ObjectStore, htpasswd: Htpasswd, token_lifetime: int = DEFAULT_LIFETIME
     ) -> None:
         self.store = store
         self.htpasswd = htpasswd
         self.token_lifetime = token_lifetime
+        self._cache: dict[str, tuple[float, int, UserInfo | None]] = {}
 
     async def authenticate(self, request: web.Request) -> UserInfo | None:
         token = bearer_token(request)
@@ -81,8 +95,27 @@ class Authenticator:
         return user
 
     async def user_for_token(self, token: str) -> UserInfo | None:
+        """The user a token stands for; None for a token that is not (or no longer) valid.
+
+        Answers are remembered for at most CACHE_SECONDS, and forgotten at once when this
+        process writes tokens, users, groups or service accounts: a revocation through this
+        server takes effect at the next request, one through another process within a second.
+        """
         if not looks_like_token(token):
             return None
+        name = stored_name(token)
+        writes = self.store.writes_to(_AUTH_RESOURCES)
+        moment = time.monotonic()
+        cached = self._cache.get(name)
+        if cached is not None and cached[0] > moment and cached[1] == writes:
+            return cached[2]
+        user = await self._lookup(token)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[name] = (moment + self.CACHE_SECONDS, writes, user)
+        return user
+
+    async def _lookup(self, token: str) -> UserInfo | None:
         if token.startswith(SERVICE_ACCOUNT_PREFIX):
             return await self._service_account_for(token)
         record = await self.store.get(Key(OAUTH_ACCESS_TOKENS, "", stored_name(token)))

@@ -224,7 +224,8 @@ class ObjectStore:
     def __init__(self, db: Database, retained_events: int | None = None) -> None:
         self.db = db
         self.retained_events = retained_events or self.RETAINED_EVENTS
-        self._changed = asyncio.Condition()
+        # Set (and replaced) at every local commit: watchers wait on it without any lock.
+        self._changed = asyncio.Event()
         self._writes = 0  # local commits so far: a watcher that saw none since it read can wait
         self._compacted_at = 0  # the value of _writes at the last compaction
         self._resource_writes: collections.Counter[str] = collections.Counter()
@@ -247,9 +248,9 @@ class ObjectStore:
         if not events:
             return
         self._resource_writes.update({event.key.resource for event in events})
-        async with self._changed:
-            self._writes += 1
-            self._changed.notify_all()
+        self._writes += 1
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
         # Keep the event log near its window: compact after every tenth of it written.
         if self._writes - self._compacted_at >= max(1, self.retained_events // 10):
             self._compacted_at = self._writes
@@ -335,16 +336,15 @@ class ObjectStore:
     async def watch(self, version: int, resources: Sequence[str]) -> AsyncIterator[Event]:
         """Every event of `resources` after `version`, as they happen; never ends by itself."""
         while True:
-            seen = self._writes
+            changed = self._changed  # taken before reading: a commit after the read sets it
             events, newest = await self.events_since(version, resources)
             for event in events:
                 yield event
             version = max(version, newest)
             if not events:
-                async with self._changed:
-                    if self._writes == seen:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._changed.wait(), self.POLL_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.POLL_SECONDS):
+                        await changed.wait()
 
     async def compact(self) -> None:
         """Drop events beyond the retained window."""
