@@ -11,6 +11,13 @@ Wharf runs as the registry alone (`--no-auth --no-registry-tls` where it has the
 reference (no auth, plain HTTP). Seeding the 10,000 repositories is not measured: both
 registries seed at once, Wharf with an extra process on its data directory.
 
+The `auth` phase compares Wharf with itself: a second Wharf, started for that phase only, with
+authentication on (a cluster token checked and RBAC permissions decided on every request) but
+still plain HTTP, runs the same small-image pushes and pulls as the Wharf without auth (same
+client code, counts and concurrency; repositories `default/bench-<n>`), each request with
+`Authorization: Bearer <token>` of kubeadmin. In its two lines, "reference" is Wharf without
+auth and "wharf" is Wharf with auth on.
+
 Each measurement notes the CPU time of the server, the client, the kernel and every other
 process; the table ends with a warning when other processes were busy, as figures are then noisy.
 """
@@ -43,18 +50,23 @@ import aiohttp
 from .servers import (
     REPO_ROOT,
     Server,
+    cluster_login,
     export_source,
     reference_binary,
     running_reference,
     running_wharf,
     stop_server,
+    wharf_supports_auth,
 )
 
 MiB = 1024 * 1024
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-PHASES = ("large", "small", "listing")
+PHASES = ("large", "small", "auth", "listing")  # in the order they run
+REFERENCE_REGISTRY = "docker-registry"
+WHARF_NO_AUTH = "wharf --no-auth"
+WHARF_AUTH = "wharf with auth"
 BUSY_SHARE = 0.3  # warn when other processes took more than this share of a core
 
 
@@ -120,6 +132,10 @@ class Line:
     target: str = ""
     target_ratio: float | None = None
     target_wharf_below: float | None = None  # an absolute limit on Wharf's figure
+    # What the two columns measured: the reference registry and Wharf without auth, or (the
+    # auth lines) Wharf without auth and Wharf with auth on.
+    reference_is: str = REFERENCE_REGISTRY
+    wharf_is: str = WHARF_NO_AUTH
 
     @property
     def ratio(self) -> float:
@@ -180,6 +196,13 @@ def render(report: Report) -> str:
         f"catalog walk in pages of n={p.catalog_page}",
         "ratio: higher is better on every line (throughput: wharf/reference; "
         "latency and memory: reference/wharf)",
+    ]
+    if any(line.reference_is != REFERENCE_REGISTRY for line in report.lines):
+        rows.append(
+            'lines "auth on": reference = Wharf without auth, wharf = Wharf with auth on '
+            "(token check and RBAC on every request), both plain HTTP"
+        )
+    rows += [
         "",
         f"{'measurement':<44} {'reference':>10} {'wharf':>10} {'ratio':>7}  {'target':<12} ok",
         "-" * 92,
@@ -341,7 +364,7 @@ class Profiler:
 
     @contextmanager
     def record(self, server: Server, phase: str) -> Iterator[None]:
-        if self.directory is None or server.name != "wharf":
+        if self.directory is None or not server.name.startswith("wharf"):
             yield
             return
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -577,8 +600,12 @@ def make_small_images(count: int, seed: int = 1) -> list[SmallImage]:
     return images
 
 
-def small_repo(index: int, profile: Profile) -> tuple[str, str]:
-    return f"small/app{index % profile.small_clients}", f"t{index}"
+SMALL_REPOSITORIES = "small/app"  # + a number: one repository per client
+AUTH_REPOSITORIES = "default/bench-"  # in the project every Wharf has
+
+
+def small_repo(index: int, profile: Profile, prefix: str = SMALL_REPOSITORIES) -> tuple[str, str]:
+    return f"{prefix}{index % profile.small_clients}", f"t{index}"
 
 
 async def push_small(
@@ -647,16 +674,25 @@ async def run_workers(
 
 
 async def run_small(
-    server: Server, profile: Profile, images: list[SmallImage], report: Report
+    server: Server,
+    profile: Profile,
+    images: list[SmallImage],
+    report: Report,
+    prefix: str = SMALL_REPOSITORIES,
+    token: str | None = None,
 ) -> dict[str, float]:
+    """Push then pull small images into repositories `prefix`<n>; with `token`, every request
+    carries `Authorization: Bearer <token>`."""
     connector = aiohttp.TCPConnector(limit=profile.small_clients * 2)
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     figures: dict[str, float] = {}
-    async with aiohttp.ClientSession(connector=connector) as session:
-        await session.get(f"{server.url}/v2/")  # open a connection before timing
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        async with session.get(f"{server.url}/v2/") as response:  # a connection before timing
+            await expect(response, 200)
         os.sync()
 
         async def push(index: int, _rng: random.Random) -> None:
-            repo, tag = small_repo(index, profile)
+            repo, tag = small_repo(index, profile, prefix)
             await push_small(session, server.url, repo, tag, images[index])
 
         with measured(server) as usage:
@@ -672,7 +708,7 @@ async def run_small(
 
         async def pull(_index: int, rng: random.Random) -> None:
             index = rng.randrange(pushed)
-            repo, tag = small_repo(index, profile)
+            repo, tag = small_repo(index, profile, prefix)
             await pull_small(session, server.url, repo, tag, images[index])
 
         with measured(server) as usage:
@@ -852,7 +888,36 @@ LINES: list[tuple[str, str, str, bool, str, float | None]] = [
     ("catalog_walk_p50", "catalog full walk p50 (ms)", "ms", False, ">= 1.0x", 1.0),
 ]
 PEAK_NAME = "peak RSS during large transfers (MiB)"
-LINE_NAMES = [name for _, name, *_ in LINES] + [PEAK_NAME]
+# Wharf with auth on against Wharf without: (figure key, name, unit, target text, target ratio)
+AUTH_LINES: list[tuple[str, str, str, str, float]] = [
+    ("push_rate", "small-image push, auth on (images/s)", "images/s", ">= 0.8x", 0.8),
+    ("pull_rate", "small-image pull, auth on (images/s)", "images/s", ">= 0.8x", 0.8),
+]
+LINE_NAMES = [name for _, name, *_ in LINES] + [PEAK_NAME] + [name for _, name, *_ in AUTH_LINES]
+
+
+async def run_auth(
+    work: Path,
+    profile: Profile,
+    images: list[SmallImage],
+    report: Report,
+    profiler: Profiler,
+    wharf_python: str,
+    source: Path | None,
+) -> dict[str, float]:
+    """The small-image measurements against a second Wharf with auth on (plain HTTP), started
+    for this phase only, as kubeadmin in the project `default`."""
+    work.mkdir()
+    with running_wharf(
+        work, python=wharf_python, name="wharf-auth", source=source, auth=True
+    ) as server:
+        token = cluster_login(server)
+        report.note(
+            f"{server.name} (auth on, plain HTTP) pid {server.pid} at {server.url}, API at "
+            f"{server.api_url}; logged in as kubeadmin; repositories {AUTH_REPOSITORIES}<n>"
+        )
+        with profiler.record(server, "auth"):
+            return await run_small(server, profile, images, report, AUTH_REPOSITORIES, token)
 
 
 async def run(
@@ -865,7 +930,10 @@ async def run(
 ) -> Report:
     report = Report(profile)
     source = None if wharf_rev is None else export_source(wharf_rev, work / "wharf-source")
-    figures: dict[str, dict[str, float]] = {"reference": {}, "wharf": {}}
+    figures: dict[str, dict[str, float]] = {"reference": {}, "wharf": {}, "wharf-auth": {}}
+    if "auth" in phases and not wharf_supports_auth(wharf_python, source):
+        report.warn("this Wharf cannot run with auth on and plain HTTP: no auth phase")
+        phases = [phase for phase in phases if phase != "auth"]
     with ExitStack() as stack:
         (work / "reference").mkdir()
         (work / "wharf").mkdir()
@@ -893,11 +961,19 @@ async def run(
                         server, profile, whole, chunked, report
                     )
             shutil.rmtree(work / "data", ignore_errors=True)
+        small = {"small", "auth"} & set(phases)
+        images = make_small_images(profile.small_push_max) if small else []
         if "small" in phases:
-            images = make_small_images(profile.small_push_max)
             for server in servers:
                 with profiler.record(server, "small"):
                     figures[server.name] |= await run_small(server, profile, images, report)
+        if "auth" in phases:
+            if "small" not in phases:  # the auth phase compares with Wharf without auth
+                with profiler.record(servers[1], "small"):
+                    figures["wharf"] |= await run_small(servers[1], profile, images, report)
+            figures["wharf-auth"] = await run_auth(
+                work / "wharf-auth", profile, images, report, profiler, wharf_python, source
+            )
         if "listing" in phases:
             # Seeding is not measured: both registries seed at once, and Wharf with extra
             # processes on its data directory, to keep the run short.
@@ -920,8 +996,11 @@ async def run(
             hwm = server.status_kib("VmHWM")
             report.note(f"{server.name} VmHWM at the end of the run: {(hwm or 0) / 1024:.1f} MiB")
         report.note("stopping the servers")
-    report.note("servers stopped")
-    ref, wharf = figures["reference"], figures["wharf"]
+    report.note(
+        "servers stopped; load average at the end "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
+    ref, wharf, authed = figures["reference"], figures["wharf"], figures["wharf-auth"]
     for key, name, unit, higher, target, ratio in LINES:
         if key in ref and key in wharf:
             report.lines.append(Line(name, unit, ref[key], wharf[key], higher, target, ratio))
@@ -930,6 +1009,12 @@ async def run(
             Line(PEAK_NAME, "MiB", ref["peak_mib"], wharf["peak_mib"], False,
                  "wharf < 200", None, 200.0)
         )
+    for key, name, unit, target, ratio in AUTH_LINES:
+        if key in wharf and key in authed:
+            report.lines.append(Line(
+                name, unit, wharf[key], authed[key], True, target, ratio,
+                reference_is=WHARF_NO_AUTH, wharf_is=WHARF_AUTH,
+            ))
     return report
 
 

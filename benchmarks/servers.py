@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import functools
+import http.client
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -17,9 +20,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_BINARY = "docker-registry"
+CHALLENGING_CLIENT = "openshift-challenging-client"
 
 
 def free_port() -> int:
@@ -37,10 +42,20 @@ class Server:
     port: int
     data_dir: Path
     log_path: Path
+    api_port: int | None = None  # Wharf's cluster API (HTTPS), where it has --api-listen
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str | None:
+        return None if self.api_port is None else f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA of Wharf's API serving certificate."""
+        return self.data_dir / "tls" / "ca.crt"
 
     @property
     def pid(self) -> int:
@@ -131,6 +146,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 # Options of `wharf serve` that make it comparable with the reference registry (plain HTTP,
 # no authentication) and let several processes run side by side (the API's own port).
 _COMPARABLE_OPTIONS = ("--no-auth", "--no-registry-tls")
+# With authentication on (cluster tokens and RBAC on every request), still plain HTTP.
+_AUTH_OPTIONS = ("--no-registry-tls",)
 
 
 def wharf_env(source: Path | None) -> dict[str, str]:
@@ -155,18 +172,32 @@ def wharf_serve_options(python: str, source: Path | None = None) -> frozenset[st
     return frozenset(re.findall(r"--[a-z][a-z-]*", result.stdout))
 
 
+def wharf_supports_auth(python: str | None = None, source: Path | None = None) -> bool:
+    """Whether this `wharf serve` can run with auth on and plain HTTP on ports of its own."""
+    known = wharf_serve_options(python or sys.executable, source)
+    return {"--no-auth", "--no-registry-tls", "--api-listen"} <= known
+
+
 def wharf_command(
-    port: int, data_dir: Path, python: str | None = None, source: Path | None = None
+    port: int,
+    data_dir: Path,
+    python: str | None = None,
+    source: Path | None = None,
+    auth: bool = False,
+    api_port: int | None = None,
 ) -> list[str]:
+    """`auth`: registry access by cluster tokens and RBAC (Wharf's default), else `--no-auth`;
+    plain HTTP either way."""
     python = python or sys.executable
     known = wharf_serve_options(python, source)
     command = [
         python, "-m", "wharf", "serve",
         "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir),
     ]
-    command += [option for option in _COMPARABLE_OPTIONS if option in known]
+    options = _AUTH_OPTIONS if auth else _COMPARABLE_OPTIONS
+    command += [option for option in options if option in known]
     if "--api-listen" in known:
-        command += ["--api-listen", f"127.0.0.1:{free_port()}"]
+        command += ["--api-listen", f"127.0.0.1:{api_port or free_port()}"]
     return command
 
 
@@ -178,29 +209,103 @@ def running_wharf(
     data_dir: Path | None = None,
     name: str = "wharf",
     source: Path | None = None,
+    auth: bool = False,
 ) -> Iterator[Server]:
     """Wharf with its data in `work`/wharf-data, or in `data_dir` (another process's: Wharf
-    processes may share a data directory and database). `source`: see wharf_env."""
+    processes may share a data directory and database). `source`: see wharf_env. `auth`: with
+    registry authentication on (log in with cluster_login); it waits for the API too."""
     port = free_port()
+    python = python or sys.executable
+    if auth and not wharf_supports_auth(python, source):
+        raise RuntimeError("this wharf serve lacks --no-auth, --no-registry-tls or --api-listen")
     if data_dir is None:
         data_dir = work / "wharf-data"
         data_dir.mkdir(parents=True)
     log_path = work / f"{name}.log"
+    api_port = free_port() if "--api-listen" in wharf_serve_options(python, source) else None
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            wharf_command(port, data_dir, python, source),
+            wharf_command(port, data_dir, python, source, auth, api_port),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=wharf_env(source),
             cwd=REPO_ROOT,
         )
-    server = Server(name, process, port, data_dir, log_path)
+    server = Server(name, process, port, data_dir, log_path, api_port)
     try:
         _wait_healthy(server, "/healthz", timeout)
+        if auth:
+            _wait_api_ready(server, timeout)
         yield server
     finally:
         _stop(process)
+
+
+def _api_context(server: Server) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(server.ca_file))
+
+
+def _api_get(
+    server: Server, path: str, headers: dict[str, str], timeout: float = 30
+) -> tuple[int, str, bytes]:
+    """GET `path` of Wharf's API (HTTPS with its CA), redirects not followed:
+    (status, Location header, body)."""
+    if server.api_port is None:
+        raise RuntimeError(f"{server.name} has no API port of its own")
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", server.api_port, context=_api_context(server), timeout=timeout
+    )
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.getheader("Location") or "", response.read()
+    finally:
+        connection.close()
+
+
+def _wait_api_ready(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"{server.name} exited with {server.process.returncode}:\n{server.log_tail()}"
+            )
+        if server.ca_file.exists():
+            try:
+                status, _, _ = _api_get(server, "/readyz", {}, timeout=2)
+                if status == 200:
+                    return
+                last = status
+            except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
+                last = exc
+        time.sleep(0.05)
+    raise RuntimeError(
+        f"{server.name}'s API not ready at {server.api_url}/readyz within {timeout}s "
+        f"(last: {last}):\n{server.log_tail()}"
+    )
+
+
+def cluster_login(server: Server, user: str = "kubeadmin", password: str | None = None) -> str:
+    """Log in to Wharf's API like `oc login` (the challenging client's implicit grant) and
+    return the access token; by default as kubeadmin, with the password of the data dir."""
+    if password is None:
+        password = (server.data_dir / "auth" / "kubeadmin-password").read_text().strip()
+    credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
+    query = urlencode({"client_id": CHALLENGING_CLIENT, "response_type": "token"})
+    status, location, body = _api_get(
+        server,
+        f"/oauth/authorize?{query}",
+        {"Authorization": f"Basic {credentials}", "X-CSRF-Token": "1"},
+    )
+    token = parse_qs(urlsplit(location).fragment).get("access_token", [""])[0]
+    if status != 302 or not token:
+        raise RuntimeError(
+            f"logging in to {server.name} as {user} answered {status} "
+            f"(Location {location!r}): {body[:300].decode(errors='replace')}"
+        )
+    return token
 
 
 REFERENCE_CONFIG = """\

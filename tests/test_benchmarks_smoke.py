@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.registry_bench import LINE_NAMES
+from benchmarks.registry_bench import AUTH_LINES, LINE_NAMES
 from benchmarks.servers import reference_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,9 +45,31 @@ def test_smoke_run_prints_every_line_with_positive_figures(tmp_path: Path) -> No
         reference, wharf, ratio = _figures(table, name)
         assert reference > 0 and wharf > 0 and ratio > 0, f"{name}: {reference} {wharf} {ratio}"
 
+    # Wharf with auth on, against Wharf without it: the reference column is Wharf's.
+    assert "reference = Wharf without auth" in table
+    auth_names = [name for _, name, *_ in AUTH_LINES]
+    assert auth_names == [
+        "small-image push, auth on (images/s)", "small-image pull, auth on (images/s)"
+    ]
+    for name in auth_names:
+        reference, wharf, ratio = _figures(table, name)
+        assert reference > 0 and wharf > 0 and ratio > 0, f"{name}: {reference} {wharf} {ratio}"
+        assert ">= 0.8x" in next(row for row in table.splitlines() if row.startswith(name))
+
     document = json.loads(result_file.read_text())
     assert [line["name"] for line in document["lines"]] == LINE_NAMES
     for line in document["lines"]:
         assert line["reference"] > 0 and line["wharf"] > 0 and line["ratio"] > 0
+    lines = {line["name"]: line for line in document["lines"]}
+    for name, auth_off in [
+        ("small-image push, auth on (images/s)", "small-image push (images/s)"),
+        ("small-image pull, auth on (images/s)", "small-image pull (images/s)"),
+    ]:
+        line = lines[name]
+        assert (line["reference_is"], line["wharf_is"]) == ("wharf --no-auth", "wharf with auth")
+        assert line["reference"] == lines[auth_off]["wharf"]
+        assert line["ratio"] == pytest.approx(line["wharf"] / line["reference"])
+        assert line["target_ratio"] == 0.8
+    assert lines["small-image push (images/s)"]["reference_is"] == "docker-registry"
     # The work directory (data, logs, random blobs) is removed afterwards.
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
