@@ -82,7 +82,7 @@ class RegistryMetadata:
         if known is not None:
             return known
         query = select(repositories.c.id).where(repositories.c.name == name)
-        found: int | None = await self.db.run_read(lambda conn: conn.scalar(query))
+        found: int | None = await self.db.run_read(lambda conn: conn.scalar(query), small=True)
         if found is not None:
             self._repository_ids[name] = found
         return found
@@ -114,7 +114,7 @@ class RegistryMetadata:
             .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
             .where(repository_blobs.c.repository_id == repository_id, blobs.c.digest == digest)
         )
-        size: int | None = await self.db.run_read(lambda conn: conn.scalar(query))
+        size: int | None = await self.db.run_read(lambda conn: conn.scalar(query), small=True)
         return size
 
     async def link_blob(self, repository_id: int, digest: str, size: int) -> None:
@@ -147,7 +147,7 @@ class RegistryMetadata:
         query = select(uploads.c.size).where(
             uploads.c.id == upload_id, uploads.c.repository_id == repository_id
         )
-        size: int | None = await self.db.run_read(lambda conn: conn.scalar(query))
+        size: int | None = await self.db.run_read(lambda conn: conn.scalar(query), small=True)
         return size
 
     async def advance_upload(self, upload_id: str, old_size: int, new_size: int) -> bool:
@@ -284,11 +284,11 @@ class RegistryMetadata:
             ).first()
             return StoredManifest(digest, row.media_type, row.payload) if row else None
 
-        return await self.db.run_read(read)
+        return await self.db.run_read(read, small=True)
 
     async def tag_head(self, repository_id: int, tag: str) -> str | None:
         query = _head_query(repository_id, tag)
-        head: str | None = await self.db.run_read(lambda conn: conn.scalar(query))
+        head: str | None = await self.db.run_read(lambda conn: conn.scalar(query), small=True)
         return head
 
     async def tag_history(self, repository_id: int, tag: str) -> list[TagEvent]:
@@ -367,7 +367,7 @@ class RegistryMetadata:
             query = query.where(tag_events.c.tag > last)
         if limit is not None:
             query = query.limit(limit)
-        return await self.db.run_read(lambda conn: list(conn.scalars(query)))
+        return await self.db.run_read(lambda conn: list(conn.scalars(query)), small=True)
 
     async def catalog(self, limit: int | None, last: str | None) -> list[str]:
         query = select(repositories.c.name).order_by(repositories.c.name)
