@@ -17,6 +17,7 @@ from aiohttp import web
 
 from ..auth.user import Attributes, UserInfo
 from ..db.objects import Expired
+from ..kube import merge_patch
 from . import protobuf
 from .context import API, Api
 from .errors import ApiError, bad_request, conflict, forbidden, status_object
@@ -327,19 +328,6 @@ async def update_object(request: web.Request, target: Target, call: Call) -> web
     warnings = _strict_check(request, target, obj)
     updated = await target.resource.update(call, target.name, obj)
     return _respond(request, target, updated, 200, warnings)
-
-
-def merge_patch(document: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(document) if isinstance(document, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def apply_patch(content_type: str, current: Object, raw: bytes) -> Object:

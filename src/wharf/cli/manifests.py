@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from ..kube import merge_patch
 from .discovery import ResourceType
 from .errors import ApiFailure, CliError
 from .get import targets
@@ -92,19 +93,6 @@ def _namespace(session: Session, rtype: ResourceType, obj: dict[str, Any]) -> st
 
 def _name(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
-
-
-def merge_patch(document: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, to know before sending one whether it changes anything."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(document) if isinstance(document, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def _each(
