@@ -105,11 +105,6 @@ class Database:
             return await conn.run_sync(fn)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.reader.connect() as conn:
-            yield conn
-
-    @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction; when the block returns, what it wrote is durable."""
         if self._group is not None:

@@ -279,11 +279,6 @@ class ObjectStore:
         """How many local transactions wrote any of `resources`: a cheap hint of change."""
         return sum(self._resource_writes[resource] for resource in resources)
 
-    @property
-    def local_writes(self) -> int:
-        """How many transactions this process committed: a cheap hint that something changed."""
-        return self._writes
-
     async def latest_version(self, resources: Sequence[str]) -> int:
         """The resourceVersion of the newest event of `resources` (0 when none)."""
         query = select(func.max(object_events.c.resource_version)).where(
@@ -291,10 +286,6 @@ class ObjectStore:
         )
         value = await self.db.run_read(lambda conn: conn.scalar(query))
         return int(value or 0)
-
-    async def current_version(self) -> int:
-        query = select(resource_version_counter.c.value)
-        return int(await self.db.run_read(lambda conn: conn.scalar(query)) or 0)
 
     async def events_since(
         self, version: int, resources: Sequence[str], limit: int = 1000

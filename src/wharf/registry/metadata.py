@@ -25,11 +25,8 @@ from ..db.schema import (
     tag_events,
     uploads,
 )
-from ..images.history import TagEvent
 from ..oci.manifest import ParsedManifest
 from .errors import RegistryError
-
-__all__ = ["Referrer", "RegistryMetadata", "StoredManifest", "TagEvent", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -285,26 +282,6 @@ class RegistryMetadata:
             return StoredManifest(digest, row.media_type, row.payload) if row else None
 
         return await self.db.run_read(read, small=True)
-
-    async def tag_head(self, repository_id: int, tag: str) -> str | None:
-        query = _head_query(repository_id, tag)
-        head: str | None = await self.db.run_read(lambda conn: conn.scalar(query), small=True)
-        return head
-
-    async def tag_history(self, repository_id: int, tag: str) -> list[TagEvent]:
-        query = (
-            select(tag_events.c.digest, tag_events.c.created_at, tag_events.c.generation)
-            .where(tag_events.c.repository_id == repository_id, tag_events.c.tag == tag)
-            .order_by(tag_events.c.id.desc())
-        )
-
-        def read(conn: Connection) -> list[TagEvent]:
-            return [
-                TagEvent(r.digest, r.created_at.replace(tzinfo=UTC), r.generation)
-                for r in conn.execute(query)
-            ]
-
-        return await self.db.run_read(read)
 
     async def delete_manifest(self, repository_id: int, digest: str) -> bool:
         """Remove the manifest from the repository, with every tag whose head it is."""

@@ -60,8 +60,5 @@ class BlobStore(Protocol):
     def local_path(self, digest: str) -> Path | None:
         """Where the blob lies on local disk, for sendfile; None when it is not local."""
 
-    async def exists(self, digest: str) -> bool:
-        """Whether the bytes of `digest` are stored."""
-
     async def read(self, digest: str, limit: int) -> bytes | None:
         """The whole blob, when it is stored and no larger than `limit` bytes."""

@@ -42,9 +42,6 @@ class FilesystemBlobStore:
     def local_path(self, digest: str) -> Path | None:
         return self._blob_path(digest)
 
-    async def exists(self, digest: str) -> bool:
-        return await asyncio.to_thread(self._blob_path(digest).is_file)
-
     async def read(self, digest: str, limit: int) -> bytes | None:
         return await asyncio.to_thread(_read_small, self._blob_path(digest), limit)
 
