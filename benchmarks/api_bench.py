@@ -34,7 +34,6 @@ import copy
 import json
 import os
 import shutil
-import signal
 import ssl
 import statistics
 import subprocess
@@ -50,6 +49,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+
+from .servers import export_source, py_spy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -304,30 +305,14 @@ class Profiler:
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
-        self.executable = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
     @contextmanager
     def record(self, pid: int, phase: str) -> Iterator[None]:
         if self.directory is None:
             yield
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        process = subprocess.Popen(
-            [self.executable, "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
-             "--gil", "--nonblocking", "--output", str(self.directory / f"{phase}.txt")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(0.5)  # let it attach
-        try:
+        with py_spy(pid, self.directory / f"{phase}.txt", "--rate", "200", "--gil"):
             yield
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 class Bench:
@@ -1097,17 +1082,6 @@ async def measure(
         await run_rbac(bench, data_dir, user_token)
     finally:
         await bench.close()
-
-
-def export_source(revision: str, target: Path) -> Path:
-    """Write src/ of git `revision` into `target`; return the src directory."""
-    target.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", revision, "src"],
-        capture_output=True, timeout=60, check=True,
-    )
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, timeout=60, check=True)
-    return target / "src"
 
 
 def use_source(source: Path) -> None:

@@ -31,7 +31,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from .servers import (
     Server,
     cluster_login,
     export_source,
+    py_spy,
     reference_binary,
     running_reference,
     running_wharf,
@@ -360,31 +360,14 @@ class Profiler:
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
-        self.executable = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
     @contextmanager
     def record(self, server: Server, phase: str) -> Iterator[None]:
         if self.directory is None or not server.name.startswith("wharf"):
             yield
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        output = self.directory / f"{phase}.txt"
-        process = subprocess.Popen(
-            [self.executable, "record", "--pid", str(server.pid), "--rate", "250",
-             "--format", "raw", "--nonblocking", "--threads", "--output", str(output)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(0.5)  # let it attach
-        try:
+        with py_spy(server.pid, self.directory / f"{phase}.txt", "--rate", "250", "--threads"):
             yield
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 # Blob data

@@ -124,6 +124,30 @@ def export_source(revision: str, target: Path) -> Path:
     return target / "src"
 
 
+@contextmanager
+def py_spy(pid: int, output: Path, *options: str) -> Iterator[None]:
+    """`py-spy record` of process `pid` into `output` (raw collapsed stacks) while the block
+    runs."""
+    executable = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [executable, "record", "--pid", str(pid), "--format", "raw", "--nonblocking",
+         *options, "--output", str(output)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)  # let it attach: a profile, not synchronisation of what is measured
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def stop_server(server: Server) -> None:
     _stop(server.process)
 
