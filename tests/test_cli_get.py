@@ -7,7 +7,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -270,14 +269,29 @@ def test_watch_only_in_json(cli: Cli) -> None:
         text=True,
         env=cli.environment(),
     )
+    assert watcher.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in watcher.stdout or []])
+    reader.start()
     try:
-        time.sleep(1.5)  # let the watch start
-        cli.ok("create", "-f", "-", input=manifest(account("watched")))
-        assert watcher.stdout is not None
-        assert watcher.stdout.readline() == "serviceaccount/watched\n"
+        # The watch may not be open yet when an object is made: make new ones (a bounded
+        # number) until it reports one; --watch-only shows only what happens after it opened.
+        made: list[str] = []
+        for number in range(30):
+            made.append(f"watched-{number}")
+            cli.ok("create", "-f", "-", input=manifest(account(made[-1])))
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            assert line in {f"serviceaccount/{name}\n" for name in made}
+            break
+        else:
+            raise AssertionError("the watch reported none of the objects made")
     finally:
         watcher.terminate()
         watcher.wait(timeout=30)
+        reader.join(timeout=30)
 
 
 def test_describe(cli: Cli) -> None:
