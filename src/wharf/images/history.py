@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, Connection, delete, insert, select
 
 from ..db.schema import repositories, repository_blobs, repository_manifests, tag_events
+from ..db.statements import insert_ignore
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,15 +32,18 @@ def repository_id(conn: Connection, name: str) -> int | None:
 
 
 def ensure_repository(conn: Connection, name: str) -> int:
+    """The repository's id, made in `conn`'s transaction if there is none yet."""
     found = repository_id(conn, name)
     if found is not None:
         return found
     conn.execute(
-        insert(repositories).values(name=name, created_at=datetime.now(UTC).replace(tzinfo=None))
+        insert_ignore(
+            conn, repositories, name=name, created_at=datetime.now(UTC).replace(tzinfo=None)
+        )
     )
-    created = repository_id(conn, name)
-    assert created is not None
-    return created
+    found = repository_id(conn, name)
+    assert found is not None
+    return found
 
 
 def tags_of(conn: Connection, repository: str) -> dict[str, list[TagEvent]]:

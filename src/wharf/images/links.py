@@ -8,14 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db.schema import blobs, manifests, repository_blobs, repository_manifests
+from ..db.statements import insert_ignore
 from ..oci.manifest import InvalidManifest, parse_manifest
-
-
-def _insert(conn: Connection):  # type: ignore[no-untyped-def]
-    return sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
 
 
 def link_image(conn: Connection, repository_id: int, digest: str) -> bool:
@@ -28,12 +24,11 @@ def link_image(conn: Connection, repository_id: int, digest: str) -> bool:
     ).first()
     if row is None:
         return False
-    insert = _insert(conn)
     now = datetime.now(UTC).replace(tzinfo=None)
     conn.execute(
-        insert(repository_manifests)
-        .values(repository_id=repository_id, digest=digest, created_at=now)
-        .on_conflict_do_nothing()
+        insert_ignore(
+            conn, repository_manifests, repository_id=repository_id, digest=digest, created_at=now
+        )
     )
     try:
         parsed = parse_manifest(row.payload, row.media_type)
@@ -50,8 +45,8 @@ def link_image(conn: Connection, repository_id: int, digest: str) -> bool:
     for blob in parsed.blobs:
         if blob.digest in stored:
             conn.execute(
-                insert(repository_blobs)
-                .values(repository_id=repository_id, digest=blob.digest)
-                .on_conflict_do_nothing()
+                insert_ignore(
+                    conn, repository_blobs, repository_id=repository_id, digest=blob.digest
+                )
             )
     return True

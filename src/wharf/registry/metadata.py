@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db.engine import Database
 from ..db.schema import (
@@ -25,6 +24,8 @@ from ..db.schema import (
     tag_events,
     uploads,
 )
+from ..db.statements import insert_ignore
+from ..images.history import ensure_repository
 from ..oci.manifest import ParsedManifest
 from .errors import RegistryError
 
@@ -61,12 +62,8 @@ def _head_query(repository_id: int, tag: str) -> Any:
 class RegistryMetadata:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._insert = sqlite.insert if db.is_sqlite else postgresql.insert
         # Repositories are never renamed or removed, so their ids can be remembered for good.
         self._repository_ids: dict[str, int] = {}
-
-    def _insert_ignore(self, table: Any, **values: Any) -> Any:
-        return self._insert(table).values(**values).on_conflict_do_nothing()
 
     def remember(self, name: str, repository_id: int) -> None:
         """Note a repository id once the transaction that made it has committed."""
@@ -96,12 +93,7 @@ class RegistryMetadata:
         """The repository's id, creating it in `conn`'s transaction (remembered by the caller
         only once that commits, so a write that fails leaves no repository behind)."""
         known = self._repository_ids.get(name)
-        if known is not None:
-            return known
-        conn.execute(self._insert_ignore(repositories, name=name, created_at=utcnow()))
-        found = conn.scalar(select(repositories.c.id).where(repositories.c.name == name))
-        assert found is not None
-        return int(found)
+        return known if known is not None else ensure_repository(conn, name)
 
     # Blobs
 
@@ -118,9 +110,9 @@ class RegistryMetadata:
         await self.db.run_write(lambda conn: self._link_blob(conn, repository_id, digest, size))
 
     def _link_blob(self, conn: Connection, repository_id: int, digest: str, size: int) -> None:
-        conn.execute(self._insert_ignore(blobs, digest=digest, size=size, created_at=utcnow()))
+        conn.execute(insert_ignore(conn, blobs, digest=digest, size=size, created_at=utcnow()))
         conn.execute(
-            self._insert_ignore(repository_blobs, repository_id=repository_id, digest=digest)
+            insert_ignore(conn, repository_blobs, repository_id=repository_id, digest=digest)
         )
 
     async def unlink_blob(self, repository_id: int, digest: str) -> bool:
@@ -201,7 +193,8 @@ class RegistryMetadata:
         self._check_references(conn, repository_id, manifest)
         now = utcnow()
         conn.execute(
-            self._insert_ignore(
+            insert_ignore(
+                conn,
                 manifests,
                 digest=digest,
                 media_type=manifest.media_type,
@@ -213,8 +206,12 @@ class RegistryMetadata:
             )
         )
         conn.execute(
-            self._insert_ignore(
-                repository_manifests, repository_id=repository_id, digest=digest, created_at=now
+            insert_ignore(
+                conn,
+                repository_manifests,
+                repository_id=repository_id,
+                digest=digest,
+                created_at=now,
             )
         )
         return repository_id
