@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 
-def insert_ignore(conn: Connection, table: Table, **values: Any) -> Any:
+def insert_ignore(dialect: Dialect, table: Table, **values: Any) -> Any:
     """INSERT that does nothing when the row is there already (SQLite and PostgreSQL)."""
-    insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-    return insert(table).values(**values).on_conflict_do_nothing()
+    insert = sqlite.insert if dialect.name == "sqlite" else postgresql.insert
+    statement = insert(table)
+    if values:
+        statement = statement.values(**values)
+    return statement.on_conflict_do_nothing()

@@ -10,10 +10,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Connection, delete, insert, select
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, insert, select
 
+from ..db.prepared import Prepared
 from ..db.schema import repositories, repository_blobs, repository_manifests, tag_events
 from ..db.statements import insert_ignore
+
+_REPOSITORY_ID = Prepared(select(repositories.c.id).where(repositories.c.name == bindparam("name")))
+_HEAD = Prepared(
+    select(tag_events.c.digest)
+    .where(
+        tag_events.c.repository_id == bindparam("repository_id"),
+        tag_events.c.tag == bindparam("tag"),
+    )
+    .order_by(tag_events.c.id.desc())
+    .limit(1)
+)
+_ADD_EVENT = Prepared(
+    insert(tag_events), ["repository_id", "tag", "digest", "created_at", "generation"]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +43,8 @@ def _utc(moment: datetime) -> datetime:
 
 
 def repository_id(conn: Connection, name: str) -> int | None:
-    return conn.scalar(select(repositories.c.id).where(repositories.c.name == name))
+    found: int | None = _REPOSITORY_ID.scalar(conn, name=name)
+    return found
 
 
 def ensure_repository(conn: Connection, name: str) -> int:
@@ -38,7 +54,7 @@ def ensure_repository(conn: Connection, name: str) -> int:
         return found
     conn.execute(
         insert_ignore(
-            conn, repositories, name=name, created_at=datetime.now(UTC).replace(tzinfo=None)
+            conn.dialect, repositories, name=name, created_at=datetime.now(UTC).replace(tzinfo=None)
         )
     )
     found = repository_id(conn, name)
@@ -66,24 +82,23 @@ def tags_of(conn: Connection, repository: str) -> dict[str, list[TagEvent]]:
 
 def add_event(conn: Connection, repository_id: int, tag: str, digest: str, generation: int) -> bool:
     """Put `digest` at the head of `tag`; False when it already is the head (nothing to do)."""
-    head = conn.scalar(
-        select(tag_events.c.digest)
-        .where(tag_events.c.repository_id == repository_id, tag_events.c.tag == tag)
-        .order_by(tag_events.c.id.desc())
-        .limit(1)
-    )
-    if head == digest:
+    if head(conn, repository_id, tag) == digest:
         return False
-    conn.execute(
-        insert(tag_events).values(
-            repository_id=repository_id,
-            tag=tag,
-            digest=digest,
-            created_at=datetime.now(UTC).replace(tzinfo=None),
-            generation=generation,
-        )
-    )
+    _ADD_EVENT.execute(
+        conn,
+        repository_id=repository_id,
+        tag=tag,
+        digest=digest,
+        created_at=datetime.now(UTC).replace(tzinfo=None),
+        generation=generation,
+    ).close()
     return True
+
+
+def head(conn: Connection, repository_id: int, tag: str) -> str | None:
+    """The digest `tag` points at now."""
+    found: str | None = _HEAD.scalar(conn, repository_id=repository_id, tag=tag)
+    return found
 
 
 def remove_tag(conn: Connection, repository_id: int, tag: str) -> bool:

@@ -27,7 +27,11 @@ def link_image(conn: Connection, repository_id: int, digest: str) -> bool:
     now = datetime.now(UTC).replace(tzinfo=None)
     conn.execute(
         insert_ignore(
-            conn, repository_manifests, repository_id=repository_id, digest=digest, created_at=now
+            conn.dialect,
+            repository_manifests,
+            repository_id=repository_id,
+            digest=digest,
+            created_at=now,
         )
     )
     try:
@@ -46,7 +50,7 @@ def link_image(conn: Connection, repository_id: int, digest: str) -> bool:
         if blob.digest in stored:
             conn.execute(
                 insert_ignore(
-                    conn, repository_blobs, repository_id=repository_id, digest=blob.digest
+                    conn.dialect, repository_blobs, repository_id=repository_id, digest=blob.digest
                 )
             )
     return True

@@ -10,11 +10,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 
 from ..db.engine import Database
+from ..db.prepared import Prepared
 from ..db.schema import (
     blobs,
     manifests,
@@ -25,7 +25,7 @@ from ..db.schema import (
     uploads,
 )
 from ..db.statements import insert_ignore
-from ..images.history import ensure_repository
+from ..images import history
 from ..oci.manifest import ParsedManifest
 from .errors import RegistryError
 
@@ -50,13 +50,51 @@ class Referrer:
     annotations: dict[str, str]
 
 
-def _head_query(repository_id: int, tag: str) -> Any:
-    return (
-        select(tag_events.c.digest)
-        .where(tag_events.c.repository_id == repository_id, tag_events.c.tag == tag)
-        .order_by(tag_events.c.id.desc())
-        .limit(1)
+_LINKED_BLOB_SIZE = Prepared(
+    select(blobs.c.size)
+    .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
+    .where(
+        repository_blobs.c.repository_id == bindparam("repository_id"),
+        blobs.c.digest == bindparam("digest"),
     )
+)
+_ADD_BLOB = Prepared(
+    lambda dialect: insert_ignore(dialect, blobs), ["digest", "size", "created_at"]
+)
+_LINK_BLOB = Prepared(
+    lambda dialect: insert_ignore(dialect, repository_blobs), ["repository_id", "digest"]
+)
+_CREATE_UPLOAD = Prepared(
+    insert(uploads), ["id", "repository_id", "size", "created_at", "updated_at"]
+)
+_UPLOAD_SIZE = Prepared(
+    select(uploads.c.size).where(
+        uploads.c.id == bindparam("upload_id"),
+        uploads.c.repository_id == bindparam("repository_id"),
+    )
+)
+_ADVANCE_UPLOAD = Prepared(
+    update(uploads)
+    .where(uploads.c.id == bindparam("upload_id"), uploads.c.size == bindparam("old_size"))
+    .values(size=bindparam("new_size"), updated_at=bindparam("now"))
+)
+_DELETE_UPLOAD = Prepared(delete(uploads).where(uploads.c.id == bindparam("upload_id")))
+_ADD_MANIFEST = Prepared(
+    lambda dialect: insert_ignore(dialect, manifests),
+    ["digest", "media_type", "payload", "subject", "artifact_type", "annotations", "created_at"],
+)
+_LINK_MANIFEST = Prepared(
+    lambda dialect: insert_ignore(dialect, repository_manifests),
+    ["repository_id", "digest", "created_at"],
+)
+_LINKED_MANIFEST = Prepared(
+    select(manifests.c.media_type, manifests.c.payload)
+    .join(repository_manifests, repository_manifests.c.digest == manifests.c.digest)
+    .where(
+        repository_manifests.c.repository_id == bindparam("repository_id"),
+        manifests.c.digest == bindparam("digest"),
+    )
+)
 
 
 class RegistryMetadata:
@@ -75,8 +113,7 @@ class RegistryMetadata:
         known = self._repository_ids.get(name)
         if known is not None:
             return known
-        query = select(repositories.c.id).where(repositories.c.name == name)
-        found: int | None = await self.db.run_read(lambda conn: conn.scalar(query), small=True)
+        found = await self.db.run_read(lambda conn: history.repository_id(conn, name), small=True)
         if found is not None:
             self._repository_ids[name] = found
         return found
@@ -93,27 +130,23 @@ class RegistryMetadata:
         """The repository's id, creating it in `conn`'s transaction (remembered by the caller
         only once that commits, so a write that fails leaves no repository behind)."""
         known = self._repository_ids.get(name)
-        return known if known is not None else ensure_repository(conn, name)
+        return known if known is not None else history.ensure_repository(conn, name)
 
     # Blobs
 
     async def linked_blob_size(self, repository_id: int, digest: str) -> int | None:
-        query = (
-            select(blobs.c.size)
-            .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
-            .where(repository_blobs.c.repository_id == repository_id, blobs.c.digest == digest)
+        size: int | None = await self.db.run_read(
+            lambda conn: _LINKED_BLOB_SIZE.scalar(conn, repository_id=repository_id, digest=digest),
+            small=True,
         )
-        size: int | None = await self.db.run_read(lambda conn: conn.scalar(query), small=True)
         return size
 
     async def link_blob(self, repository_id: int, digest: str, size: int) -> None:
         await self.db.run_write(lambda conn: self._link_blob(conn, repository_id, digest, size))
 
     def _link_blob(self, conn: Connection, repository_id: int, digest: str, size: int) -> None:
-        conn.execute(insert_ignore(conn, blobs, digest=digest, size=size, created_at=utcnow()))
-        conn.execute(
-            insert_ignore(conn, repository_blobs, repository_id=repository_id, digest=digest)
-        )
+        _ADD_BLOB.execute(conn, digest=digest, size=size, created_at=utcnow()).close()
+        _LINK_BLOB.execute(conn, repository_id=repository_id, digest=digest).close()
 
     async def unlink_blob(self, repository_id: int, digest: str) -> bool:
         statement = delete(repository_blobs).where(
@@ -126,33 +159,39 @@ class RegistryMetadata:
 
     async def create_upload(self, repository_id: int, upload_id: str) -> str:
         now = utcnow()
-        statement = insert(uploads).values(
-            id=upload_id, repository_id=repository_id, size=0, created_at=now, updated_at=now
+        await self.db.run_write(
+            lambda conn: _CREATE_UPLOAD.execute(
+                conn, id=upload_id, repository_id=repository_id, size=0, created_at=now,
+                updated_at=now,
+            ).close()
         )
-        await self.db.run_write(lambda conn: conn.execute(statement))
         return upload_id
 
     async def upload_size(self, upload_id: str, repository_id: int) -> int | None:
-        query = select(uploads.c.size).where(
-            uploads.c.id == upload_id, uploads.c.repository_id == repository_id
+        size: int | None = await self.db.run_read(
+            lambda conn: _UPLOAD_SIZE.scalar(
+                conn, upload_id=upload_id, repository_id=repository_id
+            ),
+            small=True,
         )
-        size: int | None = await self.db.run_read(lambda conn: conn.scalar(query), small=True)
         return size
 
     async def advance_upload(self, upload_id: str, old_size: int, new_size: int) -> bool:
         """Record that the upload grew from `old_size`; False if another request moved it."""
-        statement = (
-            update(uploads)
-            .where(uploads.c.id == upload_id, uploads.c.size == old_size)
-            .values(size=new_size, updated_at=utcnow())
+        now = utcnow()
+        return await self.db.run_write(
+            lambda conn: bool(
+                _ADVANCE_UPLOAD.rowcount(
+                    conn, upload_id=upload_id, old_size=old_size, new_size=new_size, now=now
+                )
+            )
         )
-        return await self.db.run_write(lambda conn: bool(conn.execute(statement).rowcount))
 
     async def finish_upload(
         self, upload_id: str, repository_id: int, digest: str, size: int
     ) -> None:
         def finish(conn: Connection) -> None:
-            conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+            _DELETE_UPLOAD.execute(conn, upload_id=upload_id).close()
             self._link_blob(conn, repository_id, digest, size)
 
         await self.db.run_write(finish)
@@ -168,8 +207,9 @@ class RegistryMetadata:
         self.remember(name, await self.db.run_write(add))
 
     async def delete_upload(self, upload_id: str) -> bool:
-        statement = delete(uploads).where(uploads.c.id == upload_id)
-        return await self.db.run_write(lambda conn: bool(conn.execute(statement).rowcount))
+        return await self.db.run_write(
+            lambda conn: bool(_DELETE_UPLOAD.rowcount(conn, upload_id=upload_id))
+        )
 
     async def known_uploads(self, upload_ids: set[str]) -> set[str]:
         """Which of `upload_ids` are live sessions."""
@@ -192,91 +232,53 @@ class RegistryMetadata:
         repository_id = self._ensure_repository(conn, name)
         self._check_references(conn, repository_id, manifest)
         now = utcnow()
-        conn.execute(
-            insert_ignore(
-                conn,
-                manifests,
-                digest=digest,
-                media_type=manifest.media_type,
-                payload=manifest.payload,
-                subject=manifest.subject.digest if manifest.subject else None,
-                artifact_type=_artifact_type(manifest),
-                annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
-                created_at=now,
-            )
-        )
-        conn.execute(
-            insert_ignore(
-                conn,
-                repository_manifests,
-                repository_id=repository_id,
-                digest=digest,
-                created_at=now,
-            )
-        )
+        _ADD_MANIFEST.execute(
+            conn,
+            digest=digest,
+            media_type=manifest.media_type,
+            payload=manifest.payload,
+            subject=manifest.subject.digest if manifest.subject else None,
+            artifact_type=_artifact_type(manifest),
+            annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
+            created_at=now,
+        ).close()
+        _LINK_MANIFEST.execute(
+            conn, repository_id=repository_id, digest=digest, created_at=now
+        ).close()
         return repository_id
 
     def _check_references(
         self, conn: Connection, repository_id: int, manifest: ParsedManifest
     ) -> None:
-        if manifest.blobs:
-            wanted = {d.digest for d in manifest.blobs}
-            rows = conn.execute(
-                select(blobs.c.digest, blobs.c.size)
-                .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
-                .where(
-                    repository_blobs.c.repository_id == repository_id, blobs.c.digest.in_(wanted)
-                )
+        # One indexed lookup per reference: a manifest names a handful.
+        for descriptor in manifest.blobs:
+            size = _LINKED_BLOB_SIZE.scalar(
+                conn, repository_id=repository_id, digest=descriptor.digest
             )
-            sizes = {row.digest: row.size for row in rows}
-            for descriptor in manifest.blobs:
-                if descriptor.digest not in sizes:
-                    raise RegistryError(
-                        "MANIFEST_BLOB_UNKNOWN", detail={"digest": descriptor.digest}
-                    )
-                if sizes[descriptor.digest] != descriptor.size:
-                    raise RegistryError(
-                        "MANIFEST_INVALID",
-                        f"size of {descriptor.digest} is {sizes[descriptor.digest]}, "
-                        f"not {descriptor.size}",
-                    )
-        if manifest.children:
-            wanted = {d.digest for d in manifest.children}
-            found = set(
-                conn.scalars(
-                    select(manifests.c.digest)
-                    .join(
-                        repository_manifests,
-                        repository_manifests.c.digest == manifests.c.digest,
-                    )
-                    .where(
-                        repository_manifests.c.repository_id == repository_id,
-                        manifests.c.digest.in_(wanted),
-                    )
+            if size is None:
+                raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digest": descriptor.digest})
+            if size != descriptor.size:
+                raise RegistryError(
+                    "MANIFEST_INVALID",
+                    f"size of {descriptor.digest} is {size}, not {descriptor.size}",
                 )
-            )
-            for descriptor in manifest.children:
-                if descriptor.digest not in found:
-                    raise RegistryError(
-                        "MANIFEST_BLOB_UNKNOWN", detail={"digest": descriptor.digest}
-                    )
+        for descriptor in manifest.children:
+            if _LINKED_MANIFEST.scalar(
+                conn, repository_id=repository_id, digest=descriptor.digest
+            ) is None:
+                raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digest": descriptor.digest})
 
     async def manifest(
         self, repository_id: int, reference: str, by_digest: bool
     ) -> StoredManifest | None:
         def read(conn: Connection) -> StoredManifest | None:
-            digest = reference if by_digest else conn.scalar(_head_query(repository_id, reference))
+            digest = reference if by_digest else history.head(conn, repository_id, reference)
             if digest is None:
                 return None
-            row = conn.execute(
-                select(manifests.c.media_type, manifests.c.payload)
-                .join(repository_manifests, repository_manifests.c.digest == manifests.c.digest)
-                .where(
-                    repository_manifests.c.repository_id == repository_id,
-                    manifests.c.digest == digest,
-                )
-            ).first()
-            return StoredManifest(digest, row.media_type, row.payload) if row else None
+            cursor = _LINKED_MANIFEST.execute(conn, repository_id=repository_id, digest=digest)
+            row = cursor.fetchone()
+            cursor.close()
+            return StoredManifest(digest, row[0], bytes(row[1])) if row else None
 
         return await self.db.run_read(read, small=True)
 
