@@ -154,6 +154,9 @@ class Snapshot:
         for binding in bindings:
             self.bindings.setdefault(binding["metadata"].get("namespace", ""), []).append(binding)
         self._cache: dict[tuple[str, tuple[str, ...], str], list[Rule]] = {}
+        # Decisions, remembered for as long as this snapshot serves: every registry request
+        # asks the same few questions, and a user's rules can be dozens to walk.
+        self._decisions: dict[tuple[object, ...], bool] = {}
 
     def _resolve_aggregation(self, cluster_roles: list[Object]) -> dict[str, list[Rule]]:
         self._all_cluster_roles = cluster_roles
@@ -195,6 +198,28 @@ class Snapshot:
             return self.cluster_roles.get(ref.get("name", ""), [])
         return self.roles.get((namespace, ref.get("name", "")), [])
 
+    def allowed(self, attributes: Attributes) -> bool:
+        user = attributes.user
+        key = (
+            user.name,
+            user.groups,
+            attributes.verb,
+            attributes.api_group,
+            attributes.resource,
+            attributes.subresource,
+            attributes.namespace,
+            attributes.name,
+            attributes.non_resource_path,
+        )
+        decision = self._decisions.get(key)
+        if decision is None:
+            rules = self.rules_for(user, attributes.namespace)
+            decision = any(rule.allows(attributes) for rule in rules)
+            if len(self._decisions) > 100_000:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
+
     def rules_for(self, user: UserInfo, namespace: str) -> list[Rule]:
         key = (user.name, user.groups, namespace)
         cached = self._cache.get(key)
@@ -231,12 +256,22 @@ class RbacAuthorizer:
         self._writes_seen = -1
         self._lock = asyncio.Lock()
 
-    async def snapshot(self) -> Snapshot:
+    def _current(self) -> Snapshot | None:
+        """The snapshot, unless it is due for a check."""
         fresh = time.monotonic() - self._checked < self.CHECK_SECONDS
-        writes = self.store.writes_to(RBAC_RESOURCES)
-        if self._snapshot is not None and fresh and writes == self._writes_seen:
+        if fresh and self.store.writes_to(RBAC_RESOURCES) == self._writes_seen:
             return self._snapshot
+        return None
+
+    async def snapshot(self) -> Snapshot:
+        current = self._current()
+        if current is not None:
+            return current
         async with self._lock:
+            # Whoever waited here while another request checked has a fresh snapshot now.
+            current = self._current()
+            if current is not None:
+                return current
             writes = self.store.writes_to(RBAC_RESOURCES)
             version = await self.store.latest_version(RBAC_RESOURCES)
             if self._snapshot is None or version != self._version:
@@ -251,5 +286,4 @@ class RbacAuthorizer:
         return (await self.snapshot()).rules_for(user, namespace)
 
     async def allowed(self, attributes: Attributes) -> bool:
-        rules = await self.rules_for(attributes.user, attributes.namespace)
-        return any(rule.allows(attributes) for rule in rules)
+        return (await self.snapshot()).allowed(attributes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 
 OAUTH_PREFIX = "sha256~"
@@ -28,6 +29,9 @@ def stored_name(token: str) -> str:
     return OAUTH_PREFIX + _b64(hashlib.sha256(token.encode()).digest())
 
 
+# Tokens are base64url text; anything else cannot be one and is refused before any lookup.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_~.=-]{1,512}")
+
+
 def looks_like_token(token: str) -> bool:
-    # Tokens are base64url text; anything else cannot be one and is refused before any lookup.
-    return 0 < len(token) <= 512 and all(c.isalnum() or c in "-_~.=" for c in token)
+    return _TOKEN_SHAPE.fullmatch(token) is not None
