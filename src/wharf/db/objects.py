@@ -119,7 +119,8 @@ class SyncTransaction:
         assert value is not None
         return int(value)
 
-    def _log(self, kind: str, key: Key, body: Object, version: int) -> None:
+    def _log(self, kind: str, key: Key, body: Object, version: int, text: str) -> None:
+        """Append the event; `text` is `body` as stored (encoded once for both rows)."""
         _LOG.execute(
             self.conn,
             resource_version=version,
@@ -127,27 +128,31 @@ class SyncTransaction:
             namespace=key.namespace,
             name=key.name,
             type=kind,
-            body=_dump(body),
+            body=text,
         ).close()
         self.events.append(Event(kind, version, key, body))
 
     def get(self, key: Key) -> Object | None:
         return _get(self.conn, key)
 
+    def exists(self, key: Key) -> bool:
+        return _VERSION.scalar(self.conn, **_match(key)) is not None
+
     def create(self, key: Key, body: Object) -> Object:
         version = self._next_version()
         _set_version(body, version)
+        text = _dump(body)
         created = _CREATE.rowcount(
             self.conn,
             resource=key.resource,
             namespace=key.namespace,
             name=key.name,
             resource_version=version,
-            body=_dump(body),
+            body=text,
         )
         if not created:
             raise AlreadyExists(key)
-        self._log("ADDED", key, body, version)
+        self._log("ADDED", key, body, version, text)
         return body
 
     def update(self, key: Key, body: Object, expected_version: int | None = None) -> Object:
@@ -159,8 +164,9 @@ class SyncTransaction:
             raise Conflict(key)
         version = self._next_version()
         _set_version(body, version)
-        _UPDATE.execute(self.conn, version=version, body=_dump(body), **_match(key)).close()
-        self._log("MODIFIED", key, body, version)
+        text = _dump(body)
+        _UPDATE.execute(self.conn, version=version, body=text, **_match(key)).close()
+        self._log("MODIFIED", key, body, version, text)
         return body
 
     def delete(self, key: Key, expected_version: int | None = None) -> Object:
@@ -172,7 +178,7 @@ class SyncTransaction:
         version = self._next_version()
         _DELETE.execute(self.conn, **_match(key)).close()
         _set_version(body, version)
-        self._log("DELETED", key, body, version)
+        self._log("DELETED", key, body, version, _dump(body))
         return body
 
     def delete_namespace_contents(self, namespace: str) -> int:

@@ -65,7 +65,8 @@ class StreamPublisher:
         namespace = Key(NAMESPACES, "", project)
         config = None
         if manifest.config is not None and manifest.config.size <= MAX_CONFIG_BYTES:
-            config = await self.blobs.read(manifest.config.digest, MAX_CONFIG_BYTES)
+            # A descriptor with the wrong size reads nothing here, and fails the write below.
+            config = await self.blobs.read(manifest.config.digest, manifest.config.size)
         reference = f"{await self.internal_address()}/{name}@{manifest.digest}"
         image = image_from_manifest(manifest, reference, config)
         key = stream_key(project, stream_name)
@@ -80,7 +81,7 @@ class StreamPublisher:
         def write(tx: SyncTransaction) -> int:
             # Checked in the transaction: a namespace deleted meanwhile takes its records along
             # (wharf.images.history.forget), and must not get this push's afterwards.
-            if tx.get(namespace) is None:
+            if not tx.exists(namespace):
                 raise _denied(f'namespace "{project}" not found')
             repository = self.metadata.store_manifest(tx.conn, name, manifest)
             save_image(tx, image)

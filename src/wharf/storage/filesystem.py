@@ -20,6 +20,9 @@ BATCH_BYTES = 4 * 1024 * 1024
 # Start writeback every so often so that the fsync at commit has little left to do.
 WRITEBACK_BYTES = 8 * 1024 * 1024
 _IOV_MAX = 512
+# Reading this little (an image config, say) costs less than a hop to a thread: it is read
+# right on the event loop.
+INLINE_READ_BYTES = 64 * 1024
 _READ_BYTES = 4 * 1024 * 1024
 
 
@@ -43,6 +46,8 @@ class FilesystemBlobStore:
         return self._blob_path(digest)
 
     async def read(self, digest: str, limit: int) -> bytes | None:
+        if limit <= INLINE_READ_BYTES:
+            return _read_small(self._blob_path(digest), limit)
         return await asyncio.to_thread(_read_small, self._blob_path(digest), limit)
 
     # Making an empty file and taking a lock that never waits are a few microseconds of
