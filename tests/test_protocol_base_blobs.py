@@ -217,3 +217,42 @@ def test_nested_repository_names(reg: Registry, depth: int) -> None:
     if depth > 1:
         parent = name.rsplit("/", 1)[0]
         assert reg.head_blob(parent, digest).status_code == 404
+
+
+# Blobs of a megabyte and more are sent from worker threads (wharf.registry.sendfile).
+LARGE_BLOB = random_bytes(6 * 1024 * 1024 + 123, seed=11)
+
+
+def test_large_blob_is_served_whole(reg: Registry, repo: str) -> None:
+    digest = reg.push_blob(repo, LARGE_BLOB)
+    response = reg.blob(repo, digest)
+    assert response.status_code == 200
+    assert response.headers["Content-Length"] == str(len(LARGE_BLOB))
+    assert digest_of(response.content) == digest
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(1, 3 * 1024 * 1024), (2 * 1024 * 1024 + 7, len(LARGE_BLOB) - 1), (0, 1024 * 1024 - 1)],
+)
+def test_large_blob_ranges_answer_the_slice(
+    reg: Registry, repo: str, start: int, end: int
+) -> None:
+    digest = reg.push_blob(repo, LARGE_BLOB)
+    response = reg.blob(repo, digest, headers={"Range": f"bytes={start}-{end}"})
+    assert response.status_code == 206
+    assert response.content == LARGE_BLOB[start : end + 1]
+
+
+def test_client_leaving_mid_download_harms_no_other(reg: Registry, repo: str) -> None:
+    digest = reg.push_blob(repo, LARGE_BLOB)
+    # Several clients read the start of the blob and hang up; the blob stays servable, and
+    # so does everything else, whole.
+    for _ in range(4):
+        with requests.get(reg.v2(f"{repo}/blobs/{digest}"), stream=True, timeout=30) as partial:
+            assert partial.status_code == 200
+            assert len(partial.raw.read(64 * 1024)) == 64 * 1024
+    response = reg.blob(repo, digest)
+    assert response.status_code == 200
+    assert response.content == LARGE_BLOB
+    assert reg.http.get(reg.v2("")).status_code == 200

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import IO, Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import ETag
+from aiohttp.web_request import BaseRequest
 
 from .access import Action
 from .context import authorized_repository, existing_repository_id, parse_digest, registry_of
 from .errors import RegistryError
+from .sendfile import send_file
+
+# Larger bodies are sent from worker threads (wharf.registry.sendfile); smaller ones take one
+# sendfile call on the event loop, cheaper than a hop to a thread.
+THREADED_SENDFILE_BYTES = 1024 * 1024
 
 
 class BlobFileResponse(web.FileResponse):
@@ -27,6 +36,29 @@ class BlobFileResponse(web.FileResponse):
     @etag.setter
     def etag(self, _value: object) -> None:
         web.StreamResponse.etag.fset(self, self._digest_etag)  # type: ignore[attr-defined]
+
+    async def _sendfile(
+        self, request: BaseRequest, fobj: IO[Any], offset: int, count: int
+    ) -> AbstractStreamWriter:
+        transport = request.transport
+        if count < THREADED_SENDFILE_BYTES or transport is None:
+            return await super()._sendfile(request, fobj, offset, count)
+        writer = await web.StreamResponse.prepare(self, request)
+        assert writer is not None
+        if transport.get_write_buffer_size():
+            # The headers are still queued: only asyncio's own sendfile waits for them.
+            await asyncio.get_running_loop().sendfile(transport, fobj, offset, count)
+        else:
+            reading = transport.is_reading()
+            transport.pause_reading()
+            try:
+                socket = transport.get_extra_info("socket")
+                await send_file(socket.fileno(), fobj.fileno(), offset, count)
+            finally:
+                if reading:
+                    transport.resume_reading()
+        await web.StreamResponse.write_eof(self)
+        return writer
 
     def _etag_match(  # type: ignore[override]
         self, _etag_value: str, etags: tuple[ETag, ...], *, weak: bool
