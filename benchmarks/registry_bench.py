@@ -5,7 +5,9 @@
 
 Both registries run at the same time on fresh data directories, but only one is measured at a
 time: every phase runs against the reference first, then against Wharf, with a `sync` before
-each so that neither pays for the other's dirty pages. Large blobs move with parallel `curl`
+each so that neither pays for the other's dirty pages. Large pushes run twice, on two sets of
+blobs, the second time in the opposite order: the second in line finds the disk slower (Wharf,
+which fsyncs before it answers, much slower), so each figure counts one turn of each. Large blobs move with parallel `curl`
 processes (`curl -T file`, `curl -o /dev/null`); everything else with one aiohttp client.
 Wharf runs as the registry alone (`--no-auth --no-registry-tls` where it has them), like the
 reference (no auth, plain HTTP). Seeding the 10,000 repositories is not measured: both
@@ -499,17 +501,9 @@ async def pull_blob(base: str, repo: str, blob: BigBlob, timeout: float) -> None
         raise BenchError(f"GET {blob.digest} answered {status} with {size} bytes")
 
 
-async def run_large(
-    server: Server,
-    profile: Profile,
-    whole: list[BigBlob],
-    chunked: list[BigBlob],
-    report: Report,
-) -> dict[str, float]:
-    total = sum(b.size for b in whole) / MiB
-    figures: dict[str, float] = {}
-    timeout = profile.transfer_timeout
-    # The peak of the transfers alone, not of start-up (first-start bootstrap work, imports).
+def reset_peak(server: Server, report: Report) -> None:
+    """Start VmHWM afresh: the peak of the transfers alone, not of start-up (first-start
+    bootstrap work, imports)."""
     before = server.status_kib("VmHWM") or 0
     if server.reset_peak_memory():
         report.note(
@@ -518,33 +512,85 @@ async def run_large(
         )
     else:
         report.note(f"{server.name}: VmHWM could not be reset; the peak includes start-up")
+
+
+async def push_large(
+    server: Server,
+    profile: Profile,
+    whole: list[BigBlob],
+    chunked: list[BigBlob],
+    round_: int,
+    report: Report,
+) -> tuple[float, float]:
+    """Push `whole` monolithically, then `chunked` in chunks, into repositories of this round;
+    return the seconds each took."""
+    timeout = profile.transfer_timeout
     async with aiohttp.ClientSession() as session:
         os.sync()
-        with measured(server) as usage:
-            await asyncio.gather(
-                *(push_monolithic(session, server.url, "big/mono", b, timeout) for b in whole)
-            )
-        figures["push_mono"] = total / usage.wall
-        report.measured(f"{server.name} large push monolithic", usage)
-
+        with measured(server) as mono:
+            await asyncio.gather(*(
+                push_monolithic(session, server.url, f"big/mono{round_}", b, timeout)
+                for b in whole
+            ))
+        report.measured(f"{server.name} large push monolithic, round {round_}", mono)
         os.sync()
-        with measured(server) as usage:
-            await asyncio.gather(
-                *(push_chunked(session, server.url, "big/chunked", b, timeout) for b in chunked)
-            )
-        figures["push_chunked"] = total / usage.wall
-        report.measured(f"{server.name} large push chunked", usage)
+        with measured(server) as chunks:
+            await asyncio.gather(*(
+                push_chunked(session, server.url, f"big/chunked{round_}", b, timeout)
+                for b in chunked
+            ))
+        report.measured(f"{server.name} large push chunked, round {round_}", chunks)
+    return mono.wall, chunks.wall
 
+
+async def pull_large(
+    server: Server, profile: Profile, whole: list[BigBlob], report: Report
+) -> float:
+    """The median rate (MiB/s) of `pull_rounds` parallel pulls of `whole` (pushed in round 0)."""
+    total = sum(b.size for b in whole) / MiB
     os.sync()
     rates = []
     for _ in range(profile.pull_rounds):
         with measured(server) as usage:
-            await asyncio.gather(*(pull_blob(server.url, "big/mono", b, timeout) for b in whole))
+            await asyncio.gather(*(
+                pull_blob(server.url, "big/mono0", b, profile.transfer_timeout) for b in whole
+            ))
         rates.append(total / usage.wall)
         report.measured(f"{server.name} large pull", usage)
-    figures["pull"] = statistics.median(rates)
-    hwm = server.status_kib("VmHWM")
-    figures["peak_mib"] = (hwm or 0) / 1024
+    return statistics.median(rates)
+
+
+async def run_large(
+    servers: Sequence[Server], profile: Profile, data: Path, report: Report, profiler: Profiler
+) -> dict[str, dict[str, float]]:
+    """Large pushes in two rounds on two sets of blobs, the second round in the opposite
+    order: whoever goes second finds the disk busier (the first one's bytes are flushed by
+    the `sync` in between, and what the host does with them after that shows in the next
+    fsyncs), so each registry's figure counts one round of each. Then the pulls."""
+    started = time.perf_counter()
+    sets = [make_big_blobs(data / f"round{n}", profile) for n in range(2)]
+    report.note(
+        f"generated {4 * profile.blob_count} random blobs of {profile.blob_mib} MiB "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+    for server in servers:
+        reset_peak(server, report)
+    seconds = {server.name: [0.0, 0.0] for server in servers}
+    for round_, order in enumerate((servers, list(reversed(servers)))):
+        whole, chunked = sets[round_]
+        for server in order:
+            with profiler.record(server, f"large-{round_}"):
+                mono, chunks = await push_large(server, profile, whole, chunked, round_, report)
+            seconds[server.name][0] += mono
+            seconds[server.name][1] += chunks
+    total = 2 * profile.blob_count * profile.blob_mib  # MiB pushed per kind, both rounds
+    figures: dict[str, dict[str, float]] = {}
+    for server in servers:
+        mono, chunks = seconds[server.name]
+        figures[server.name] = {"push_mono": total / mono, "push_chunked": total / chunks}
+        with profiler.record(server, "large-pull"):
+            figures[server.name]["pull"] = await pull_large(server, profile, sets[0][0], report)
+        figures[server.name]["peak_mib"] = (server.status_kib("VmHWM") or 0) / 1024
     return figures
 
 
@@ -932,17 +978,10 @@ async def run(
             + " ".join(f"{x:.2f}" for x in os.getloadavg())
         )
         if "large" in phases:
-            started = time.perf_counter()
-            whole, chunked = make_big_blobs(work / "data", profile)
-            report.note(
-                f"generated {2 * profile.blob_count} random blobs of {profile.blob_mib} MiB "
-                f"in {time.perf_counter() - started:.1f}s"
-            )
-            for server in servers:
-                with profiler.record(server, "large"):
-                    figures[server.name] |= await run_large(
-                        server, profile, whole, chunked, report
-                    )
+            for name, found in (await run_large(
+                servers, profile, work / "data", report, profiler
+            )).items():
+                figures[name] |= found
             shutil.rmtree(work / "data", ignore_errors=True)
         small = {"small", "auth"} & set(phases)
         images = make_small_images(profile.small_push_max) if small else []
