@@ -121,7 +121,7 @@ class SyncTransaction:
 
     def _log(self, kind: str, key: Key, body: Object, version: int, text: str) -> None:
         """Append the event; `text` is `body` as stored (encoded once for both rows)."""
-        _LOG.execute(
+        _LOG.run(
             self.conn,
             resource_version=version,
             resource=key.resource,
@@ -129,7 +129,7 @@ class SyncTransaction:
             name=key.name,
             type=kind,
             body=text,
-        ).close()
+        )
         self.events.append(Event(kind, version, key, body))
 
     def get(self, key: Key) -> Object | None:
@@ -142,7 +142,7 @@ class SyncTransaction:
         version = self._next_version()
         _set_version(body, version)
         text = _dump(body)
-        created = _CREATE.rowcount(
+        created = _CREATE.run(
             self.conn,
             resource=key.resource,
             namespace=key.namespace,
@@ -165,7 +165,7 @@ class SyncTransaction:
         version = self._next_version()
         _set_version(body, version)
         text = _dump(body)
-        _UPDATE.execute(self.conn, version=version, body=text, **_match(key)).close()
+        _UPDATE.run(self.conn, version=version, body=text, **_match(key))
         self._log("MODIFIED", key, body, version, text)
         return body
 
@@ -176,7 +176,7 @@ class SyncTransaction:
         if expected_version is not None and _version_of(body) != expected_version:
             raise Conflict(key)
         version = self._next_version()
-        _DELETE.execute(self.conn, **_match(key)).close()
+        _DELETE.run(self.conn, **_match(key))
         _set_version(body, version)
         self._log("DELETED", key, body, version, _dump(body))
         return body

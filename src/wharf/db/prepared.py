@@ -76,7 +76,7 @@ class Prepared:
         self._compiled[dialect.name, dialect.driver] = found
         return found
 
-    def execute(self, conn: Connection, **values: Any) -> Any:
+    def _execute(self, conn: Connection, **values: Any) -> Any:
         """Run the statement in `conn`'s transaction; return the DB-API cursor."""
         dialect = conn.dialect
         compiled = self._compiled.get((dialect.name, dialect.driver)) or self._compile(dialect)
@@ -84,26 +84,22 @@ class Prepared:
         cursor.execute(compiled.sql, compiled.parameters(values))
         return cursor
 
-    def scalar(self, conn: Connection, **values: Any) -> Any:
-        """The first column of the first row, or None when there is no row."""
-        cursor = self.execute(conn, **values)
+    def first(self, conn: Connection, **values: Any) -> Any:
+        """The first row, as the driver gives it, or None when there is none."""
+        cursor = self._execute(conn, **values)
         try:
-            row = cursor.fetchone()
+            return cursor.fetchone()
         finally:
             cursor.close()
+
+    def scalar(self, conn: Connection, **values: Any) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        row = self.first(conn, **values)
         return None if row is None else row[0]
 
-    def rowcount(self, conn: Connection, **values: Any) -> int:
-        """How many rows the statement changed."""
-        cursor = self.execute(conn, **values)
+    def run(self, conn: Connection, **values: Any) -> int:
+        """Run a statement that returns no rows; return how many rows it changed."""
+        cursor = self._execute(conn, **values)
         count = int(cursor.rowcount)
         cursor.close()
         return count
-
-    def scalars(self, conn: Connection, **values: Any) -> list[Any]:
-        """The first column of every row."""
-        cursor = self.execute(conn, **values)
-        try:
-            return [row[0] for row in cursor.fetchall()]
-        finally:
-            cursor.close()

@@ -84,14 +84,14 @@ def add_event(conn: Connection, repository_id: int, tag: str, digest: str, gener
     """Put `digest` at the head of `tag`; False when it already is the head (nothing to do)."""
     if head(conn, repository_id, tag) == digest:
         return False
-    _ADD_EVENT.execute(
+    _ADD_EVENT.run(
         conn,
         repository_id=repository_id,
         tag=tag,
         digest=digest,
         created_at=datetime.now(UTC).replace(tzinfo=None),
         generation=generation,
-    ).close()
+    )
     return True
 
 

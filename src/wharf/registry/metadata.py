@@ -145,8 +145,8 @@ class RegistryMetadata:
         await self.db.run_write(lambda conn: self._link_blob(conn, repository_id, digest, size))
 
     def _link_blob(self, conn: Connection, repository_id: int, digest: str, size: int) -> None:
-        _ADD_BLOB.execute(conn, digest=digest, size=size, created_at=utcnow()).close()
-        _LINK_BLOB.execute(conn, repository_id=repository_id, digest=digest).close()
+        _ADD_BLOB.run(conn, digest=digest, size=size, created_at=utcnow())
+        _LINK_BLOB.run(conn, repository_id=repository_id, digest=digest)
 
     async def unlink_blob(self, repository_id: int, digest: str) -> bool:
         statement = delete(repository_blobs).where(
@@ -160,10 +160,10 @@ class RegistryMetadata:
     async def create_upload(self, repository_id: int, upload_id: str) -> str:
         now = utcnow()
         await self.db.run_write(
-            lambda conn: _CREATE_UPLOAD.execute(
+            lambda conn: _CREATE_UPLOAD.run(
                 conn, id=upload_id, repository_id=repository_id, size=0, created_at=now,
                 updated_at=now,
-            ).close()
+            )
         )
         return upload_id
 
@@ -181,7 +181,7 @@ class RegistryMetadata:
         now = utcnow()
         return await self.db.run_write(
             lambda conn: bool(
-                _ADVANCE_UPLOAD.rowcount(
+                _ADVANCE_UPLOAD.run(
                     conn, upload_id=upload_id, old_size=old_size, new_size=new_size, now=now
                 )
             )
@@ -191,7 +191,7 @@ class RegistryMetadata:
         self, upload_id: str, repository_id: int, digest: str, size: int
     ) -> None:
         def finish(conn: Connection) -> None:
-            _DELETE_UPLOAD.execute(conn, upload_id=upload_id).close()
+            _DELETE_UPLOAD.run(conn, upload_id=upload_id)
             self._link_blob(conn, repository_id, digest, size)
 
         await self.db.run_write(finish)
@@ -208,7 +208,7 @@ class RegistryMetadata:
 
     async def delete_upload(self, upload_id: str) -> bool:
         return await self.db.run_write(
-            lambda conn: bool(_DELETE_UPLOAD.rowcount(conn, upload_id=upload_id))
+            lambda conn: bool(_DELETE_UPLOAD.run(conn, upload_id=upload_id))
         )
 
     async def known_uploads(self, upload_ids: set[str]) -> set[str]:
@@ -232,7 +232,7 @@ class RegistryMetadata:
         repository_id = self._ensure_repository(conn, name)
         self._check_references(conn, repository_id, manifest)
         now = utcnow()
-        _ADD_MANIFEST.execute(
+        _ADD_MANIFEST.run(
             conn,
             digest=digest,
             media_type=manifest.media_type,
@@ -241,10 +241,10 @@ class RegistryMetadata:
             artifact_type=_artifact_type(manifest),
             annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
             created_at=now,
-        ).close()
-        _LINK_MANIFEST.execute(
+        )
+        _LINK_MANIFEST.run(
             conn, repository_id=repository_id, digest=digest, created_at=now
-        ).close()
+        )
         return repository_id
 
     def _check_references(
@@ -275,9 +275,7 @@ class RegistryMetadata:
             digest = reference if by_digest else history.head(conn, repository_id, reference)
             if digest is None:
                 return None
-            cursor = _LINKED_MANIFEST.execute(conn, repository_id=repository_id, digest=digest)
-            row = cursor.fetchone()
-            cursor.close()
+            row = _LINKED_MANIFEST.first(conn, repository_id=repository_id, digest=digest)
             return StoredManifest(digest, row[0], bytes(row[1])) if row else None
 
         return await self.db.run_read(read, small=True)
