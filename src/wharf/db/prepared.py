@@ -103,3 +103,11 @@ class Prepared:
         count = int(cursor.rowcount)
         cursor.close()
         return count
+
+    def scalars(self, conn: Connection, **values: Any) -> list[Any]:
+        """The first column of every row."""
+        cursor = self._execute(conn, **values)
+        try:
+            return [row[0] for row in cursor.fetchall()]
+        finally:
+            cursor.close()

@@ -96,6 +96,16 @@ _LINKED_MANIFEST = Prepared(
     )
 )
 
+_ALL_TAGS_QUERY = (
+    select(tag_events.c.tag)
+    .where(tag_events.c.repository_id == bindparam("repository_id"))
+    .where(tag_events.c.tag > bindparam("last"))
+    .group_by(tag_events.c.tag)
+    .order_by(tag_events.c.tag)
+)
+_ALL_TAGS = Prepared(_ALL_TAGS_QUERY)
+_TAGS_PAGE = Prepared(_ALL_TAGS_QUERY.limit(bindparam("limit")))
+
 
 class RegistryMetadata:
     def __init__(self, db: Database) -> None:
@@ -331,17 +341,11 @@ class RegistryMetadata:
         return await self.db.run_write(lambda conn: bool(conn.execute(statement).rowcount))
 
     async def tags(self, repository_id: int, limit: int | None, last: str | None) -> list[str]:
-        query = (
-            select(tag_events.c.tag)
-            .where(tag_events.c.repository_id == repository_id)
-            .group_by(tag_events.c.tag)
-            .order_by(tag_events.c.tag)
-        )
-        if last:
-            query = query.where(tag_events.c.tag > last)
+        statement = _ALL_TAGS if limit is None else _TAGS_PAGE
+        values = {"repository_id": repository_id, "last": last or ""}  # every tag is > ""
         if limit is not None:
-            query = query.limit(limit)
-        return await self.db.run_read(lambda conn: list(conn.scalars(query)), small=True)
+            values["limit"] = limit
+        return await self.db.run_read(lambda conn: statement.scalars(conn, **values), small=True)
 
     async def catalog(self, limit: int | None, last: str | None) -> list[str]:
         query = select(repositories.c.name).order_by(repositories.c.name)
