@@ -7,8 +7,9 @@ Both registries run at the same time on fresh data directories, but only one is 
 time: every phase runs against the reference first, then against Wharf, with a `sync` before
 each so that neither pays for the other's dirty pages. Large pushes run twice, on two sets of
 blobs, the second time in the opposite order: the second in line finds the disk slower (Wharf,
-which fsyncs before it answers, much slower), so each figure counts one turn of each. Large blobs move with parallel `curl`
-processes (`curl -T file`, `curl -o /dev/null`); everything else with one aiohttp client.
+which fsyncs before it answers, much slower), so each figure counts one turn of each. Large
+blobs move with parallel `curl` processes (`curl -T file`, `curl -o /dev/null`); everything
+else with one aiohttp client.
 Wharf runs as the registry alone (`--no-auth --no-registry-tls` where it has them), like the
 reference (no auth, plain HTTP). Seeding the 10,000 repositories is not measured: both
 registries seed at once, Wharf with an extra process on its data directory.
