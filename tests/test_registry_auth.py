@@ -580,3 +580,20 @@ def test_podman_login_with_a_token(world: World, tmp_path: Path) -> None:
         assert "certificate" in untrusted.stderr, untrusted
     finally:
         clients.close()
+
+
+def test_large_blob_comes_whole_over_tls(world: World) -> None:
+    # Large blobs leave by sendfile from worker threads on plain connections; over TLS the
+    # bytes must go through the TLS layer, and arrive whole.
+    data = secrets.token_bytes(5 * 1024 * 1024 + 17)
+    with world.session(bearer(world.alice.token)) as session:
+        registry = Registry(world.url, session)
+        digest = registry.push_blob(world.repository, data)
+        whole = registry.blob(world.repository, digest)
+        part = registry.blob(
+            world.repository, digest, headers={"Range": f"bytes=7-{2 * 1024 * 1024}"}
+        )
+    assert whole.status_code == 200
+    assert whole.content == data
+    assert part.status_code == 206
+    assert part.content == data[7 : 2 * 1024 * 1024 + 1]

@@ -41,7 +41,13 @@ class BlobFileResponse(web.FileResponse):
         self, request: BaseRequest, fobj: IO[Any], offset: int, count: int
     ) -> AbstractStreamWriter:
         transport = request.transport
-        if count < THREADED_SENDFILE_BYTES or transport is None:
+        if (
+            count < THREADED_SENDFILE_BYTES
+            or transport is None
+            # Over TLS the bytes must pass through the TLS layer: aiohttp reads and writes
+            # them there, as sendfile cannot.
+            or transport.get_extra_info("sslcontext") is not None
+        ):
             return await super()._sendfile(request, fobj, offset, count)
         writer = await web.StreamResponse.prepare(self, request)
         assert writer is not None
