@@ -18,12 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 # Moving bytes is CPU work in the kernel: more threads than cores would only queue.
 _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="sendfile")
+# At most this much per call: a reader as fast as loopback could otherwise take a whole blob in
+# one call and hold a thread while other downloads wait their turn.
+_CALL_BYTES = 16 * 1024 * 1024
 
 
 def _send_some(socket_fd: int, file_fd: int, offset: int, count: int) -> int | None:
     """Bytes sent by one sendfile; None when the socket has no room now."""
     try:
-        return os.sendfile(socket_fd, file_fd, offset, count)
+        return os.sendfile(socket_fd, file_fd, offset, min(count, _CALL_BYTES))
     except (BlockingIOError, InterruptedError):
         return None
 
