@@ -92,11 +92,15 @@ class FilesystemBlobStore:
         self,
         path: Path,
         offset: int,
-        batch: list[bytes],
+        first: list[bytes],
         body: AsyncIterator[bytes],
         hasher: Any,
     ) -> int:
-        """Write a body larger than a batch, `batch` first, with one batch in flight."""
+        """Write a body larger than a batch, `first` first, with one batch in flight."""
+        # Take the chunks and leave the caller's list empty: the caller's frame keeps it for
+        # as long as this runs, and with the chunks in it, 4 MiB more for every upload.
+        batch = first[:]
+        first.clear()
         fd = await asyncio.to_thread(_open_at, path, offset)
         written = 0
         in_flight: asyncio.Future[int] | None = None
