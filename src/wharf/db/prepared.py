@@ -100,9 +100,10 @@ class Prepared:
     def run(self, conn: Connection, **values: Any) -> int:
         """Run a statement that returns no rows; return how many rows it changed."""
         cursor = self._execute(conn, **values)
-        count = int(cursor.rowcount)
-        cursor.close()
-        return count
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
 
     def scalars(self, conn: Connection, **values: Any) -> list[Any]:
         """The first column of every row."""

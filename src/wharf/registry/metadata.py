@@ -87,6 +87,13 @@ _LINK_MANIFEST = Prepared(
     lambda dialect: insert_ignore(dialect, repository_manifests),
     ["repository_id", "digest", "created_at"],
 )
+# A repository's link row is enough: it names a stored manifest (foreign key).
+_MANIFEST_IS_LINKED = Prepared(
+    select(repository_manifests.c.digest).where(
+        repository_manifests.c.repository_id == bindparam("repository_id"),
+        repository_manifests.c.digest == bindparam("digest"),
+    )
+)
 _LINKED_MANIFEST = Prepared(
     select(manifests.c.media_type, manifests.c.payload)
     .join(repository_manifests, repository_manifests.c.digest == manifests.c.digest)
@@ -171,7 +178,11 @@ class RegistryMetadata:
         now = utcnow()
         await self.db.run_write(
             lambda conn: _CREATE_UPLOAD.run(
-                conn, id=upload_id, repository_id=repository_id, size=0, created_at=now,
+                conn,
+                id=upload_id,
+                repository_id=repository_id,
+                size=0,
+                created_at=now,
                 updated_at=now,
             )
         )
@@ -273,7 +284,7 @@ class RegistryMetadata:
                     f"size of {descriptor.digest} is {size}, not {descriptor.size}",
                 )
         for descriptor in manifest.children:
-            if _LINKED_MANIFEST.scalar(
+            if _MANIFEST_IS_LINKED.first(
                 conn, repository_id=repository_id, digest=descriptor.digest
             ) is None:
                 raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digest": descriptor.digest})
