@@ -372,6 +372,62 @@ def test_manifest_put_with_an_invalid_tag_is_manifest_invalid(reg: Registry, rep
         assert_error(reg.put_manifest(repo, tag, payload), 400, "MANIFEST_INVALID")
 
 
+def nested(depth: int, opening: bytes = b"[", closing: bytes = b"]") -> bytes:
+    return opening * depth + b"1" + closing * depth
+
+
+DEEP_BODIES = {
+    # Deeper than Python's recursion limit: the JSON decoder itself gives up.
+    "config-1000-deep": b'{"schemaVersion": 2, "mediaType": "%s", "config": %s, "layers": []}'
+    % (OCI_MANIFEST.encode(), nested(1000)),
+    "array-100000-deep": nested(100_000),
+    "objects-1000-deep": nested(1000, b'{"a": ', b"}"),
+    "index-1000-deep": b'{"schemaVersion": 2, "mediaType": "%s", "manifests": %s}'
+    % (OCI_INDEX.encode(), nested(1000)),
+    # Integers past Python's digit limit for int(): a ValueError, not a JSONDecodeError.
+    "5000-digit-number": b'{"schemaVersion": %s}' % (b"2" * 5000),
+}
+
+
+@pytest.mark.parametrize("body", DEEP_BODIES.values(), ids=DEEP_BODIES.keys())
+def test_deeply_nested_or_undecodable_manifest_is_manifest_invalid(
+    reg: Registry, repo: str, body: bytes, no_server_errors: None
+) -> None:
+    reg.push_blob(repo, b"the repository exists")
+    media_type = OCI_INDEX if b"manifests" in body else OCI_MANIFEST
+    assert_error(reg.put_manifest(repo, "v1", body, media_type), 400, "MANIFEST_INVALID")
+    assert_error(reg.put_manifest(repo, digest_of(body), body, media_type), 400, "MANIFEST_INVALID")
+    assert_error(reg.get_manifest(repo, "v1"), 404, "MANIFEST_UNKNOWN")
+    assert_error(reg.get_manifest(repo, digest_of(body)), 404, "MANIFEST_UNKNOWN")
+
+
+def test_nesting_deeper_than_a_manifest_needs_is_manifest_invalid(
+    reg: Registry, repo: str
+) -> None:
+    """Decodable, but deeper than the registry takes: what it stores must stay encodable and
+    walkable wherever it is read later, whatever the stack depth there."""
+    deep = manifest_with(reg, repo, x=json.loads(nested(100)))
+    assert_error(reg.put_manifest(repo, "v1", deep), 400, "MANIFEST_INVALID")
+    assert_error(reg.get_manifest(repo, "v1"), 404, "MANIFEST_UNKNOWN")
+    payload = manifest_with(reg, repo, x=json.loads(nested(30)))
+    assert reg.put_manifest(repo, "v1", payload).status_code == 201
+    assert reg.get_manifest(repo, "v1").content == payload
+
+
+@pytest.mark.parametrize("size", [2**63, 2**64 + 2, 10**40])
+def test_descriptor_size_beyond_int64_is_manifest_invalid(
+    reg: Registry, repo: str, size: int
+) -> None:
+    """Sizes are int64 in the image spec; a larger one could never be stored or compared."""
+    layer = {"mediaType": OCI_LAYER, "digest": digest_of(b"huge"), "size": size}
+    payload = manifest_with(reg, repo, layers=[layer])
+    assert_error(reg.put_manifest(repo, "v1", payload), 400, "MANIFEST_INVALID")
+    index = json.dumps(
+        {"schemaVersion": 2, "manifests": [{**layer, "mediaType": OCI_MANIFEST}]}
+    ).encode()
+    assert_error(reg.put_manifest(repo, "i1", index, OCI_INDEX), 400, "MANIFEST_INVALID")
+
+
 # Invalid digests anywhere
 
 

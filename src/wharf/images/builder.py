@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..kube import now
+from ..oci.jsondoc import InvalidJson, decode
 from ..oci.manifest import ParsedManifest
 
 MANIFEST_BLOB_STORED = "image.openshift.io/manifestBlobStored"
@@ -21,9 +21,9 @@ def _docker_metadata(manifest: ParsedManifest, config: bytes | None) -> dict[str
     document: dict[str, Any] = {}
     if config:
         try:
-            loaded = json.loads(config)
+            loaded = decode(config)
             document = loaded if isinstance(loaded, dict) else {}
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except InvalidJson:
             document = {}  # an artifact's config need not be an image config
     metadata["Id"] = manifest.config.digest
     for source, target in (

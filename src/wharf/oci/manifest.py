@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -18,9 +17,12 @@ from pydantic import (
 
 from . import mediatypes
 from .digest import Digest, InvalidDigest
+from .jsondoc import InvalidJson, decode
 
 # The spec lets registries refuse manifests above 4 MiB; every client stays far below it.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+# Sizes are int64 in the image spec: a larger one could be neither stored nor true.
+MAX_SIZE = 2**63 - 1
 
 
 class InvalidManifest(ValueError):
@@ -43,7 +45,7 @@ class Platform(_Model):
 class Descriptor(_Model):
     mediaType: StrictStr
     digest: StrictStr
-    size: Annotated[StrictInt, Field(ge=0)]
+    size: Annotated[StrictInt, Field(ge=0, le=MAX_SIZE)]
     urls: list[StrictStr] | None = None
     annotations: dict[StrictStr, StrictStr] | None = None
     artifactType: StrictStr | None = None
@@ -134,9 +136,9 @@ def parse_manifest(
     if len(payload) > MAX_MANIFEST_BYTES:
         raise InvalidManifest(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes")
     try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidManifest(f"manifest is not valid JSON: {exc}") from None
+        document = decode(payload)
+    except InvalidJson as exc:
+        raise InvalidManifest(f"manifest is {exc}") from None
     if not isinstance(document, dict):
         raise InvalidManifest("manifest must be a JSON object")
     media_type = _media_type_of(content_type, document)
