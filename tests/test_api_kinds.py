@@ -278,7 +278,8 @@ def test_project_request_twice_is_already_exists(cluster: Cluster, alice: User) 
             "metadata": {"name": "default"},
         },
     )
-    assert_status(system, 409, "AlreadyExists")
+    # As OpenShift: the cluster's own projects are never requested, existing or not.
+    assert_status(system, 403, "Forbidden", "cannot request a project")
 
 
 def test_project_request_with_an_invalid_name_is_422(alice: User) -> None:

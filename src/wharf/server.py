@@ -13,6 +13,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from . import logs
 from .apiserver import bootstrap
 from .apiserver.addresses import RouteAddresses
 from .apiserver.app import build_kinds
@@ -109,6 +110,7 @@ async def build_apps(settings: Settings) -> Apps:
         authorizer, publisher = AllowAll(), LocalTags(metadata)
     registry = Registry(metadata, store, Uploads(metadata, store), authorizer, publisher)
     registry_app.install(registry_web, registry)
+    logs.install(registry_web)
     registry_web.cleanup_ctx.append(
         registry_app.sweeper(settings.sweep_interval, settings.upload_timeout)
     )
@@ -116,6 +118,7 @@ async def build_apps(settings: Settings) -> Apps:
     api_web = web.Application()
     kinds = build_kinds(objects, authenticator, rbac, addresses.addresses)
     install_api(api_web, Api(objects, kinds, authenticator, rbac), authenticator)
+    logs.install(api_web)
     return Apps(registry_web, api_web, database)
 
 
@@ -129,6 +132,7 @@ async def _start(
 
 
 async def serve(settings: Settings) -> None:
+    logs.configure()
     # File work (fsync, rename, hashing) runs in threads: more than the default handful, so
     # that many concurrent uploads do not queue behind each other's fsyncs.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))

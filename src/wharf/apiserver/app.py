@@ -11,6 +11,7 @@ from ..auth.authenticator import Authenticator, InvalidCredentials
 from ..auth.rbac import RbacAuthorizer
 from ..auth.user import Attributes
 from ..db.objects import ObjectStore
+from ..logs import request_id_of
 from . import (
     core_kinds,
     discovery,
@@ -21,6 +22,7 @@ from . import (
     rest,
     user_kinds,
 )
+from .bodies import read_object
 from .context import API, Api
 from .errors import UNAUTHORIZED, ApiError, status_object
 from .kinds import KindRegistry
@@ -110,7 +112,10 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
         )
     except Exception:
         log.exception("request failed", method=request.method, path=request.path)
-        return ApiError(500, "an internal error occurred", "InternalError").response()
+        request_id = request_id_of(request)
+        return ApiError(
+            500, f"an internal error occurred (request id {request_id})", "InternalError"
+        ).response()
 
 
 async def _resource_api(request: web.Request) -> web.StreamResponse:
@@ -118,7 +123,9 @@ async def _resource_api(request: web.Request) -> web.StreamResponse:
     version = request.match_info["version"]
     if group == "" and version != "v1":
         raise ApiError(404, "the server could not find the requested resource", "NotFound")
-    return await rest.handle(request, group, version, request.match_info["tail"])
+    # Segments from the raw path: the matched tail has %2F decoded into a separator already.
+    parts = rest.path_segments(request.rel_url.raw_path, 4 if group else 3)
+    return await rest.handle(request, group, version, parts)
 
 
 async def _resource_list(request: web.Request) -> web.Response:
@@ -164,12 +171,13 @@ async def _token_request(request: web.Request) -> web.Response:
         user,
         Attributes(user, "create", "", "serviceaccounts", "token", namespace, name),
     )
-    body = await rest.read_object(request)
+    body = await read_object(request)
     found = api.kinds.find("", "v1", "serviceaccounts")
     assert found is not None
     resource = found[1]
     assert isinstance(resource, core_kinds.ServiceAccountResource)
-    answer = await resource.request_token(Call(user, namespace), name, body)
+    call = Call(user, namespace, dry_run=rest.dry_run(request))
+    answer = await resource.request_token(call, name, body)
     return web.json_response(answer, status=201)
 
 

@@ -21,7 +21,15 @@ from .project_kinds import populate_project
 log = structlog.get_logger("wharf.bootstrap")
 
 AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
-SYSTEM_NAMESPACES = ("default", "openshift", "openshift-config", "openshift-image-registry")
+# A cluster's own namespaces, as Kubernetes and OpenShift make them.
+SYSTEM_NAMESPACES = (
+    "default",
+    "kube-system",
+    "kube-public",
+    "openshift",
+    "openshift-config",
+    "openshift-image-registry",
+)
 KUBEADMIN = "kubeadmin"
 
 

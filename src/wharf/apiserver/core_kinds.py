@@ -9,8 +9,8 @@ from typing import Any
 from ..auth.authenticator import Authenticator
 from ..db.objects import ObjectStore, Transaction
 from ..images.history import forget
-from .errors import bad_request
-from .kinds import Column, Kind, Strategy
+from .errors import ApiError, bad_request
+from .kinds import ALL_VERBS, Column, Kind, Strategy
 from .meta import Object, label_name_problem
 from .resources import Call, Resource
 from .shapes import ANY, MAP, S, top
@@ -31,10 +31,21 @@ class NamespaceStrategy(Strategy):
         return [Column("Status", "string", lambda o: o.get("status", {}).get("phase", ""))]
 
 
+# The namespaces a cluster needs: Kubernetes refuses to delete them, whoever asks.
+UNDELETABLE_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "openshift"})
+
+
 class NamespaceResource(Resource):
     """Deleting a namespace deletes everything in it, in the same transaction."""
 
     async def delete_in(self, tx: Transaction, key: Any, version: int | None = None) -> Object:
+        if key.name in UNDELETABLE_NAMESPACES:
+            raise ApiError(
+                403,
+                f'namespaces "{key.name}" is forbidden: this namespace may not be deleted',
+                "Forbidden",
+                {"name": key.name, "kind": "namespaces"},
+            )
         deleted = await super().delete_in(tx, key, version)
         await tx.delete_namespace_contents(key.name)
         # The registry's records of its image streams too: a namespace made again starts empty.
@@ -93,16 +104,19 @@ class ServiceAccountResource(Resource):
         if isinstance(seconds, bool) or not isinstance(seconds, int) or not 600 <= seconds <= 2**32:
             raise bad_request("spec.expirationSeconds must be an integer of at least 600")
         account = await self.get(call, name)
-        token, expires = await self.authenticator.issue_service_account_token(
-            call.namespace, account, seconds
-        )
-        return {
+        answer: Object = {
             "kind": "TokenRequest",
             "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"name": name, "namespace": call.namespace},
             "spec": {"audiences": spec.get("audiences") or [], "expirationSeconds": seconds},
-            "status": {"token": token, "expirationTimestamp": expires},
+            "status": {},
         }
+        if not call.dry_run:  # a dry run issues no token
+            token, expires = await self.authenticator.issue_service_account_token(
+                call.namespace, account, seconds
+            )
+            answer["status"] = {"token": token, "expirationTimestamp": expires}
+        return answer
 
 
 NAMESPACE = Kind(
@@ -111,6 +125,8 @@ NAMESPACE = Kind(
     "Namespace",
     "namespaces",
     namespaced=False,
+    # As Kubernetes: no deletecollection, a namespace goes only when named.
+    verbs=tuple(verb for verb in ALL_VERBS if verb != "deletecollection"),
     short_names=("ns",),
     strategy=NamespaceStrategy(),
     subresources=("status",),

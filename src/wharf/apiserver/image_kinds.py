@@ -204,7 +204,7 @@ class ImageStreamMappingResource(Resource):
         digest = image["metadata"]["name"]
         new_image = self.images.new_object(call, image)
         key = stream_key(call.namespace, name)
-        async with self.store.transaction() as tx:
+        async with self.transaction(call) as tx:
             stream = await tx.get(key)
             if stream is None:
                 raise not_found(GROUP, "imagestreams", name)
@@ -402,7 +402,7 @@ class ImageStreamTagResource(Resource):
             "importPolicy": reference.get("importPolicy") or {},
         }
         key = Key(IMAGE_STREAMS, call.namespace, stream_name)
-        async with self.store.transaction() as tx:
+        async with self.transaction(call) as tx:
             stream = await tx.get(key)
             if stream is None:
                 stream = self.streams.new_object(
@@ -428,13 +428,22 @@ class ImageStreamTagResource(Resource):
                 if not await tx.conn.run_sync(link_image, repository_id, digest):
                     raise bad_request(f"image {digest} is not in this registry")
                 await tx.conn.run_sync(add_event, repository_id, tag, digest, generation)
+        if call.dry_run:
+            # Nothing was stored to read back: the tag as it was asked for.
+            meta = {"name": name, "namespace": call.namespace}
+            return {
+                "kind": self.kind.kind,
+                "apiVersion": self.kind.api_version,
+                "metadata": meta,
+                "tag": spec_tag,
+            }
         return await self.get(call, name)
 
     async def delete(self, call: Call, name: str, version: int | None = None) -> Object:
         stream_name, tag = split_tag_name(name)
         found = await self.get(call, name)
         key = Key(IMAGE_STREAMS, call.namespace, stream_name)
-        async with self.store.transaction() as tx:
+        async with self.transaction(call) as tx:
             stream = await tx.get(key)
             if stream is None:
                 raise self._missing(name)

@@ -171,6 +171,22 @@ async def populate_project(tx: Transaction, namespace: str, admin: str | None) -
         )
 
 
+def _check_requestable(name: Any) -> None:
+    """As OpenShift: nobody requests the cluster's own projects or their prefixes."""
+    problem = None
+    if name in ("default", "openshift"):
+        problem = f'cannot request a project with the name "{name}"'
+    elif isinstance(name, str) and name.startswith(("kube-", "openshift-")):
+        problem = f'cannot request a project starting with "{name.split("-")[0]}-"'
+    if problem:
+        raise ApiError(
+            403,
+            f'projectrequests.project.openshift.io "{name}" is forbidden: {problem}',
+            "Forbidden",
+            {"name": name, "group": "project.openshift.io", "kind": "projectrequests"},
+        )
+
+
 class ProjectRequestResource(Resource):
     """POST-only: makes the namespace, its accounts and bindings in one transaction."""
 
@@ -181,6 +197,7 @@ class ProjectRequestResource(Resource):
     async def create(self, call: Call, obj: Object) -> Object:
         meta = obj.get("metadata") or {}
         name = meta.get("name", "")
+        _check_requestable(name)
         annotations = {REQUESTER: call.user.name}
         for field, annotation in (("displayName", DISPLAY_NAME), ("description", DESCRIPTION)):
             if obj.get(field):
@@ -195,10 +212,8 @@ class ProjectRequestResource(Resource):
                 }
             },
         )
-        if call.dry_run:
-            return project_of(namespace)
         try:
-            async with self.store.transaction() as tx:
+            async with self.transaction(call) as tx:
                 created = await self.namespaces.create_in(tx, namespace)
                 await populate_project(tx, name, call.user.name)
         except ApiError as exc:

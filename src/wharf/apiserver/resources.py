@@ -4,6 +4,7 @@ virtual kinds (projects, reviews, image stream tags) replace where they differ."
 from __future__ import annotations
 
 import copy
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,10 @@ class Resource:
     def __init__(self, kind: Kind, store: ObjectStore) -> None:
         self.kind = kind
         self.store = store
+
+    def transaction(self, call: Call) -> AbstractAsyncContextManager[Transaction]:
+        """The write transaction of `call`: rolled back at its end when the call is a dry run."""
+        return self.store.transaction(dry_run=call.dry_run)
 
     # Keys and presentation
 
@@ -114,9 +119,7 @@ class Resource:
 
     async def create(self, call: Call, obj: Object) -> Object:
         obj = self.new_object(call, obj)
-        if call.dry_run:
-            return await self.present(call, obj)
-        async with self.store.transaction() as tx:
+        async with self.transaction(call) as tx:
             created = await self.create_in(tx, obj)
         return await self.present(call, created)
 
@@ -132,13 +135,11 @@ class Resource:
 
     async def update(self, call: Call, name: str, obj: Object) -> Object:
         key = self.key(call.namespace, name)
-        async with self.store.transaction() as tx:
+        async with self.transaction(call) as tx:
             old = await tx.get(key)
             if old is None:
                 raise self._missing(name)
             new = self._status_update(call, self.merge_update(old, obj), old)
-            if call.dry_run:
-                return await self.present(call, new)
             wanted = obj.get("metadata", {}).get("resourceVersion")
             if wanted in (None, old["metadata"].get("resourceVersion")) and _same(new, old):
                 # As Kubernetes: an update that changes nothing writes nothing, and the
@@ -189,10 +190,8 @@ class Resource:
 
     async def delete(self, call: Call, name: str, version: int | None = None) -> Object:
         key = self.key(call.namespace, name)
-        if call.dry_run:
-            return await self.get(call, name)
         try:
-            async with self.store.transaction() as tx:
+            async with self.transaction(call) as tx:
                 deleted = await self.delete_in(tx, key, version)
         except NotFound:
             raise self._missing(name) from None

@@ -10,24 +10,22 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import jsonpatch
-import yaml
 from aiohttp import web
 
 from ..auth.user import Attributes, UserInfo
 from ..db.objects import Expired
 from ..kube import merge_patch
-from . import protobuf
+from .bodies import decode_body, read_body, read_object
 from .context import API, Api
 from .errors import ApiError, bad_request, conflict, forbidden, status_object
 from .kinds import Kind
 from .meta import Object, field_selector, label_selector
 from .resources import Call, Resource
-from .shapes import unknown_fields, wrong_types
+from .shapes import known_fields, unknown_fields, wrong_types
 from .tables import table, wants_table
-
-MAX_BODY = 3 * 1024 * 1024  # Kubernetes refuses request bodies over 3 MiB
 
 
 @dataclass(frozen=True)
@@ -41,6 +39,25 @@ class Target:
     subresource: str
 
 
+NOT_FOUND = "the server could not find the requested resource"
+
+
+def path_segments(raw_path: str, skip: int) -> list[str]:
+    """The decoded segments of a resource path after its `skip` leading ones. A segment that is
+    empty or decodes to a slash or a control character names nothing: 404, never a shorter path
+    (`DELETE .../secrets/%2F` must not become a delete of the whole collection)."""
+    segments = []
+    for raw in raw_path.split("/")[skip:]:
+        try:
+            segment = unquote(raw, errors="strict")
+        except UnicodeDecodeError:
+            raise ApiError(404, NOT_FOUND, "NotFound") from None
+        if not segment or "/" in segment or not segment.isprintable():
+            raise ApiError(404, NOT_FOUND, "NotFound")
+        segments.append(segment)
+    return segments
+
+
 def _parse_target(api: Api, group: str, version: str, parts: list[str]) -> Target:
     namespace = ""
     if len(parts) >= 3 and parts[0] == "namespaces":
@@ -48,15 +65,15 @@ def _parse_target(api: Api, group: str, version: str, parts: list[str]) -> Targe
         if found and found[0].namespaced:
             namespace, parts = parts[1], parts[2:]
     if not parts or len(parts) > 3:
-        raise ApiError(404, "the server could not find the requested resource", "NotFound")
+        raise ApiError(404, NOT_FOUND, "NotFound")
     found = api.kinds.find(group, version, parts[0])
     if found is None:
-        raise ApiError(404, "the server could not find the requested resource", "NotFound")
+        raise ApiError(404, NOT_FOUND, "NotFound")
     kind, resource = found
     name = parts[1] if len(parts) > 1 else ""
     subresource = parts[2] if len(parts) > 2 else ""
     if subresource and subresource not in kind.subresources:
-        raise ApiError(404, "the server could not find the requested resource", "NotFound")
+        raise ApiError(404, NOT_FOUND, "NotFound")
     return Target(kind, resource, namespace, name, subresource)
 
 
@@ -103,17 +120,25 @@ async def authorize(request: web.Request, user: UserInfo, attributes: Attributes
         )
 
 
-async def handle(request: web.Request, group: str, version: str, tail: str) -> web.StreamResponse:
+def dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    if any(value != "All" for value in values):
+        raise bad_request(f"invalid dry run value {values!r}: the only value is All")
+    return bool(values)
+
+
+async def handle(
+    request: web.Request, group: str, version: str, parts: list[str]
+) -> web.StreamResponse:
     api = request.app[API]
     user = await api.authenticate(request)
-    parts = [p for p in tail.split("/") if p]
     target = _parse_target(api, group, version, parts)
     watch = _is_watch(request)
     verb = _verb(request.method, target, watch)
     if verb not in target.kind.verbs:
         raise ApiError(405, f"{verb} is not supported on {target.kind.plural}", "MethodNotAllowed")
     if target.kind.namespaced and not target.namespace and verb not in ("list", "watch"):
-        raise ApiError(404, "the server could not find the requested resource", "NotFound")
+        raise ApiError(404, NOT_FOUND, "NotFound")
     await authorize(
         request,
         user,
@@ -130,50 +155,11 @@ async def handle(request: web.Request, group: str, version: str, tail: str) -> w
     call = Call(
         user,
         target.namespace,
-        dry_run=request.query.get("dryRun") == "All",
+        dry_run=dry_run(request),
         subresource=target.subresource,
     )
     handler = _HANDLERS[verb]
     return await handler(request, target, call)
-
-
-# Reading request bodies
-
-
-async def read_object(request: web.Request) -> Object:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ApiError(413, "the request body is too large", "RequestEntityTooLarge")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "the request body is too large", "RequestEntityTooLarge")
-    content_type = request.content_type
-    if content_type == "application/vnd.kubernetes.protobuf":
-        return protobuf.decode(raw)
-    data = decode_body(raw, "yaml" in content_type, "the body of the request")
-    if not isinstance(data, dict):
-        raise bad_request("the body of the request must be an object")
-    return data
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without anchors and aliases: they can make a small body expand without bound."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError("YAML aliases are not allowed")
-        return super().compose_node(parent, index)
-
-
-def decode_body(raw: bytes, as_yaml: bool, what: str) -> Any:
-    """JSON, or YAML without aliases; 400 for anything that does not decode."""
-    try:
-        if as_yaml:
-            return yaml.load(raw, Loader=_NoAliasLoader)  # a SafeLoader: no Python objects
-        return json.loads(raw)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise bad_request(f"{what} could not be decoded: {exc}") from None
-    except RecursionError:
-        raise bad_request(f"{what} is nested too deeply") from None
 
 
 def _check_types(target: Target, obj: Object) -> None:
@@ -208,17 +194,31 @@ def _check_kind(target: Target, obj: Object) -> None:
         )
 
 
-def _strict_check(request: web.Request, target: Target, obj: Object) -> list[str]:
-    mode = request.query.get("fieldValidation", "Warn" if request.method != "GET" else "Ignore")
-    if mode not in ("Strict", "Warn", "Ignore", ""):
+FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+
+
+def _admit(request: web.Request, target: Target, obj: Object) -> tuple[Object, list[str]]:
+    """The object a write stores, and its warnings: checked against the kind, its unknown fields
+    dropped as Kubernetes drops them; `fieldValidation=Strict` refuses them instead, `Warn` (the
+    default) names them in warnings, `Ignore` drops them silently."""
+    _check_kind(target, obj)
+    mode = request.query.get("fieldValidation") or "Warn"
+    if mode not in FIELD_VALIDATION:
         raise bad_request(f"fieldValidation must be Strict, Warn or Ignore, not {mode!r}")
-    if mode == "Ignore":
-        return []
     unknown = unknown_fields(target.kind.shape, obj)
-    if unknown and mode == "Strict":
-        listing = ", ".join(f'unknown field "{f}"' for f in unknown)
-        raise bad_request(f"strict decoding error: {listing}")
-    return [f'unknown field "{f}"' for f in unknown]
+    if not unknown:
+        return obj, []
+    # Quoted as JSON: a field's name may hold any character, a header value may not.
+    named = [f"unknown field {json.dumps(path)}" for path in unknown]
+    if mode == "Strict":
+        raise bad_request(f"strict decoding error: {', '.join(named[:20])}")
+    return known_fields(target.kind.shape, obj), named if mode == "Warn" else []
+
+
+def warning_header(text: str) -> str:
+    """A Warning header value (RFC 9110): the text as a quoted-string of visible ASCII."""
+    visible = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return '299 - "' + visible.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # Writing responses
@@ -242,7 +242,7 @@ def _respond(
         body = obj
     response = web.json_response(body, status=status)
     for warning in warnings or []:
-        response.headers.add("Warning", f'299 - "{warning}"')
+        response.headers.add("Warning", warning_header(warning))
     return response
 
 
@@ -312,73 +312,72 @@ async def list_objects(request: web.Request, target: Target, call: Call) -> web.
 
 
 async def create_object(request: web.Request, target: Target, call: Call) -> web.StreamResponse:
-    obj = await read_object(request)
-    _check_kind(target, obj)
-    warnings = _strict_check(request, target, obj)
+    obj, warnings = _admit(request, target, await read_object(request))
     created = await target.resource.create(call, obj)
     return _respond(request, target, created, 201, warnings)
 
 
 async def update_object(request: web.Request, target: Target, call: Call) -> web.StreamResponse:
-    obj = await read_object(request)
-    _check_kind(target, obj)
-    name = obj.get("metadata", {}).get("name")
-    if name != target.name:
+    obj, warnings = _admit(request, target, await read_object(request))
+    if obj.get("metadata", {}).get("name") != target.name:
         raise bad_request("the name of the object does not match the name on the URL")
-    warnings = _strict_check(request, target, obj)
     updated = await target.resource.update(call, target.name, obj)
     return _respond(request, target, updated, 200, warnings)
 
 
-def apply_patch(content_type: str, current: Object, raw: bytes) -> Object:
-    patch = decode_body(raw, "yaml" in content_type, "the patch")
+def apply_patch(content_type: str, current: Object, patch: Any) -> Object:
+    """`current` with the decoded `patch` applied, by the patch type `content_type` names."""
     if content_type == "application/json-patch+json":
         try:
             result = jsonpatch.apply_patch(current, patch)
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
             raise ApiError(422, f"the JSON patch could not be applied: {exc}", "Invalid") from None
-    elif content_type in (
-        "application/merge-patch+json",
-        "application/strategic-merge-patch+json",
-        APPLY_PATCH,
-    ):
+    elif content_type in MERGE_PATCHES:
         # Our kinds have no patch strategies of their own: a strategic merge is a merge, and
         # so is a server-side apply (without field ownership: nothing is removed by omission).
         if not isinstance(patch, dict):
             raise bad_request("a merge patch must be a JSON object")
         result = merge_patch(current, patch)
     else:
-        raise ApiError(
-            415, f"the patch type {content_type!r} is not supported", "UnsupportedMediaType"
-        )
+        raise unsupported_patch(content_type)
     if not isinstance(result, dict):
         raise bad_request("the patched object is not an object")
     return result
 
 
+def unsupported_patch(content_type: str) -> ApiError:
+    return ApiError(
+        415, f"the patch type {content_type!r} is not supported", "UnsupportedMediaType"
+    )
+
+
 APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCHES = (
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    APPLY_PATCH,
+)
+PATCH_TYPES = ("application/json-patch+json", *MERGE_PATCHES)
 
 
 async def _apply_create(
-    request: web.Request, target: Target, call: Call, raw: bytes
+    request: web.Request, target: Target, call: Call, patch: Any
 ) -> web.StreamResponse:
     """A server-side apply of an object that does not exist yet creates it."""
-    obj = decode_body(raw, True, "the patch")
-    if not isinstance(obj, dict):
+    if not isinstance(patch, dict):
         raise bad_request("an apply patch must be an object")
-    _check_kind(target, obj)
-    if obj.setdefault("metadata", {}).setdefault("name", target.name) != target.name:
+    if patch.setdefault("metadata", {}).setdefault("name", target.name) != target.name:
         raise bad_request("the name of the object does not match the name on the URL")
-    warnings = _strict_check(request, target, obj)
+    obj, warnings = _admit(request, target, patch)
     created = await target.resource.create(call, obj)
     return _respond(request, target, created, 201, warnings)
 
 
 async def patch_object(request: web.Request, target: Target, call: Call) -> web.StreamResponse:
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "the request body is too large", "RequestEntityTooLarge")
     content_type = request.content_type
+    if content_type not in PATCH_TYPES:
+        raise unsupported_patch(content_type)
+    patch = await decode_body(await read_body(request), "yaml" in content_type, "the patch")
     if content_type == APPLY_PATCH:
         if not request.query.get("fieldManager"):
             raise bad_request("fieldManager is required for apply patches")
@@ -387,17 +386,16 @@ async def patch_object(request: web.Request, target: Target, call: Call) -> web.
         except ApiError as exc:
             if exc.reason != "NotFound":
                 raise
-            return await _apply_create(request, target, call, raw)
+            return await _apply_create(request, target, call, patch)
     # Patches apply to the version they read: on a conflict, read again and re-apply.
     for _attempt in range(5):
         current = await target.resource.get(call, target.name)
-        patched = apply_patch(content_type, current, raw)
+        patched = apply_patch(content_type, current, patch)
         if not isinstance(patched.setdefault("metadata", {}), dict):
             raise bad_request("metadata must be an object")
         if not patched["metadata"].get("resourceVersion"):
             patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        _check_kind(target, patched)
-        warnings = _strict_check(request, target, patched)
+        patched, warnings = _admit(request, target, patched)
         read_version = current["metadata"]["resourceVersion"]
         try:
             updated = await target.resource.update(call, target.name, patched)

@@ -59,6 +59,19 @@ def unknown_fields(shape: Shape | None, value: Any, path: str = "") -> list[str]
     return []
 
 
+def known_fields(shape: Shape | None, value: Any) -> Any:
+    """`value` without the fields `shape` does not have: what Kubernetes keeps of a body."""
+    if shape is None or isinstance(shape, str):
+        return value
+    if isinstance(shape, Mapping):
+        if not isinstance(value, dict):
+            return value
+        return {k: known_fields(shape[k], v) for k, v in value.items() if k in shape}
+    if isinstance(value, list):
+        return [known_fields(shape[0], item) for item in value]
+    return value
+
+
 _JSON_TYPES: dict[str, tuple[type, ...]] = {S: (str,), INT: (int,), B: (bool,)}
 
 

@@ -47,13 +47,19 @@ class GroupCommit:
                 yield conn
             except BaseException:
                 await savepoint.rollback()
+                # Ended even when nobody else wrote: an open transaction holds SQLite's write
+                # lock, and other processes would wait on it until the next write here.
+                self._schedule_commit()
                 raise
             await savepoint.commit()
             self._waiting.append(done)
-            if self._committer is None or self._committer.done():
-                # Queued behind the lock: it commits after the writers already waiting.
-                self._committer = asyncio.create_task(self._commit())
+            self._schedule_commit()
         await done
+
+    def _schedule_commit(self) -> None:
+        if self._committer is None or self._committer.done():
+            # Queued behind the lock: it commits after the writers already waiting.
+            self._committer = asyncio.create_task(self._commit())
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:

@@ -44,6 +44,10 @@ class Conflict(StoreError):
     pass
 
 
+class _RolledBack(Exception):
+    """Ends a dry run's transaction: raised out of the block, so it is rolled back."""
+
+
 class Expired(StoreError):
     """The resourceVersion asked for is older than the retained event log."""
 
@@ -258,10 +262,17 @@ class ObjectStore:
         self._resource_writes: collections.Counter[str] = collections.Counter()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self.db.write() as conn:
-            tx = Transaction(conn)
-            yield tx
+    async def transaction(self, *, dry_run: bool = False) -> AsyncIterator[Transaction]:
+        """A write transaction. A dry run makes every write and check of a real one, then rolls
+        them all back: it fails where the real one would, and stores and announces nothing."""
+        try:
+            async with self.db.write() as conn:
+                tx = Transaction(conn)
+                yield tx
+                if dry_run:
+                    raise _RolledBack
+        except _RolledBack:
+            return
         await self._announce(tx.events)
 
     async def run(self, fn: Callable[[SyncTransaction], T]) -> T:

@@ -1,0 +1,118 @@
+"""Logging, configured once for the whole process: structlog's lines and the standard library's
+(aiohttp's own) go through the same processors, and every line is one line.
+
+An error is logged as its exception's type and the place it was raised, never its message or a
+traceback: messages of database errors quote the statement's parameters (a Secret's value), and
+a rich traceback renders local variables, slowly, on the event loop."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from types import TracebackType
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID = web.RequestKey("request_id", str)
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+def _exc_info(value: Any) -> ExcInfo | None:
+    if value is True:
+        value = sys.exc_info()
+    if isinstance(value, BaseException):
+        return type(value), value, value.__traceback__
+    if isinstance(value, tuple) and value and value[0] is not None:
+        return value
+    return None
+
+
+def _place(frame: traceback.FrameSummary) -> str:
+    folder, _, name = frame.filename.rpartition("/")
+    return f"{folder.rpartition('/')[2]}/{name}:{frame.lineno} in {frame.name}"
+
+
+def summarize_exception(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Replace `exc_info` by the exception's type and where it was raised (and the innermost
+    place in Wharf's own code, when that is elsewhere)."""
+    found = _exc_info(event.pop("exc_info", None))
+    if found is None:
+        return event
+    kind, _value, tb = found
+    event["error"] = f"{kind.__module__}.{kind.__qualname__}"
+    frames = traceback.extract_tb(tb)
+    if frames:
+        event["at"] = _place(frames[-1])
+        ours = [f for f in frames if "/wharf/" in f.filename]
+        if ours and ours[-1] is not frames[-1]:
+            event["in"] = _place(ours[-1])
+    return event
+
+
+def configure(level: str = "INFO", json_lines: bool = False) -> None:
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        summarize_exception,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json_lines
+        else structlog.dev.ConsoleRenderer(colors=False, pad_event_to=0)
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request gets an id, bound to each line logged while it runs and sent back in a
+    header, so that a user's error answer and the server's log line can be matched."""
+    request_id = uuid.uuid4().hex[:16]
+    request[_REQUEST_ID] = request_id
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        return await handler(request)
+
+
+async def _send_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    request_id = request.get(_REQUEST_ID)
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+
+
+def request_id_of(request: web.Request) -> str:
+    return str(request.get(_REQUEST_ID, ""))
+
+
+def install(app: web.Application) -> None:
+    """Request ids on `app`: the outermost middleware, so every answer carries one."""
+    app.middlewares.insert(0, request_ids)
+    app.on_response_prepare.append(_send_request_id)
