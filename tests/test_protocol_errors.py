@@ -461,6 +461,68 @@ def test_malformed_digest_in_a_path_is_digest_invalid(
     assert_error(reg.http.get(reg.v2(f"{repo}/referrers/{digest}")), 400, "DIGEST_INVALID")
 
 
+SLASHED = [
+    "sha256:../../x",
+    "sha256:a/b",
+    "a/b",
+    "sha256:" + "a" * 64 + "/x",
+    "sha256:" + "b" * 64 + "/",
+]
+
+
+@pytest.mark.parametrize("reference", SLASHED)
+def test_malformed_reference_with_slashes_is_refused_like_any_other(
+    wharf: WharfProcess, repo: str, reference: str
+) -> None:
+    """A slash in the digest or reference of a path is one more malformed value: the answer
+    is that of the endpoint, not 405 from a path that matched no route."""
+    Registry(wharf.url).push_blob(repo, b"x")
+    digest_error = {(400, "DIGEST_INVALID"), (404, "BLOB_UNKNOWN")}
+    manifest_error = {(400, "DIGEST_INVALID"), (404, "MANIFEST_UNKNOWN")}
+    put_error = {(400, "DIGEST_INVALID"), (400, "MANIFEST_INVALID")}
+    upload_error = {(404, "BLOB_UPLOAD_UNKNOWN")}
+    expected = [
+        ("GET", f"/v2/{repo}/blobs/{reference}", digest_error),
+        ("HEAD", f"/v2/{repo}/blobs/{reference}", digest_error),
+        ("DELETE", f"/v2/{repo}/blobs/{reference}", digest_error),
+        ("GET", f"/v2/{repo}/referrers/{reference}", {(400, "DIGEST_INVALID")}),
+        ("GET", f"/v2/{repo}/manifests/{reference}", manifest_error),
+        ("HEAD", f"/v2/{repo}/manifests/{reference}", manifest_error),
+        ("DELETE", f"/v2/{repo}/manifests/{reference}", manifest_error),
+        ("PUT", f"/v2/{repo}/manifests/{reference}", put_error),
+        ("GET", f"/v2/{repo}/blobs/uploads/{reference}", upload_error),
+        ("PATCH", f"/v2/{repo}/blobs/uploads/{reference}", upload_error),
+        ("PUT", f"/v2/{repo}/blobs/uploads/{reference}?digest={digest_of(b'x')}", upload_error),
+        ("DELETE", f"/v2/{repo}/blobs/uploads/{reference}", upload_error),
+    ]
+    for method, target, answers in expected:
+        body = b"{}" if method in ("PUT", "PATCH") else b""
+        headers = {"Content-Length": str(len(body)), "Content-Type": OCI_MANIFEST}
+        response = raw_request(wharf.host, method, target, headers, body)
+        if method == "HEAD":
+            assert response.status in {status for status, _ in answers}, (target, response)
+            assert response.body == b""
+            continue
+        code = response.json()["errors"][0]["code"]
+        assert (response.status, code) in answers, (method, target, response)
+
+
+@pytest.mark.parametrize("middle", ["blobs", "manifests", "blobs/uploads", "referrers"])
+def test_names_with_endpoint_words_as_components_still_work(
+    reg: Registry, repo: str, middle: str
+) -> None:
+    """The routes that take slashed values come after the others: a name such as
+    `a/blobs/b` is still read as a name."""
+    name = f"{repo}/{middle}/x"
+    image = reg.push_image(name, "v1", layers=1)
+    for digest, data in image.blobs.items():
+        assert reg.blob(name, digest).content == data
+    assert reg.get_manifest(name, "v1").content == image.payload
+    assert reg.http.get(reg.v2(f"{name}/tags/list")).json() == {"name": name, "tags": ["v1"]}
+    assert reg.http.get(reg.v2(f"{name}/referrers/{image.digest}")).status_code == 200
+    assert reg.http.delete(reg.v2(f"{name}/manifests/v1")).status_code == 202
+
+
 @pytest.mark.parametrize("digest", BAD_DIGESTS)
 def test_malformed_digest_parameter_is_digest_invalid(
     reg: Registry, repo: str, digest: str

@@ -22,7 +22,6 @@ log = structlog.get_logger("wharf.registry")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _NAME = "{name:" + NAME_PATTERN + "}"
-_DIGEST = "{digest:[^/]+}"
 
 
 async def base(request: web.Request) -> web.Response:
@@ -70,23 +69,38 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/v2/", base)
     r.add_get("/v2/_catalog", listing_handlers.catalog)
-    # No path matches two of these patterns, so they are tried busiest first: the router
-    # walks them in this order, a regular expression each.
-    r.add_get(f"/v2/{_NAME}/blobs/{_DIGEST}", blob_handlers.get_blob)
-    r.add_delete(f"/v2/{_NAME}/blobs/{_DIGEST}", blob_handlers.delete_blob)
-    r.add_get(f"/v2/{_NAME}/manifests/{{reference}}", manifest_handlers.get_manifest)
-    r.add_put(f"/v2/{_NAME}/manifests/{{reference}}", manifest_handlers.put_manifest)
-    r.add_delete(f"/v2/{_NAME}/manifests/{{reference}}", manifest_handlers.delete_manifest)
-    upload = f"/v2/{_NAME}/blobs/uploads/{{upload}}"
+    _add_endpoints(r, "[^/]+", first=True)
+    # A digest, reference or upload id with a slash in it matches none of the routes above;
+    # these take it, tried only after them, to the same handlers, which refuse it as they
+    # refuse any malformed value. (Names may contain "blobs" or "manifests" components, so
+    # the first routes cannot take every slash without misreading such names.)
+    _add_endpoints(r, ".*/.*", first=False)
+    r.add_route("*", "/v2/{tail:.*}", unmatched)
+
+
+def _add_endpoints(r: web.UrlDispatcher, value: str, *, first: bool) -> None:
+    """The endpoints whose last segment is `value`. With no slash in it no path matches two of
+    these patterns, so they are tried busiest first: the router walks them in this order, a
+    regular expression each."""
+    # An upload's path is no blob's, whatever comes after "uploads/".
+    digest = f"{{digest:(?!uploads/){value}}}"
+    r.add_get(f"/v2/{_NAME}/blobs/{digest}", blob_handlers.get_blob)
+    r.add_delete(f"/v2/{_NAME}/blobs/{digest}", blob_handlers.delete_blob)
+    r.add_get(f"/v2/{_NAME}/manifests/{{reference:{value}}}", manifest_handlers.get_manifest)
+    r.add_put(f"/v2/{_NAME}/manifests/{{reference:{value}}}", manifest_handlers.put_manifest)
+    r.add_delete(f"/v2/{_NAME}/manifests/{{reference:{value}}}", manifest_handlers.delete_manifest)
+    upload = f"/v2/{_NAME}/blobs/uploads/{{upload:{value}}}"
     r.add_get(upload, upload_handlers.upload_status)
     r.add_patch(upload, upload_handlers.upload_chunk)
     r.add_put(upload, upload_handlers.finish_upload)
     r.add_delete(upload, upload_handlers.cancel_upload)
-    r.add_post(f"/v2/{_NAME}/blobs/uploads/", upload_handlers.start_upload)
-    r.add_get(f"/v2/{_NAME}/tags/list", listing_handlers.list_tags)
-    r.add_get(f"/v2/{_NAME}/referrers/{_DIGEST}", listing_handlers.referrers)
-    r.add_route("*", "/v2/{tail:.*}", unmatched)
-    r.add_get(f"/extensions/v2/{_NAME}/signatures/{_DIGEST}", manifest_handlers.get_signatures)
+    if first:  # these end in fixed words
+        r.add_post(f"/v2/{_NAME}/blobs/uploads/", upload_handlers.start_upload)
+        r.add_get(f"/v2/{_NAME}/tags/list", listing_handlers.list_tags)
+    r.add_get(f"/v2/{_NAME}/referrers/{{digest:{value}}}", listing_handlers.referrers)
+    r.add_get(
+        f"/extensions/v2/{_NAME}/signatures/{{digest:{value}}}", manifest_handlers.get_signatures
+    )
 
 
 def sweeper(interval: float, idle: timedelta) -> Callable[[web.Application], AsyncIterator[None]]:
