@@ -127,13 +127,128 @@ def test_range_request_answers_206_with_the_slice(
     assert response.headers["Docker-Content-Digest"] == digest
 
 
-@pytest.mark.parametrize("header", ["bytes=500-0", "bytes=5000-10000", "bytes=2048-"])
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [
+        ("Bytes=1-1", 1, 1),  # range units are case-insensitive
+        ("bytes=0-99999999999999999999999", 0, 2047),  # past int64: still just "to the end"
+        ("bytes=-99999999999999999999999", 0, 2047),
+        ("bytes=0000000000000000000000001-2", 1, 2),
+    ],
+)
+def test_range_with_odd_but_valid_numbers_answers_the_slice(
+    reg: Registry, repo: str, header: str, start: int, end: int
+) -> None:
+    digest = reg.push_blob(repo, BLOB_2048)
+    response = reg.blob(repo, digest, headers={"Range": header})
+    assert response.status_code == 206, response.content[:300]
+    assert response.content == BLOB_2048[start : end + 1]
+    assert response.headers["Content-Range"] == f"bytes {start}-{end}/2048"
+
+
+UNSATISFIABLE = [
+    "bytes=500-0",  # last before first: an invalid range, refused rather than ignored
+    "bytes=5000-10000",
+    "bytes=2048-",
+    "bytes=999999-",
+    "bytes=-0",  # a suffix of nothing
+    "bytes=99999999999999999999-",
+    "bytes=" + "9" * 5000 + "-",  # longer than int() converts
+]
+
+
+@pytest.mark.parametrize("header", UNSATISFIABLE, ids=lambda header: header[:30])
 def test_unsatisfiable_range_is_416(reg: Registry, repo: str, header: str) -> None:
     digest = reg.push_blob(repo, BLOB_2048)
     response = reg.blob(repo, digest, headers={"Range": header})
-    assert response.status_code == 416
+    assert_error(response, 416, "SIZE_INVALID")
     assert response.headers["Content-Range"] == "bytes */2048"
-    assert response.content != BLOB_2048
+    assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "items=0-1",  # another unit
+        "bytes=0-1,3-4",  # several ranges: a multipart answer nobody here needs
+        "bytes=0-1, 3-4",
+        "bytes=x-y",
+        "bytes=-",
+        "bytes=",
+        "bytes 0-1",
+        "bytes=1-2-3",
+        "bytes=0x10-",
+        "bytes=+1-2",
+        "=0-1",
+        "bytes=\u0661-\u0662".encode().decode("unicode_escape").encode().decode("latin-1"),
+    ],
+    ids=lambda header: header[:20],
+)
+def test_range_that_is_not_one_byte_range_is_ignored(
+    reg: Registry, repo: str, header: str
+) -> None:
+    """RFC 9110: a server may ignore Range; an unknown unit, a set of ranges or a malformed
+    one is ignored, and the whole blob served."""
+    digest = reg.push_blob(repo, BLOB_2048)
+    response = reg.blob(repo, digest, headers={"Range": header})
+    assert response.status_code == 200, response.content[:300]
+    assert response.content == BLOB_2048
+    assert "Content-Range" not in response.headers
+
+
+def test_range_on_head_is_ignored(reg: Registry, repo: str) -> None:
+    """GET is the only method RFC 9110 defines ranges for; a HEAD answers as a plain GET."""
+    digest = reg.push_blob(repo, BLOB_2048)
+    for header in ("bytes=0-9", "bytes=999999-"):
+        response = reg.http.head(reg.v2(f"{repo}/blobs/{digest}"), headers={"Range": header})
+        assert response.status_code == 200
+        assert response.headers["Content-Length"] == "2048"
+        assert response.content == b""
+
+
+def test_if_range_applies_the_range_only_for_the_blob_s_own_etag(reg: Registry, repo: str) -> None:
+    digest = reg.push_blob(repo, BLOB_2048)
+    etag = reg.head_blob(repo, digest).headers["ETag"]
+    assert etag == f'"{digest}"'
+    same = reg.blob(repo, digest, headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert same.status_code == 206
+    assert same.content == BLOB_2048[:10]
+    for other in ('"sha256:' + "0" * 64 + '"', f"W/{etag}", "Sat, 01 Jan 2000 00:00:00 GMT"):
+        whole = reg.blob(repo, digest, headers={"Range": "bytes=0-9", "If-Range": other})
+        assert whole.status_code == 200, other
+        assert whole.content == BLOB_2048
+
+
+def test_failed_if_match_is_412_with_the_error_body(reg: Registry, repo: str) -> None:
+    digest = reg.push_blob(repo, BLOB_2048)
+    response = reg.blob(repo, digest, headers={"If-Match": '"sha256:' + "0" * 64 + '"'})
+    assert_error(response, 412, "BLOB_UNKNOWN")
+    assert reg.blob(repo, digest, headers={"If-Match": "*"}).content == BLOB_2048
+
+
+def test_ranges_of_an_empty_blob(reg: Registry, repo: str) -> None:
+    digest = reg.push_blob(repo, b"")
+    response = reg.blob(repo, digest, headers={"Range": "bytes=0-"})
+    assert_error(response, 416, "SIZE_INVALID")
+    assert response.headers["Content-Range"] == "bytes */0"
+    # A suffix of an empty blob is the whole of it, which no Content-Range can name.
+    whole = reg.blob(repo, digest, headers={"Range": "bytes=-5"})
+    assert whole.status_code == 200
+    assert whole.content == b""
+
+
+def test_unknown_expectation_is_417_with_the_error_body(reg: Registry, repo: str) -> None:
+    digest = reg.push_blob(repo, BLOB_2048)
+    response = reg.blob(repo, digest, headers={"Expect": "the-unexpected"})
+    assert_error(response, 417, "UNSUPPORTED")
+    continued = reg.http.put(
+        reg.v2(f"{repo}/manifests/v1"), data=b"{}", headers={"Expect": "100-continue"}
+    )
+    assert_error(continued, 400, "MANIFEST_INVALID")
+
+
+def test_v2_without_its_slash_is_404_with_the_error_body(reg: Registry) -> None:
+    assert_error(reg.http.get(f"{reg.url}/v2"), 404, "NAME_UNKNOWN")
 
 
 def test_blob_is_served_only_by_repositories_it_is_linked_to(reg: Registry, repo: str) -> None:

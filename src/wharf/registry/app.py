@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import structlog
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 
 from ..oci.names import NAME_PATTERN
 from . import blob_handlers, listing_handlers, manifest_handlers, upload_handlers
@@ -44,19 +44,58 @@ async def unmatched(request: web.Request) -> web.Response:
     raise RegistryError("UNSUPPORTED", f"{request.method} is not supported on {request.path[:300]}")
 
 
+# The spec's code for an error status that aiohttp raised itself (its router, its body limits).
+_CODE_OF_STATUS = {
+    401: "UNAUTHORIZED",
+    403: "DENIED",
+    404: "NAME_UNKNOWN",
+    413: "SIZE_INVALID",
+    416: "SIZE_INVALID",
+    429: "TOOMANYREQUESTS",
+}
+# Where answers are the spec's: the distribution API and OpenShift's extensions to it.
+_SPEC_PATHS = ("/v2", "/extensions/v2/")
+
+
+def _in_envelope(request: web.BaseRequest, exc: web.HTTPException) -> web.Response:
+    """An error aiohttp raised, as the spec's error answer."""
+    default = "UNKNOWN" if exc.status >= 500 else "UNSUPPORTED"
+    code = _CODE_OF_STATUS.get(exc.status, default)
+    message = f"{exc.reason}: {request.method} {request.path[:300]}"
+    headers = {k: v for k, v in exc.headers.items() if k not in _BODY_HEADERS}
+    return RegistryError(code, message, status=exc.status, headers=headers).response()
+
+
+_BODY_HEADERS = frozenset({hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH})
+
+
 @web.middleware
 async def error_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except RegistryError as exc:
         return exc.response()
-    except web.HTTPMethodNotAllowed:
-        return RegistryError("UNSUPPORTED", f"{request.method} is not allowed here").response()
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith(_SPEC_PATHS):
+            raise
+        return _in_envelope(request, exc)
     except Exception:
         log.exception("request failed", method=request.method, path=request.path)
         return RegistryError("UNKNOWN", "internal error").response()
+
+
+async def expect(request: web.Request) -> web.StreamResponse | None:
+    """The Expect header as aiohttp handles it, but with its refusal in the spec's form: aiohttp
+    checks the header before any middleware runs, so error_envelope never sees that error."""
+    expectation = request.headers.get(hdrs.EXPECT, "")
+    if request.version != HttpVersion11:
+        return None  # HTTP/1.0 has no Expect
+    if expectation.lower() != "100-continue":
+        message = f"unknown expectation {expectation[:100]!r}"
+        return RegistryError("UNSUPPORTED", message, status=417).response()
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the interim answer is no part of the response
+    return None
 
 
 async def _add_version_header(_request: web.Request, response: web.StreamResponse) -> None:
@@ -67,15 +106,22 @@ async def _add_version_header(_request: web.Request, response: web.StreamRespons
 
 def add_routes(app: web.Application) -> None:
     r = app.router
-    r.add_get("/v2/", base)
-    r.add_get("/v2/_catalog", listing_handlers.catalog)
+    _add(r, "GET", "/v2/", base)
+    _add(r, "GET", "/v2/_catalog", listing_handlers.catalog)
     _add_endpoints(r, "[^/]+", first=True)
     # A digest, reference or upload id with a slash in it matches none of the routes above;
     # these take it, tried only after them, to the same handlers, which refuse it as they
     # refuse any malformed value. (Names may contain "blobs" or "manifests" components, so
     # the first routes cannot take every slash without misreading such names.)
     _add_endpoints(r, ".*/.*", first=False)
-    r.add_route("*", "/v2/{tail:.*}", unmatched)
+    _add(r, "*", "/v2/{tail:.*}", unmatched)
+
+
+def _add(r: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
+    if method == "GET":
+        r.add_get(path, handler, expect_handler=expect)  # and HEAD
+    else:
+        r.add_route(method, path, handler, expect_handler=expect)
 
 
 def _add_endpoints(r: web.UrlDispatcher, value: str, *, first: bool) -> None:
@@ -83,24 +129,24 @@ def _add_endpoints(r: web.UrlDispatcher, value: str, *, first: bool) -> None:
     these patterns, so they are tried busiest first: the router walks them in this order, a
     regular expression each."""
     # An upload's path is no blob's, whatever comes after "uploads/".
-    digest = f"{{digest:(?!uploads/){value}}}"
-    r.add_get(f"/v2/{_NAME}/blobs/{digest}", blob_handlers.get_blob)
-    r.add_delete(f"/v2/{_NAME}/blobs/{digest}", blob_handlers.delete_blob)
-    r.add_get(f"/v2/{_NAME}/manifests/{{reference:{value}}}", manifest_handlers.get_manifest)
-    r.add_put(f"/v2/{_NAME}/manifests/{{reference:{value}}}", manifest_handlers.put_manifest)
-    r.add_delete(f"/v2/{_NAME}/manifests/{{reference:{value}}}", manifest_handlers.delete_manifest)
+    blob = f"/v2/{_NAME}/blobs/{{digest:(?!uploads/){value}}}"
+    _add(r, "GET", blob, blob_handlers.get_blob)
+    _add(r, "DELETE", blob, blob_handlers.delete_blob)
+    manifest = f"/v2/{_NAME}/manifests/{{reference:{value}}}"
+    _add(r, "GET", manifest, manifest_handlers.get_manifest)
+    _add(r, "PUT", manifest, manifest_handlers.put_manifest)
+    _add(r, "DELETE", manifest, manifest_handlers.delete_manifest)
     upload = f"/v2/{_NAME}/blobs/uploads/{{upload:{value}}}"
-    r.add_get(upload, upload_handlers.upload_status)
-    r.add_patch(upload, upload_handlers.upload_chunk)
-    r.add_put(upload, upload_handlers.finish_upload)
-    r.add_delete(upload, upload_handlers.cancel_upload)
+    _add(r, "GET", upload, upload_handlers.upload_status)
+    _add(r, "PATCH", upload, upload_handlers.upload_chunk)
+    _add(r, "PUT", upload, upload_handlers.finish_upload)
+    _add(r, "DELETE", upload, upload_handlers.cancel_upload)
     if first:  # these end in fixed words
-        r.add_post(f"/v2/{_NAME}/blobs/uploads/", upload_handlers.start_upload)
-        r.add_get(f"/v2/{_NAME}/tags/list", listing_handlers.list_tags)
-    r.add_get(f"/v2/{_NAME}/referrers/{{digest:{value}}}", listing_handlers.referrers)
-    r.add_get(
-        f"/extensions/v2/{_NAME}/signatures/{{digest:{value}}}", manifest_handlers.get_signatures
-    )
+        _add(r, "POST", f"/v2/{_NAME}/blobs/uploads/", upload_handlers.start_upload)
+        _add(r, "GET", f"/v2/{_NAME}/tags/list", listing_handlers.list_tags)
+    _add(r, "GET", f"/v2/{_NAME}/referrers/{{digest:{value}}}", listing_handlers.referrers)
+    signatures = f"/extensions/v2/{_NAME}/signatures/{{digest:{value}}}"
+    _add(r, "GET", signatures, manifest_handlers.get_signatures)
 
 
 def sweeper(interval: float, idle: timedelta) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import IO, Any
+from typing import BinaryIO
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.helpers import ETag
 from aiohttp.web_request import BaseRequest
 
 from .access import Action
-from .context import authorized_repository, existing_repository_id, parse_digest, registry_of
+from .context import (
+    authorized_repository,
+    existing_repository_id,
+    intact_blob_size,
+    parse_digest,
+    registry_of,
+)
 from .errors import RegistryError
+from .ranges import Selection, select
 from .sendfile import send_file
 
 # Larger bodies are sent from worker threads (wharf.registry.sendfile); smaller ones take one
@@ -21,57 +26,64 @@ from .sendfile import send_file
 THREADED_SENDFILE_BYTES = 1024 * 1024
 
 
-class BlobFileResponse(web.FileResponse):
-    """sendfile from disk with the digest as ETag (blobs are immutable, so it never changes)."""
+class BlobResponse(web.StreamResponse):
+    """A blob's bytes, or the slice a Range chose, sent by sendfile, with the digest as ETag.
 
-    def __init__(self, path: Path, digest: str) -> None:
-        super().__init__(path, headers={"Docker-Content-Digest": digest})
+    The file is opened by the handler, so that nothing can fail between the answer's status
+    and its bytes but the connection itself.
+    """
+
+    def __init__(
+        self, digest: str, size: int, selection: Selection, file: BinaryIO | None
+    ) -> None:
+        super().__init__(status=selection.status, headers={"Docker-Content-Digest": digest})
+        self.etag = digest
+        self._file = file
+        self._slice = (selection.offset, selection.count)
+        if selection.status == 304:
+            return
         self.content_type = "application/octet-stream"
-        self._digest_etag = digest
+        self.content_length = selection.count
+        self.headers[hdrs.ACCEPT_RANGES] = "bytes"
+        if selection.status == 206:
+            end = selection.offset + selection.count - 1
+            self.headers[hdrs.CONTENT_RANGE] = f"bytes {selection.offset}-{end}/{size}"
 
-    @property
-    def etag(self) -> ETag | None:
-        return super().etag
+    async def prepare(self, request: BaseRequest) -> AbstractStreamWriter | None:
+        file, self._file = self._file, None
+        try:
+            writer = await super().prepare(request)
+            if file is not None:
+                await self._send(request, file)
+            return writer
+        finally:
+            if file is not None:
+                file.close()
 
-    @etag.setter
-    def etag(self, _value: object) -> None:
-        web.StreamResponse.etag.fset(self, self._digest_etag)  # type: ignore[attr-defined]
-
-    async def _sendfile(
-        self, request: BaseRequest, fobj: IO[Any], offset: int, count: int
-    ) -> AbstractStreamWriter:
+    async def _send(self, request: BaseRequest, file: BinaryIO) -> None:
+        offset, count = self._slice
         transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("the client went away")
         if (
             count < THREADED_SENDFILE_BYTES
-            or transport is None
-            # Over TLS the bytes must pass through the TLS layer: aiohttp reads and writes
+            # Over TLS the bytes must pass through the TLS layer: asyncio reads and writes
             # them there, as sendfile cannot.
             or transport.get_extra_info("sslcontext") is not None
-        ):
-            return await super()._sendfile(request, fobj, offset, count)
-        writer = await web.StreamResponse.prepare(self, request)
-        assert writer is not None
-        if transport.get_write_buffer_size():
             # The headers are still queued: only asyncio's own sendfile waits for them.
-            await asyncio.get_running_loop().sendfile(transport, fobj, offset, count)
+            or transport.get_write_buffer_size()
+        ):
+            await asyncio.get_running_loop().sendfile(transport, file, offset, count)
         else:
             reading = transport.is_reading()
             transport.pause_reading()
             try:
                 socket = transport.get_extra_info("socket")
-                await send_file(socket.fileno(), fobj.fileno(), offset, count)
+                await send_file(socket.fileno(), file.fileno(), offset, count)
             finally:
                 if reading:
                     transport.resume_reading()
-        await web.StreamResponse.write_eof(self)
-        return writer
-
-    def _etag_match(  # type: ignore[override]
-        self, _etag_value: str, etags: tuple[ETag, ...], *, weak: bool
-    ) -> bool:
-        # aiohttp checks If-Match and If-None-Match against its own mtime-size tag; the tag
-        # clients hold is the digest, so compare with that.
-        return web.FileResponse._etag_match(self._digest_etag, etags, weak=weak)
+        await super().write_eof()
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
@@ -79,11 +91,19 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     digest = str(parse_digest(request.match_info["digest"]))
     registry = registry_of(request)
     repository_id = await existing_repository_id(request, name, "BLOB_UNKNOWN")
-    size = await registry.metadata.linked_blob_size(repository_id, digest)
+    size = await intact_blob_size(registry, repository_id, digest)
     path = registry.store.local_path(digest)
     if size is None or path is None:
         raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
-    return BlobFileResponse(path, digest)
+    selection = select(request, digest, size)
+    file = None
+    if request.method == hdrs.METH_GET and selection.count:
+        # Opening is a few microseconds of metadata work, cheaper here than in a thread.
+        try:
+            file = path.open("rb", buffering=0)
+        except FileNotFoundError:  # removed since its stat above
+            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest}) from None
+    return BlobResponse(digest, size, selection, file)
 
 
 async def delete_blob(request: web.Request) -> web.Response:

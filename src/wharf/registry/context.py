@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -10,6 +10,7 @@ from ..oci.digest import Digest, InvalidDigest
 from ..oci.names import MAX_NAME_LENGTH
 from ..storage.base import BlobStore
 from .access import Action, Authorizer
+from .damage import DamageLog
 from .errors import RegistryError
 from .metadata import RegistryMetadata
 from .publish import Publisher
@@ -23,6 +24,7 @@ class Registry:
     uploads: Uploads
     authorizer: Authorizer
     publisher: Publisher
+    damage: DamageLog = field(default_factory=DamageLog)
 
 
 REGISTRY = web.AppKey("registry", Registry)
@@ -55,6 +57,18 @@ async def existing_repository_id(request: web.Request, name: str, code: str) -> 
     if repository_id is None:
         raise RegistryError(code, detail={"name": name})
     return repository_id
+
+
+async def intact_blob_size(registry: Registry, repository_id: int, digest: str) -> int | None:
+    """The recorded size of a blob linked to the repository, if the store holds exactly that
+    many bytes of it; None otherwise. Every read of a blob resolves it here, so a file cut
+    short, emptied or deleted on disk (or missing from a bucket) is never served as the blob,
+    and a client that finds it missing pushes it again, which replaces the file."""
+    size = await registry.metadata.linked_blob_size(repository_id, digest)
+    if size is None:
+        return None
+    found = await registry.store.stat(digest)
+    return size if registry.damage.intact(digest, size, found) else None
 
 
 # Pages are capped: a bigger n gets this many results and a Link to the rest, as the spec

@@ -10,7 +10,13 @@ from aiohttp import web
 from ..oci.digest import Digest, is_digest
 from ..oci.names import is_valid_name
 from .access import Action
-from .context import authorized_repository, existing_repository_id, parse_digest, registry_of
+from .context import (
+    authorized_repository,
+    existing_repository_id,
+    intact_blob_size,
+    parse_digest,
+    registry_of,
+)
 from .errors import RegistryError
 from .uploads import range_header
 
@@ -92,7 +98,9 @@ async def _try_mount(
     source_id = await registry.metadata.repository_id(source)
     if source_id is None:
         return None
-    size = await registry.metadata.linked_blob_size(source_id, digest)
+    # A blob whose file is damaged is not mounted: the client uploads it instead, which
+    # repairs the file.
+    size = await intact_blob_size(registry, source_id, digest)
     if size is None:
         return None
     repository_id = await registry.metadata.ensure_repository(name)

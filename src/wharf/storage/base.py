@@ -57,6 +57,9 @@ class BlobStore(Protocol):
     async def discard(self, upload_id: str) -> None:
         """Forget an upload and its bytes."""
 
+    async def stat(self, digest: str) -> int | None:
+        """How many bytes of the blob the store holds; None when it holds no such blob."""
+
     def local_path(self, digest: str) -> Path | None:
         """Where the blob lies on local disk, for sendfile; None when it is not local."""
 

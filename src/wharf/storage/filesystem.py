@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import fcntl
 import os
+import stat
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -44,6 +45,15 @@ class FilesystemBlobStore:
 
     def local_path(self, digest: str) -> Path | None:
         return self._blob_path(digest)
+
+    # One stat is a few microseconds of metadata work: cheaper on the event loop than a hop
+    # to a thread.
+    async def stat(self, digest: str) -> int | None:
+        try:
+            found = os.stat(self._blob_path(digest))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return found.st_size if stat.S_ISREG(found.st_mode) else None
 
     async def read(self, digest: str, limit: int) -> bytes | None:
         if limit <= INLINE_READ_BYTES:
@@ -156,9 +166,9 @@ class FilesystemBlobStore:
     def _commit(self, upload_id: str, digest: str, size: int) -> None:
         source = self._upload_path(upload_id)
         target = self._blob_path(digest)
-        if target.is_file():
-            source.unlink(missing_ok=True)
-            return
+        # Even when the blob's file exists the upload replaces it: these bytes were just
+        # verified, the file's may have been damaged since they were (which is how a client
+        # repairs a blob it was told is missing).
         fd = os.open(source, os.O_WRONLY)
         try:
             os.ftruncate(fd, size)  # a refused chunk may have left bytes past the verified ones
@@ -170,8 +180,8 @@ class FilesystemBlobStore:
         if not target.parent.is_dir():
             target.parent.mkdir(parents=True, exist_ok=True)
             _fsync_dir(target.parent.parent)  # the new fan-out directory itself must survive
-        # rename is atomic: readers see the whole blob or nothing, and two commits of the same
-        # digest both leave identical bytes.
+        # rename is atomic: readers see the whole blob or nothing (one that has the old file
+        # open keeps reading it), and two commits of the same digest both leave identical bytes.
         os.rename(source, target)
         _fsync_dir(target.parent)
 
