@@ -72,7 +72,11 @@ def test_blob_unknown_is_404(reg: Registry, repo: str) -> None:
     assert_error(reg.blob(repo, digest_of(b"b")), 404, "BLOB_UNKNOWN")
 
 
-@pytest.mark.parametrize("content_range", ["bytes=abc", "5-2", "-", "0-", "x-y", "0-4/3/2"])
+@pytest.mark.parametrize(
+    "content_range",
+    ["bytes=abc", "5-2", "-", "0-", "x-y", "0-4/3/2", "0-" + "9" * 5000, "9" * 5000 + "-0"],
+    ids=lambda content_range: content_range[:20],
+)
 def test_blob_upload_invalid_for_a_malformed_content_range(
     reg: Registry, repo: str, content_range: str
 ) -> None:
@@ -81,6 +85,13 @@ def test_blob_upload_invalid_for_a_malformed_content_range(
         url, data=b"12345", headers={"Content-Range": content_range, "Content-Type": OCTET}
     )
     assert_error(response, 416, "BLOB_UPLOAD_INVALID")
+    assert reg.http.get(url).headers["Range"] == "0-0"
+    final = reg.http.put(
+        with_query(url, digest=digest_of(b"12345")),
+        data=b"12345",
+        headers={"Content-Range": content_range, "Content-Type": OCTET},
+    )
+    assert_error(final, 416, "BLOB_UPLOAD_INVALID")
     assert reg.http.get(url).headers["Range"] == "0-0"
 
 

@@ -104,7 +104,11 @@ def test_tags_list_with_n_zero_is_empty_and_ends(reg: Registry, repo: str) -> No
     assert "Link" not in response.headers
 
 
-@pytest.mark.parametrize("n", ["abc", "-1", "1.5", "99999999999999999999999"])
+@pytest.mark.parametrize(
+    "n",
+    ["abc", "-1", "1.5", "99999999999999999999999", "9" * 5000, "\u0661"],
+    ids=lambda n: n[:25],
+)
 def test_tags_list_with_a_bad_n_is_an_error(reg: Registry, repo: str, n: str) -> None:
     tag_all(reg, repo, ["v1"])
     response = reg.http.get(reg.v2(f"{repo}/tags/list"), params={"n": n})
@@ -113,6 +117,13 @@ def test_tags_list_with_a_bad_n_is_an_error(reg: Registry, repo: str, n: str) ->
         return
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] in ERROR_CODES
+
+
+def test_catalog_with_an_n_longer_than_int_converts_is_all_of_it(reg: Registry, repo: str) -> None:
+    reg.push_blob(repo, b"listed")
+    response = reg.http.get(f"{reg.url}/v2/_catalog", params={"n": "9" * 5000})
+    assert response.status_code == 200, response.content
+    assert repo in response.json()["repositories"]
 
 
 def test_tags_list_of_unknown_repository_is_name_unknown(reg: Registry) -> None:

@@ -82,4 +82,8 @@ def page_size(request: web.Request) -> int | None:
         return None
     if not text.isascii() or not text.isdigit():
         raise RegistryError("UNSUPPORTED", "n must be a non-negative integer", status=400)
-    return min(int(text), MAX_PAGE_SIZE)
+    digits = text.lstrip("0") or "0"
+    # Compared as text first: int() refuses strings of thousands of digits.
+    if len(digits) > len(str(MAX_PAGE_SIZE)):
+        return MAX_PAGE_SIZE
+    return min(int(digits), MAX_PAGE_SIZE)

@@ -20,7 +20,9 @@ from .context import (
 from .errors import RegistryError
 from .uploads import range_header
 
-_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+# Positions fit int64 (19 digits): longer ones are malformed, and never reach int(), which
+# refuses strings of thousands of digits.
+_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]+|\*))?")
 
 
 def _session_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
