@@ -362,9 +362,9 @@ def test_protobuf_bodies_we_cannot_read_are_400(admin: Api, ns: str) -> None:
     response = admin.post(reviews, data=good, headers=protobuf)
     assert response.status_code == 201, response.text
     assert response.json()["status"]["userInfo"]["username"] == "kubeadmin"
-    # A Secret: not a kind we decode from protobuf.
-    secret = _envelope("v1", "Secret", _pb(1, _pb(1, b"s")))
-    refused(admin.post(f"/api/v1/namespaces/{ns}/secrets", data=secret, headers=protobuf))
+    # A Pod: not a kind we decode from protobuf.
+    pod = _envelope("v1", "Pod", _pb(1, _pb(1, b"s")))
+    refused(admin.post(f"/api/v1/namespaces/{ns}/secrets", data=pod, headers=protobuf))
     refused(admin.post(f"/api/v1/namespaces/{ns}/secrets", data=b"no magic", headers=protobuf))
     # A name that is not UTF-8; a message cut short; a varint that never ends.
     for body in (
