@@ -49,6 +49,7 @@ def build_kinds(
         core_kinds.ServiceAccountResource(core_kinds.SERVICE_ACCOUNT, store, authenticator),
     )
     kinds.add(core_kinds.SECRET, Resource(core_kinds.SECRET, store))
+    kinds.add(core_kinds.CONFIG_MAP, Resource(core_kinds.CONFIG_MAP, store))
     for kind in (rbac_kinds.ROLE, rbac_kinds.CLUSTER_ROLE):
         kinds.add(kind, rbac_kinds.RoleResource(kind, store, rbac))
     for kind in (rbac_kinds.ROLE_BINDING, rbac_kinds.CLUSTER_ROLE_BINDING):

@@ -1,15 +1,16 @@
-"""core/v1: Namespace, ServiceAccount, Secret."""
+"""core/v1: Namespace, ServiceAccount, Secret, ConfigMap."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 from ..auth.authenticator import Authenticator
 from ..db.objects import ObjectStore, Transaction
 from ..images.history import forget
-from .errors import ApiError, bad_request
+from .errors import ApiError, bad_request, invalid
 from .kinds import ALL_VERBS, Column, Kind, Strategy
 from .meta import Object, label_name_problem
 from .resources import Call, Resource
@@ -86,6 +87,63 @@ class SecretStrategy(Strategy):
         ]
 
 
+# What Kubernetes allows as a key of a ConfigMap (a file name once mounted), and its size.
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+CONFIG_MAP_MAX_BYTES = 1024 * 1024
+
+
+class ConfigMapStrategy(Strategy):
+    def prepare_update(self, new: Object, old: Object) -> None:
+        # An immutable ConfigMap keeps its contents and stays immutable; only metadata changes.
+        if not old.get("immutable"):
+            return
+        name = old["metadata"].get("name", "")
+        problems = [
+            (field, "Forbidden: field is immutable when `immutable` is set")
+            for field in ("data", "binaryData")
+            if (new.get(field) or {}) != (old.get(field) or {})
+        ]
+        if not new.get("immutable"):
+            problems.append(("immutable", "Forbidden: field is immutable when `immutable` is set"))
+        if problems:
+            raise invalid("ConfigMap", "", name, problems)
+
+    def validate(self, obj: Object) -> list[tuple[str, str]]:
+        data, binary = obj.get("data") or {}, obj.get("binaryData") or {}
+        keys = [(f"data[{key}]", key) for key in data] + [(f"binaryData[{k}]", k) for k in binary]
+        problems = [
+            (field, problem) for field, key in keys if (problem := _config_key_problem(key))
+        ]
+        size = sum(len(key) + len(str(value).encode()) for key, value in data.items())
+        for key, value in binary.items():
+            if key in data:
+                problems.append((f"binaryData[{key}]", "Invalid value: duplicate of key in data"))
+            try:
+                size += len(key) + len(base64.b64decode(value, validate=True))
+            except (binascii.Error, TypeError, ValueError):
+                problems.append((f"binaryData[{key}]", "must be base64 encoded"))
+        if size > CONFIG_MAP_MAX_BYTES:
+            problems.append(("", f"Too long: must have at most {CONFIG_MAP_MAX_BYTES} bytes"))
+        return problems
+
+    def columns(self) -> list[Column]:
+        def count(obj: Object) -> int:
+            return len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
+
+        return [Column("Data", "integer", count)]
+
+
+def _config_key_problem(key: str) -> str | None:
+    if len(key) > 253:
+        return "Too long: must be no more than 253 characters"
+    if not _CONFIG_KEY.fullmatch(key) or key in (".", "..") or key.startswith(".."):
+        return (
+            "Invalid value: a valid config key must consist of alphanumeric characters, "
+            "'-', '_' or '.', and must not be '.', '..' or start with '..'"
+        )
+    return None
+
+
 class ServiceAccountResource(Resource):
     """Service accounts, with the TokenRequest subresource."""
 
@@ -150,4 +208,14 @@ SECRET = Kind(
     namespaced=True,
     strategy=SecretStrategy(),
     shape=top(type=S, data=MAP, stringData=MAP, immutable="boolean"),
+)
+CONFIG_MAP = Kind(
+    "",
+    "v1",
+    "ConfigMap",
+    "configmaps",
+    namespaced=True,
+    short_names=("cm",),
+    strategy=ConfigMapStrategy(),
+    shape=top(data=MAP, binaryData=MAP, immutable="boolean"),
 )
