@@ -245,6 +245,13 @@ def test_unknown_expectation_is_417_with_the_error_body(reg: Registry, repo: str
         reg.v2(f"{repo}/manifests/v1"), data=b"{}", headers={"Expect": "100-continue"}
     )
     assert_error(continued, 400, "MANIFEST_INVALID")
+    # Paths no endpoint takes, /v2 itself among them (the fuzz found it answered bare).
+    for path in ("/v2", "/v2/nothing/here", f"/v2/{repo}/blobs/", "/extensions/v2/x"):
+        unknown = reg.http.get(f"{reg.url}{path}", headers={"Expect": "the-unexpected"})
+        assert_error(unknown, 417, "UNSUPPORTED")
+    signatures = f"{reg.url}/extensions/v2/{repo}/signatures/{digest}"
+    assert_error(reg.http.put(signatures, headers={"Expect": "the-unexpected"}), 417, "UNSUPPORTED")
+    assert_error(reg.http.put(signatures), 405, "UNSUPPORTED")
 
 
 def test_v2_without_its_slash_is_404_with_the_error_body(reg: Registry) -> None:

@@ -29,14 +29,14 @@ async def base(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
-_ENDPOINT = re.compile(r"(?P<name>.*?)/(?:manifests|blobs|tags|referrers)(?:/.*)?")
+_ENDPOINT = re.compile(r"(?P<name>.*?)/(?:manifests|blobs|tags|referrers|signatures)(?:/.*)?")
 _VALID_NAME = re.compile(NAME_PATTERN)
 
 
 async def unmatched(request: web.Request) -> web.Response:
     """Any /v2/ path the routes above did not take: a name outside the grammar, a method the
     endpoint does not have, or no endpoint at all."""
-    endpoint = _ENDPOINT.fullmatch(request.match_info["tail"])
+    endpoint = _ENDPOINT.fullmatch(request.match_info["tail"].removeprefix("/"))
     if endpoint is None:
         raise RegistryError("NAME_UNKNOWN", "no such endpoint", detail={"path": request.path[:300]})
     if _VALID_NAME.fullmatch(endpoint["name"]) is None:
@@ -54,7 +54,7 @@ _CODE_OF_STATUS = {
     429: "TOOMANYREQUESTS",
 }
 # Where answers are the spec's: the distribution API and OpenShift's extensions to it.
-_SPEC_PATHS = ("/v2", "/extensions/v2/")
+_SPEC_PATHS = ("/v2/", "/extensions/v2/")
 
 
 def _in_envelope(request: web.BaseRequest, exc: web.HTTPException) -> web.Response:
@@ -76,7 +76,7 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
     except RegistryError as exc:
         return exc.response()
     except web.HTTPException as exc:
-        if exc.status < 400 or not request.path.startswith(_SPEC_PATHS):
+        if exc.status < 400 or not f"{request.path}/".startswith(_SPEC_PATHS):
             raise
         return _in_envelope(request, exc)
     except Exception:
@@ -114,7 +114,10 @@ def add_routes(app: web.Application) -> None:
     # refuse any malformed value. (Names may contain "blobs" or "manifests" components, so
     # the first routes cannot take every slash without misreading such names.)
     _add_endpoints(r, ".*/.*", first=False)
-    _add(r, "*", "/v2/{tail:.*}", unmatched)
+    # Everything else under /v2 (and /v2 itself) and OpenShift's extensions: answered in the
+    # spec's form, even to an Expect that aiohttp's own routes would refuse bare.
+    _add(r, "*", "/v2{tail:(?:/.*)?}", unmatched)
+    _add(r, "*", "/extensions/v2/{tail:.*}", unmatched)
 
 
 def _add(r: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
