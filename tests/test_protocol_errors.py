@@ -18,6 +18,7 @@ import requests
 from tests.support.oci import (
     DOCKER_MANIFEST,
     EMPTY_JSON,
+    ERROR_CODES,
     OCI_CONFIG,
     OCI_EMPTY,
     OCI_INDEX,
@@ -516,6 +517,33 @@ def test_malformed_reference_with_slashes_is_refused_like_any_other(
             continue
         code = response.json()["errors"][0]["code"]
         assert (response.status, code) in answers, (method, target, response)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/{repo}/blobs/sha256:%0A",
+        "/v2/{repo}/blobs/sha256:%0A/x",
+        "/v2/{repo}/manifests/a%0A/b",
+        "/v2/{repo}/blobs/uploads/%0A/x",
+        "/v2/%0A",
+        "/v2/{repo}/%0A",
+    ],
+)
+def test_newlines_in_a_path_get_the_error_envelope(
+    wharf: WharfProcess, repo: str, path: str, method: str
+) -> None:
+    """A percent-encoded newline in a path (the fuzz found these answered bare: the routes'
+    patterns stopped at it)."""
+    Registry(wharf.url).push_blob(repo, b"x")
+    for headers in ({}, {"Expect": "nonsense"}):
+        sent = {"Content-Length": "2", **headers}
+        response = raw_request(wharf.host, method, path.format(repo=repo), sent, b"{}")
+        assert 400 <= response.status < 500, response
+        assert response.json()["errors"][0]["code"] in ERROR_CODES, response
+        if headers:
+            assert response.status == 417, response
 
 
 @pytest.mark.parametrize("middle", ["blobs", "manifests", "blobs/uploads", "referrers"])

@@ -22,6 +22,8 @@ log = structlog.get_logger("wharf.registry")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _NAME = "{name:" + NAME_PATTERN + "}"
+# Any characters, newlines too (a path may carry them percent-encoded), where "." stops.
+_ANY = r"[\s\S]*"
 
 
 async def base(request: web.Request) -> web.Response:
@@ -29,7 +31,9 @@ async def base(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
-_ENDPOINT = re.compile(r"(?P<name>.*?)/(?:manifests|blobs|tags|referrers|signatures)(?:/.*)?")
+_ENDPOINT = re.compile(
+    r"(?P<name>.*?)/(?:manifests|blobs|tags|referrers|signatures)(?:/.*)?", re.DOTALL
+)
 _VALID_NAME = re.compile(NAME_PATTERN)
 
 
@@ -113,11 +117,11 @@ def add_routes(app: web.Application) -> None:
     # these take it, tried only after them, to the same handlers, which refuse it as they
     # refuse any malformed value. (Names may contain "blobs" or "manifests" components, so
     # the first routes cannot take every slash without misreading such names.)
-    _add_endpoints(r, ".*/.*", first=False)
+    _add_endpoints(r, f"{_ANY}/{_ANY}", first=False)
     # Everything else under /v2 (and /v2 itself) and OpenShift's extensions: answered in the
     # spec's form, even to an Expect that aiohttp's own routes would refuse bare.
-    _add(r, "*", "/v2{tail:(?:/.*)?}", unmatched)
-    _add(r, "*", "/extensions/v2/{tail:.*}", unmatched)
+    _add(r, "*", f"/v2{{tail:(?:/{_ANY})?}}", unmatched)
+    _add(r, "*", f"/extensions/v2/{{tail:{_ANY}}}", unmatched)
 
 
 def _add(r: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
