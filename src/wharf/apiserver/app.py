@@ -124,9 +124,7 @@ async def _resource_api(request: web.Request) -> web.StreamResponse:
     version = request.match_info["version"]
     if group == "" and version != "v1":
         raise ApiError(404, "the server could not find the requested resource", "NotFound")
-    # Segments from the raw path: the matched tail has %2F decoded into a separator already.
-    parts = rest.path_segments(request.rel_url.raw_path, 4 if group else 3)
-    return await rest.handle(request, group, version, parts)
+    return await rest.handle(request, group, version)
 
 
 async def _resource_list(request: web.Request) -> web.Response:
@@ -182,6 +180,11 @@ async def _token_request(request: web.Request) -> web.Response:
     return web.json_response(answer, status=201)
 
 
+# Any rest of a path, newlines included (a plain `.*` stops at one, and the router answers 404
+# before the caller is even authenticated).
+ANY_TAIL = "{tail:(?s:.*)}"
+
+
 def install(app: web.Application, api: Api, authenticator: Authenticator) -> None:
     app[API] = api
     app[rest.WATCHES] = rest.Watches()
@@ -195,12 +198,13 @@ def install(app: web.Application, api: Api, authenticator: Authenticator) -> Non
     r.add_get("/api/", discovery.api_versions)
     r.add_get("/api/v1", _resource_list)
     r.add_post("/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", _token_request)
-    r.add_route("*", "/api/{version}/{tail:.*}", _resource_api)
+    r.add_route("*", "/api/{version}/" + ANY_TAIL, _resource_api)
     r.add_get("/apis", discovery.api_groups)
     r.add_get("/apis/", discovery.api_groups)
     r.add_get("/apis/{group}", _group)
     r.add_get("/apis/{group}/{version}", _resource_list)
-    r.add_route("*", "/apis/{group}/{version}/{tail:.*}", _resource_api)
+    r.add_route("*", "/apis/{group}/{version}/" + ANY_TAIL, _resource_api)
+    r.add_get("/openapi/v2", discovery.openapi_v2)
     r.add_get("/openapi/v3", discovery.openapi_root)
-    r.add_get("/openapi/v3/{tail:.*}", discovery.openapi_group)
+    r.add_get("/openapi/v3/" + ANY_TAIL, discovery.openapi_group)
     oauth.install(app, authenticator)

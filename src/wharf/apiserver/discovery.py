@@ -9,8 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from .context import API
+from .errors import ApiError
 from .kinds import Kind, KindRegistry
-from .shapes import openapi
+from .openapi import v2_document, v3_document
 
 VERSION = {
     "major": "1",
@@ -91,68 +92,6 @@ async def version(_request: web.Request) -> web.Response:
     return web.json_response(VERSION)
 
 
-_WRITE_PARAMETERS = [
-    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-    {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
-]
-
-
-def _operation(
-    action: str, gvk: dict[str, str], ref: dict[str, Any], parameters: list[Any] | None = None
-) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "x-kubernetes-action": action,
-        "x-kubernetes-group-version-kind": gvk,
-        "responses": {"200": {"description": "OK", **ref}},
-    }
-    if parameters:
-        operation["parameters"] = parameters
-        operation["requestBody"] = ref
-    return operation
-
-
-def openapi_document(registry: KindRegistry, group: str, version_name: str) -> dict[str, Any]:
-    """An OpenAPI v3 document of one group version: schemas of its kinds and their paths,
-    which say that writes take `fieldValidation` (kubectl then leaves validation to us)."""
-    schemas: dict[str, Any] = {}
-    paths: dict[str, Any] = {}
-    prefix = f"/apis/{group}/{version_name}" if group else f"/api/{version_name}"
-    for kind in registry.all():
-        if kind.group != group or kind.version != version_name:
-            continue
-        gvk = {"group": group, "version": version_name, "kind": kind.kind}
-        schema_name = f"{group or 'core'}.{version_name}.{kind.kind}"
-        schema: dict[str, Any] = openapi(kind.shape) if kind.shape else {"type": "object"}
-        schema["x-kubernetes-group-version-kind"] = [gvk]
-        schemas[schema_name] = schema
-        ref = {
-            "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}
-            }
-        }
-        base = (
-            f"{prefix}/namespaces/{{namespace}}/{kind.plural}"
-            if kind.namespaced
-            else f"{prefix}/{kind.plural}"
-        )
-        paths[base] = {
-            "get": _operation("list", gvk, ref),
-            "post": _operation("post", gvk, ref, _WRITE_PARAMETERS),
-        }
-        paths[f"{base}/{{name}}"] = {
-            "get": _operation("get", gvk, ref),
-            "put": _operation("put", gvk, ref, _WRITE_PARAMETERS),
-            "patch": _operation("patch", gvk, ref, _WRITE_PARAMETERS),
-            "delete": _operation("delete", gvk, ref),
-        }
-    return {
-        "openapi": "3.0.0",
-        "info": {"title": "Wharf", "version": VERSION["gitVersion"]},
-        "paths": paths,
-        "components": {"schemas": schemas},
-    }
-
-
 def _document_path(group: str, version_name: str) -> str:
     return f"apis/{group}/{version_name}" if group else f"api/{version_name}"
 
@@ -164,9 +103,7 @@ async def openapi_root(request: web.Request) -> web.Response:
         for v in versions:
             path = _document_path(group, v)
             digest = (
-                hashlib.sha256(
-                    json.dumps(openapi_document(registry, group, v), sort_keys=True).encode()
-                )
+                hashlib.sha256(json.dumps(v3_document(registry, group, v), sort_keys=True).encode())
                 .hexdigest()[:32]
                 .upper()
             )
@@ -182,7 +119,19 @@ async def openapi_group(request: web.Request) -> web.Response:
     elif tail[0] == "apis" and len(tail) == 3:
         group, version_name = tail[1], tail[2]
     else:
-        raise web.HTTPNotFound()
+        raise ApiError(404, "the server could not find the requested resource", "NotFound")
     if version_name not in registry.groups().get(group, []):
-        raise web.HTTPNotFound()
-    return web.json_response(openapi_document(registry, group, version_name))
+        raise ApiError(404, "the server could not find the requested resource", "NotFound")
+    return web.json_response(v3_document(registry, group, version_name))
+
+
+async def openapi_v2(request: web.Request) -> web.Response:
+    """The whole API as Swagger 2.0, in JSON. kubectl asks for protobuf only: 406 sends it on
+    to OpenAPI v3, which it reads for explain and validation."""
+    accept = request.headers.get("Accept", "*/*")
+    if not any(
+        media.split(";")[0].strip() in ("application/json", "application/*", "*/*")
+        for media in accept.split(",")
+    ):
+        raise ApiError(406, "only application/json is served", "NotAcceptable")
+    return web.json_response(v2_document(request.app[API].kinds))

@@ -77,6 +77,11 @@ def _parse_target(api: Api, group: str, version: str, parts: list[str]) -> Targe
     return Target(kind, resource, namespace, name, subresource)
 
 
+# What the generic handlers serve of a subresource: a status is read and written, never
+# created or deleted; a TokenRequest (`token`) is created on a route of its own.
+SUBRESOURCE_VERBS = {"status": ("get", "update", "patch")}
+
+
 def _verb(method: str, target: Target, watch: bool) -> str:
     if method in ("GET", "HEAD"):
         if target.name:
@@ -127,16 +132,22 @@ def dry_run(request: web.Request) -> bool:
     return bool(values)
 
 
-async def handle(
-    request: web.Request, group: str, version: str, parts: list[str]
-) -> web.StreamResponse:
+async def handle(request: web.Request, group: str, version: str) -> web.StreamResponse:
     api = request.app[API]
-    user = await api.authenticate(request)
+    user = await api.authenticate(request)  # first: nobody learns which paths exist
+    # Segments from the raw path: the matched tail has %2F decoded into a separator already.
+    parts = path_segments(request.rel_url.raw_path, 4 if group else 3)
     target = _parse_target(api, group, version, parts)
     watch = _is_watch(request)
     verb = _verb(request.method, target, watch)
     if verb not in target.kind.verbs:
         raise ApiError(405, f"{verb} is not supported on {target.kind.plural}", "MethodNotAllowed")
+    if target.subresource and verb not in SUBRESOURCE_VERBS.get(target.subresource, ()):
+        raise ApiError(
+            405,
+            f"{verb} is not supported on {target.kind.plural}/{target.subresource}",
+            "MethodNotAllowed",
+        )
     if target.kind.namespaced and not target.namespace and verb not in ("list", "watch"):
         raise ApiError(404, NOT_FOUND, "NotFound")
     await authorize(
@@ -378,9 +389,9 @@ async def patch_object(request: web.Request, target: Target, call: Call) -> web.
     if content_type not in PATCH_TYPES:
         raise unsupported_patch(content_type)
     patch = await decode_body(await read_body(request), "yaml" in content_type, "the patch")
-    if content_type == APPLY_PATCH:
-        if not request.query.get("fieldManager"):
-            raise bad_request("fieldManager is required for apply patches")
+    if content_type == APPLY_PATCH and not request.query.get("fieldManager"):
+        raise bad_request("fieldManager is required for apply patches")
+    if content_type == APPLY_PATCH and not target.subresource:
         try:
             await target.resource.get(call, target.name)
         except ApiError as exc:

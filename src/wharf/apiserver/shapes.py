@@ -4,13 +4,23 @@ field validation and the OpenAPI documents that kubectl reads."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-# A shape is a leaf type name ("string", "integer", "boolean", "map": free string map,
-# "any": anything), a dict of field shapes (an object), or a one-item list (an array of it).
-Shape: TypeAlias = str | Mapping[str, "Shape"] | Sequence["Shape"]
+# A shape is a leaf type name ("string", "integer", "boolean", "time", "map": free string
+# map, "any": anything), a dict of field shapes (an object), a one-item list (an array of it),
+# or a Nullable shape.
+Shape: TypeAlias = "str | Mapping[str, Shape] | Sequence[Shape] | Nullable"
 
-S, INT, B, MAP, ANY = "string", "integer", "boolean", "map", "any"
+S, INT, B, MAP, ANY, TIME = "string", "integer", "boolean", "map", "any", "time"
+
+
+@dataclass(frozen=True)
+class Nullable:
+    """A field the server may answer as null, as Go writes a nil slice or a zero time that has
+    no `omitempty` (a review's creationTimestamp, a User's groups)."""
+
+    shape: Shape
 
 OBJECT_META: Shape = {
     "name": S,
@@ -20,8 +30,8 @@ OBJECT_META: Shape = {
     "uid": S,
     "resourceVersion": S,
     "generation": INT,
-    "creationTimestamp": S,
-    "deletionTimestamp": S,
+    "creationTimestamp": Nullable(TIME),
+    "deletionTimestamp": TIME,
     "deletionGracePeriodSeconds": INT,
     "labels": MAP,
     "annotations": MAP,
@@ -38,6 +48,8 @@ def top(**fields: Shape) -> Shape:
 
 def unknown_fields(shape: Shape | None, value: Any, path: str = "") -> list[str]:
     """Dotted paths of the fields of `value` that `shape` does not have."""
+    if isinstance(shape, Nullable):
+        return unknown_fields(shape.shape, value, path)
     if shape is None or isinstance(shape, str):
         return []
     if isinstance(shape, Mapping):
@@ -61,6 +73,8 @@ def unknown_fields(shape: Shape | None, value: Any, path: str = "") -> list[str]
 
 def known_fields(shape: Shape | None, value: Any) -> Any:
     """`value` without the fields `shape` does not have: what Kubernetes keeps of a body."""
+    if isinstance(shape, Nullable):
+        return known_fields(shape.shape, value)
     if shape is None or isinstance(shape, str):
         return value
     if isinstance(shape, Mapping):
@@ -72,7 +86,7 @@ def known_fields(shape: Shape | None, value: Any) -> Any:
     return value
 
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {S: (str,), INT: (int,), B: (bool,)}
+_JSON_TYPES: dict[str, tuple[type, ...]] = {S: (str,), TIME: (str,), INT: (int,), B: (bool,)}
 
 
 def _type_name(value: Any) -> str:
@@ -87,6 +101,8 @@ def _type_name(value: Any) -> str:
 def wrong_types(shape: Shape | None, value: Any, path: str = "") -> list[str]:
     """What in `value` has another JSON type than `shape` says, as `path: expected X, got Y`;
     null stands for an absent field, as in Kubernetes."""
+    if isinstance(shape, Nullable):
+        return wrong_types(shape.shape, value, path)
     if shape is None or value is None or shape == ANY:
         return []
     where = path or "(root)"
@@ -125,6 +141,10 @@ def openapi(shape: Shape) -> dict[str, Any]:
         return {"type": "object", "additionalProperties": {"type": "string"}}
     if shape == ANY:
         return {"x-kubernetes-preserve-unknown-fields": True}
+    if isinstance(shape, Nullable):
+        return {**openapi(shape.shape), "nullable": True}
+    if shape == TIME:
+        return {"type": "string", "format": "date-time"}
     if isinstance(shape, str):
         return {"type": shape}
     if isinstance(shape, Sequence):

@@ -9,7 +9,7 @@ from .errors import ApiError
 from .kinds import READ_VERBS, Column, Kind, Strategy
 from .meta import Object, path_segment_problem
 from .resources import Call, Resource
-from .shapes import ANY, INT, S, top
+from .shapes import ANY, INT, Nullable, S, top
 
 ME = "~"
 
@@ -117,7 +117,7 @@ USER = Kind(
     "users",
     namespaced=False,
     strategy=UserStrategy(),
-    shape=top(fullName=S, identities=[S], groups=[S]),
+    shape=top(fullName=S, identities=[S], groups=Nullable([S])),
 )
 GROUP = Kind(
     "user.openshift.io",
