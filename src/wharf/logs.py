@@ -87,6 +87,8 @@ def configure(level: str = "INFO", json_lines: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Alembic tells of every migration step at INFO: only its warnings are worth a line.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
