@@ -16,6 +16,7 @@ about a minute on two cores with the default); pytest's --hypothesis-seed replay
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -254,7 +255,22 @@ def query(params: dict[str, str]) -> str:
     return "?" + "&".join(f"{quote(k)}={quote(v, safe='%:')}" for k, v in params.items())
 
 
-header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
+# Header values as HTTP carries them: printable ASCII, and Latin-1 bytes past it (which
+# are no UTF-8).
+header_text = st.text(
+    st.one_of(
+        st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+        st.characters(min_codepoint=0xA0, max_codepoint=0xFF),
+    ),
+    max_size=60,
+)
+credentials = st.one_of(
+    header_text,
+    st.builds(
+        lambda scheme, text: f"{scheme} {text}", st.sampled_from(["Basic", "Bearer"]), header_text
+    ),
+    st.binary(max_size=40).map(lambda raw: "Basic " + base64.b64encode(raw).decode()),
+)
 ranges = st.one_of(
     st.builds(
         lambda first, last: f"bytes={first}-{last}",
@@ -523,6 +539,8 @@ def fuzz_any_request(target: Target, data: st.DataObject) -> None:
     assume(len(path) < 8000)
     method = data.draw(st.sampled_from(METHODS), label="method")
     headers = data.draw(headers_strategy(), label="headers")
+    if data.draw(st.integers(0, 9), label="odd credentials") == 0:  # in place of the target's
+        headers["Authorization"] = data.draw(credentials, label="Authorization")
     body = data.draw(bodies(target), label="body") if method in ("PUT", "PATCH", "POST") else None
     conn = target.connect()
     try:

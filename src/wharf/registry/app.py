@@ -59,6 +59,7 @@ _CODE_OF_STATUS = {
 }
 # Where answers are the spec's: the distribution API and OpenShift's extensions to it.
 _SPEC_PATHS = ("/v2/", "/extensions/v2/")
+_BODY_HEADERS = frozenset({hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH})
 
 
 def _in_envelope(request: web.BaseRequest, exc: web.HTTPException) -> web.Response:
@@ -68,9 +69,6 @@ def _in_envelope(request: web.BaseRequest, exc: web.HTTPException) -> web.Respon
     message = f"{exc.reason}: {request.method} {request.path[:300]}"
     headers = {k: v for k, v in exc.headers.items() if k not in _BODY_HEADERS}
     return RegistryError(code, message, status=exc.status, headers=headers).response()
-
-
-_BODY_HEADERS = frozenset({hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH})
 
 
 @web.middleware
