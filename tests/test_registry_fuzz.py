@@ -143,7 +143,10 @@ def check(answer: Answer) -> None:
         return
     content_type = answer.headers.get("Content-Type", "")
     assert content_type.startswith("application/json"), (where, answer.headers)
-    document = json.loads(answer.body)
+    try:
+        document = json.loads(answer.body)
+    except ValueError:
+        raise AssertionError(f"no JSON: {where}") from None
     assert isinstance(document, dict), where
     errors = document.get("errors")
     assert isinstance(errors, list) and errors, where
@@ -182,7 +185,7 @@ def assert_kept(target: Target) -> None:
 _LOWER = "abcdefghijklmnopqrstuvwxy0123456789"  # no "z"
 component = st.builds(
     lambda parts, separators: "".join(
-        part + separator for part, separator in zip(parts, separators, strict=False)
+        part + separator for part, separator in zip(parts[:-1], separators, strict=False)
     )
     + parts[-1],
     st.lists(st.text(_LOWER, min_size=1, max_size=6), min_size=1, max_size=3),
