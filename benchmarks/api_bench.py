@@ -15,6 +15,8 @@ flow) unless said otherwise. The phases, each bounded in count and in time:
   watch     write-to-event latency (one write at a time), the event rate one watcher receives
             during a burst of writes, the rate of a watch that replays the seeded Secrets from
             an old resourceVersion, and 100 watchers that each receive every event
+  streams   10,000 ImageStreams in one namespace, each with a tag: the whole list, its first
+            page of 500, every page, and `kubectl get imagestreams` (which pages by 500)
   rbac      1,000 RoleBindings in 50 namespaces (users, groups, service accounts; cluster roles
             and namespaced roles); then RbacAuthorizer.allowed in this process over the same
             database (a warm snapshot, and with its per-user cache emptied), the rebuild of a
@@ -109,6 +111,9 @@ class Profile:
     changed_reviews: int = 30
     changed_seconds: float = 8.0
     event_timeout: float = 10.0  # how long a watcher may take to see one write
+    streams: int = 10_000  # image streams in one namespace, each with a tagged image
+    stream_samples: int = 5
+    stream_seconds: float = 30.0
 
 
 FULL = Profile()
@@ -149,6 +154,9 @@ SMOKE = Profile(
     changed_reviews=2,
     changed_seconds=3.0,
     event_timeout=10.0,
+    streams=60,
+    stream_samples=2,
+    stream_seconds=10.0,
 )
 
 
@@ -742,6 +750,102 @@ async def run_list(bench: Bench, seeded: int) -> None:
                      ms(statistics.median(times)), "ms")
 
 
+STREAMS_NS = "bench-streams"
+STREAMS = f"/apis/image.openshift.io/v1/namespaces/{STREAMS_NS}/imagestreams"
+
+
+async def seed_streams(bench: Bench, data_dir: Path, count: int) -> None:
+    """`count` ImageStreams written to the database directly, each with one tag event, as a
+    push records them (stream object, repository row, tag history)."""
+    from wharf.db.engine import Database, sqlite_url
+    from wharf.db.objects import Key, ObjectStore
+    from wharf.images.history import add_event, ensure_repository
+
+    await bench.call("POST", "/api/v1/namespaces", namespace(STREAMS_NS), expect=201)
+    template = await bench.call_json(
+        "POST", STREAMS, {"metadata": {"name": "is-template"}, "spec": {}}, expect=201
+    )
+
+    def tag(conn: Any, name: str) -> None:
+        repository = ensure_repository(conn, f"{STREAMS_NS}/{name}")
+        add_event(conn, repository, "latest", "sha256:" + "ab" * 32, 1)
+
+    database = Database(sqlite_url(data_dir.resolve()))
+    try:
+        store = ObjectStore(database)
+        names = [f"is-{i:05d}" for i in range(count - 1)]
+        for start in range(0, len(names), 500):
+            async with store.transaction() as tx:
+                for name in names[start : start + 500]:
+                    body = stored_copy(template, name, {})
+                    body.pop("status", None)
+                    await tx.create(Key("imagestreams.image.openshift.io", STREAMS_NS, name), body)
+                    await tx.conn.run_sync(tag, name)
+    finally:
+        await database.dispose()
+
+
+def kubectl_get_seconds(api_url: str, ca_file: Path, token: str, workdir: Path) -> float:
+    from tests.support.cluster import write_kubeconfig
+
+    config = write_kubeconfig(workdir / "kubeconfig", api_url, ca_file, token)
+    began = time.perf_counter()
+    result = subprocess.run(
+        ["kubectl", "--kubeconfig", str(config), "get", "imagestreams", "-n", STREAMS_NS],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir)},
+    )  # fmt: skip
+    took = time.perf_counter() - began
+    if result.returncode != 0:
+        raise BenchError(f"kubectl get imagestreams failed: {result.stderr[:300]}")
+    return took
+
+
+async def run_streams(
+    bench: Bench, data_dir: Path, api_url: str, ca_file: Path, token: str
+) -> None:
+    p = bench.profile
+    with bench.phase("seed image streams directly"):
+        await seed_streams(bench, data_dir, p.streams)
+    page = f"{STREAMS}?limit=500"
+
+    async def whole(_index: int) -> None:
+        listed = await bench.call_json("GET", STREAMS)
+        if len(listed["items"]) != p.streams:
+            raise BenchError(f"the stream list has {len(listed['items'])} items")
+
+    async def first_page(_index: int) -> None:
+        await bench.call("GET", page)
+
+    async def every_page(_index: int) -> None:
+        token, walked = "", 0
+        while True:
+            listed = await bench.call_json("GET", page + (f"&continue={token}" if token else ""))
+            walked += len(listed["items"])
+            token = listed["metadata"].get("continue", "")
+            if not token:
+                break
+        if walked != p.streams:
+            raise BenchError(f"the pages held {walked} streams, wanted {p.streams}")
+
+    figures = {}
+    for label, op in (("whole list", whole), ("first page of 500", first_page),
+                      ("all pages of 500", every_page)):
+        with bench.phase(f"streams {label}"):
+            latencies, _ = await bench.clients(1, p.stream_samples, p.stream_seconds, op)
+        figures[label] = statistics.median(latencies)
+        bench.report.add(f"LIST {p.streams} ImageStreams, {label}: p50", ms(figures[label]), "ms")
+    bench.report.add("ImageStreams: all pages / whole list",
+                     figures["all pages of 500"] / figures["whole list"], "x")
+    with bench.phase("kubectl get imagestreams"):
+        took = await asyncio.to_thread(
+            kubectl_get_seconds, api_url, ca_file, token, data_dir.parent
+        )
+    bench.report.add(f"kubectl get imagestreams, {p.streams} streams: wall", ms(took), "ms")
+    bench.report.note("targets: a page of 500 < 50 ms, all pages < 1.5x the whole list, "
+                      "kubectl get < 1000 ms")
+
+
 async def run_watch(bench: Bench, names: list[str], seeded_from: str) -> None:
     p = bench.profile
 
@@ -1080,6 +1184,7 @@ async def measure(
         names, seeded_from = await run_seed(bench, data_dir)
         await run_get(bench, names)
         await run_list(bench, len(names))
+        await run_streams(bench, data_dir, api_url, ca_file, admin_token)
         await run_watch(bench, names, seeded_from)
         await run_rbac(bench, data_dir, user_token)
     finally:

@@ -36,9 +36,12 @@ class ApiError(Exception):
         self.message = message
         self.reason = reason or REASONS.get(code, "Unknown")
         self.details = details
+        self.list_meta: dict[str, Any] = {}  # the Status's own metadata (a 410's continue)
 
     def status(self) -> dict[str, Any]:
-        return status_object("Failure", self.code, self.message, self.reason, self.details)
+        body = status_object("Failure", self.code, self.message, self.reason, self.details)
+        body["metadata"] = self.list_meta
+        return body
 
     def response(self) -> web.Response:
         return web.json_response(self.status(), status=self.code)

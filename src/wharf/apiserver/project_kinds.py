@@ -9,11 +9,11 @@ from typing import Any
 from ..auth.rbac import RbacAuthorizer
 from ..auth.resources import NAMESPACES
 from ..auth.user import Attributes
-from ..db.objects import Key, ObjectStore, Transaction
+from ..db.objects import Key, ObjectStore, Page, Transaction
 from .errors import ApiError, already_exists
 from .kinds import Column, Kind, Strategy
 from .meta import Object, label_name_problem, new_uid, now
-from .resources import Call, Resource
+from .resources import Call, ListQuery, Resource, page_of
 from .shapes import S, top
 
 REQUESTER = "openshift.io/requester"
@@ -73,6 +73,10 @@ class ProjectResource(Resource):
         if not await self.rbac.allowed(everything):
             items = [item for item in items if await self.visible(call, item["metadata"]["name"])]
         return [project_of(item) for item in items], version
+
+    async def list_page(self, call: Call, query: ListQuery) -> Page:
+        # Made per caller in memory: paged there too.
+        return page_of(*await self.list(call), query)
 
     async def visible_to(self, call: Call, obj: Object) -> bool:
         if await self.rbac.allowed(Attributes(call.user, "list", "", "namespaces")):

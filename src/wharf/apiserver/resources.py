@@ -4,13 +4,22 @@ virtual kinds (projects, reviews, image stream tags) replace where they differ."
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from ..auth.resources import NAMESPACES
 from ..auth.user import UserInfo
-from ..db.objects import AlreadyExists, Conflict, Key, NotFound, ObjectStore, Transaction
+from ..db.objects import (
+    AlreadyExists,
+    Conflict,
+    Key,
+    NotFound,
+    ObjectStore,
+    Page,
+    Transaction,
+)
 from .errors import ApiError, already_exists, conflict, invalid, not_found
 from .kinds import Kind
 from .meta import Object, generate_name, new_uid, now
@@ -24,6 +33,35 @@ class Call:
     namespace: str  # "" for cluster-scoped kinds and for lists across all namespaces
     dry_run: bool = False
     subresource: str = ""  # "status": an update changes the status only
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Which part of a list a request wants: the objects that `matches` (its selectors), after
+    the position `after` (namespace, name) of a continued list, at most `limit` (0: all)."""
+
+    matches: Callable[[Object], bool] | None = None
+    after: tuple[str, str] | None = None
+    limit: int = 0
+
+
+def position(obj: Object) -> tuple[str, str]:
+    """Where an object stands in a list: lists are in (namespace, name) order."""
+    meta = obj.get("metadata", {})
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
+def page_of(items: list[Object], version: int, query: ListQuery) -> Page:
+    """The page `query` names of a list made whole in memory (kinds computed per caller)."""
+    chosen = sorted(
+        (item for item in items if query.matches is None or query.matches(item)), key=position
+    )
+    if query.after is not None:
+        after = query.after
+        chosen = [item for item in chosen if position(item) > after]
+    if query.limit and len(chosen) > query.limit:
+        return Page(chosen[: query.limit], version, more=True)
+    return Page(chosen, version, more=False)
 
 
 def _same(new: Object, old: Object) -> bool:
@@ -78,10 +116,26 @@ class Resource:
             raise self._missing(name)
         return await self.present(call, obj)
 
-    async def list(self, call: Call) -> tuple[list[Object], int]:
+    async def present_many(self, call: Call, objs: list[Object]) -> list[Object]:
+        """A page of objects as served: kinds that compute fields read them for all at once."""
+        return [await self.present(call, obj) for obj in objs]
+
+    async def list_page(self, call: Call, query: ListQuery) -> Page:
+        """One page of the list, read from the store by its key: what a page costs does not
+        grow with the list."""
         namespace = call.namespace if self.kind.namespaced and call.namespace else None
-        items, version = await self.store.items(self.kind.resource, namespace)
-        return [await self.present(call, item) for item in items], version
+        page = await self.store.page(
+            self.kind.resource,
+            namespace,
+            after=query.after,
+            limit=query.limit,
+            matches=query.matches,
+        )
+        return Page(await self.present_many(call, page.items), page.version, page.more)
+
+    async def list(self, call: Call) -> tuple[list[Object], int]:
+        page = await self.list_page(call, ListQuery())
+        return page.items, page.version
 
     # Writes
 

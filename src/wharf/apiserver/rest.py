@@ -8,7 +8,7 @@ import base64
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -23,7 +23,7 @@ from .context import API, Api
 from .errors import ApiError, bad_request, conflict, forbidden, status_object
 from .kinds import Kind
 from .meta import Object, field_selector, label_selector
-from .resources import Call, Resource
+from .resources import Call, ListQuery, Resource, position
 from .shapes import known_fields, unknown_fields, wrong_types
 from .tables import table, wants_table
 
@@ -272,43 +272,69 @@ def _matcher(request: web.Request, target: Target) -> Callable[[Object], bool]:
     return lambda obj: labels(obj) and fields(obj)
 
 
-def _continue_token(version: int, after: str) -> str:
-    raw = json.dumps({"rv": version, "after": after}).encode()
+def _continue_token(version: int, after: tuple[str, str]) -> str:
+    """Where the next page starts, and the resourceVersion of the list's first page."""
+    raw = json.dumps({"rv": version, "start": list(after)}).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def _after(token: str) -> str:
+def _continued(token: str) -> tuple[int, tuple[str, str]]:
     try:
-        return str(json.loads(base64.urlsafe_b64decode(token.encode()))["after"])
+        found = json.loads(base64.urlsafe_b64decode(token.encode()))
+        version, (namespace, name) = found["rv"], found["start"]
     except (ValueError, KeyError, TypeError):
         raise bad_request("invalid continue token") from None
+    if not isinstance(version, int) or not isinstance(namespace, str) or not isinstance(name, str):
+        raise bad_request("invalid continue token")
+    return version, (namespace, name)
 
 
-def _position(obj: Object) -> str:
-    meta = obj.get("metadata", {})
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+def _limit(request: web.Request) -> int:
+    text = request.query.get("limit", "")
+    # Bounded before int(): a number of thousands of digits makes int() raise.
+    if text and (not text.isdigit() or len(text) > 18):
+        raise bad_request("limit must be a non-negative integer")
+    return int(text) if text else 0
+
+
+async def _expired(api: Api, version: int) -> ApiError | None:
+    """As Kubernetes: a continued list whose first page is older than the kept history is 410,
+    with a token that goes on from the same place, inconsistently, for who accepts that."""
+    oldest = await api.store.oldest_version()
+    if oldest is None or version >= oldest - 1:
+        return None
+    return ApiError(
+        410,
+        "The provided continue parameter is too old to display a consistent list result. You "
+        "can start a new list without the continue parameter, or use the continue token in "
+        "this response to retrieve the remainder of the results. Continuing with the provided "
+        "token results in an inconsistent list - objects that were created, modified, or "
+        "deleted between the time the first chunk was returned and now may show up in the list.",
+        "Expired",
+    )
 
 
 async def list_objects(request: web.Request, target: Target, call: Call) -> web.StreamResponse:
-    items, version = await target.resource.list(call)
-    matches = _matcher(request, target)
-    items = [item for item in items if matches(item)]
-    items.sort(key=_position)
+    query = ListQuery(_matcher(request, target), limit=_limit(request))
+    first_version = 0
     if token := request.query.get("continue"):
-        after = _after(token)
-        items = [item for item in items if _position(item) > after]
+        first_version, after = _continued(token)
+        if gone := await _expired(request.app[API], first_version):
+            latest = (await target.resource.list_page(call, ListQuery(limit=1))).version
+            gone.list_meta = {"continue": _continue_token(latest, after)}
+            raise gone
+        query = replace(query, after=after)
+    page = await target.resource.list_page(call, query)
+    # Every page of one list reports the version of its first page, as Kubernetes does.
+    version = first_version or page.version
     list_meta: dict[str, Any] = {"resourceVersion": str(version)}
-    limit_text = request.query.get("limit", "")
-    if limit_text:
-        if not limit_text.isdigit():
-            raise bad_request("limit must be a non-negative integer")
-        limit = int(limit_text)
-        if 0 < limit < len(items):
-            items = items[:limit]
-            list_meta["continue"] = _continue_token(version, _position(items[-1]))
+    if page.more:
+        list_meta["continue"] = _continue_token(version, position(page.items[-1]))
     kind = target.kind
     if wants_table(request.headers.get("Accept", "")):
-        body = table(kind, items, str(version), full=request.query.get("includeObject") == "Object")
+        body = table(
+            kind, page.items, str(version), full=request.query.get("includeObject") == "Object"
+        )
         if "continue" in list_meta:
             body["metadata"]["continue"] = list_meta["continue"]
         return web.json_response(body)
@@ -317,7 +343,7 @@ async def list_objects(request: web.Request, target: Target, call: Call) -> web.
             "kind": kind.list_kind,
             "apiVersion": kind.api_version,
             "metadata": list_meta,
-            "items": items,
+            "items": page.items,
         }
     )
 
@@ -492,7 +518,7 @@ async def watch_objects(request: web.Request, target: Target, call: Call) -> web
             return False
         return matches(obj)
 
-    shown: set[str] = set()  # the objects this watcher was shown: it also sees them go
+    shown: set[tuple[str, str]] = set()  # the objects this watcher was shown: it sees them go
 
     async def stream() -> None:
         if version_text in ("", "0"):
@@ -500,7 +526,7 @@ async def watch_objects(request: web.Request, target: Target, call: Call) -> web
             items, start = await target.resource.list(call)
             for item in items:
                 if relevant(item):
-                    shown.add(_position(item))
+                    shown.add(position(item))
                     await send("ADDED", item)
         else:
             if not version_text.isdigit():
@@ -510,11 +536,11 @@ async def watch_objects(request: web.Request, target: Target, call: Call) -> web
             obj = await target.resource.present(call, event.object)
             if not relevant(obj):
                 continue
-            position = _position(obj)
-            if event.type == "DELETED" and position in shown:
-                shown.discard(position)
+            where = position(obj)
+            if event.type == "DELETED" and where in shown:
+                shown.discard(where)
             elif await target.resource.visible_to(call, event.object):
-                shown.add(position)
+                shown.add(where)
             else:
                 continue
             await send(event.type, obj)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from ..auth.authenticator import Authenticator
 from ..auth.resources import OAUTH_ACCESS_TOKENS
-from ..db.objects import Key, ObjectStore
+from ..db.objects import Key, ObjectStore, Page
 from .errors import ApiError
 from .kinds import READ_VERBS, Column, Kind, Strategy
 from .meta import Object, path_segment_problem
-from .resources import Call, Resource
+from .resources import Call, ListQuery, Resource, page_of
 from .shapes import ANY, INT, Nullable, S, top
 
 ME = "~"
@@ -89,6 +89,10 @@ class OwnTokenResource(Resource):
     async def list(self, call: Call) -> tuple[list[Object], int]:
         items, version = await self.store.items(OAUTH_ACCESS_TOKENS)
         return [await self.present(call, i) for i in items if self._own(call, i)], version
+
+    async def list_page(self, call: Call, query: ListQuery) -> Page:
+        # Made per caller in memory: paged there too.
+        return page_of(*await self.list(call), query)
 
     async def delete(self, call: Call, name: str, version: int | None = None) -> Object:
         await self.get(call, name)  # 404 for anybody else's token

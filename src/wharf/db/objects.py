@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .engine import Database
@@ -57,6 +57,15 @@ class Key:
     resource: str
     namespace: str
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Some objects of a list, the list's resourceVersion, and whether more follow."""
+
+    items: list[Object]
+    version: int
+    more: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +322,59 @@ class ObjectStore:
             return found, int(version or 0)
 
         return await self.db.run_read(read)
+
+    async def page(
+        self,
+        resource: str,
+        namespace: str | None,
+        *,
+        after: tuple[str, str] | None = None,
+        limit: int = 0,
+        matches: Callable[[Object], bool] | None = None,
+    ) -> Page:
+        """Objects of `resource` in (namespace, name) order after the position `after`, those
+        that `matches`, at most `limit` of them (0: all), read in one snapshot. Rows are read
+        in batches by the primary key, so a page costs what it returns, not the whole list."""
+        batch = max(limit + 1, 100) if limit else 1000
+        where = [objects.c.resource == resource]
+        if namespace is not None:
+            where.append(objects.c.namespace == namespace)
+        base = (
+            select(objects.c.namespace, objects.c.name, objects.c.body)
+            .where(*where)
+            .order_by(objects.c.namespace, objects.c.name)
+            .limit(batch)
+        )
+
+        def read(conn: Connection) -> Page:
+            _snapshot(conn)
+            version = int(conn.scalar(select(resource_version_counter.c.value)) or 0)
+            found: list[Object] = []
+            cursor = after
+            while True:
+                query = base
+                if cursor is not None:
+                    query = query.where(tuple_(objects.c.namespace, objects.c.name) > cursor)
+                rows = conn.execute(query).all()
+                for row in rows:
+                    obj = json.loads(row.body)
+                    if matches is not None and not matches(obj):
+                        continue
+                    if limit and len(found) == limit:
+                        return Page(found, version, more=True)
+                    found.append(obj)
+                if len(rows) < batch:
+                    return Page(found, version, more=False)
+                cursor = (rows[-1].namespace, rows[-1].name)
+
+        return await self.db.run_read(read)
+
+    async def oldest_version(self) -> int | None:
+        """The resourceVersion of the oldest event kept; older versions have been compacted."""
+        return await self.db.run_read(
+            lambda conn: conn.scalar(select(func.min(object_events.c.resource_version))),
+            small=True,
+        )
 
     def writes_to(self, resources: Sequence[str]) -> int:
         """How many local transactions wrote any of `resources`: a cheap hint of change."""

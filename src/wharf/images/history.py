@@ -62,19 +62,32 @@ def ensure_repository(conn: Connection, name: str) -> int:
     return found
 
 
-def tags_of(conn: Connection, repository: str) -> dict[str, list[TagEvent]]:
+History = dict[str, list[TagEvent]]
+
+
+def tags_of(conn: Connection, repository: str) -> History:
     """Every tag of `repository` with its events, newest first; tags sorted by name."""
+    return tags_of_many(conn, [repository]).get(repository, {})
+
+
+def tags_of_many(conn: Connection, names: list[str]) -> dict[str, History]:
+    """The history of each of the repositories `names` (those with any), in one query."""
     rows = conn.execute(
         select(
-            tag_events.c.tag, tag_events.c.digest, tag_events.c.created_at, tag_events.c.generation
+            repositories.c.name,
+            tag_events.c.tag,
+            tag_events.c.digest,
+            tag_events.c.created_at,
+            tag_events.c.generation,
         )
         .join(repositories, repositories.c.id == tag_events.c.repository_id)
-        .where(repositories.c.name == repository)
-        .order_by(tag_events.c.tag, tag_events.c.id.desc())
+        .where(repositories.c.name.in_(names))
+        .order_by(repositories.c.name, tag_events.c.tag, tag_events.c.id.desc())
     )
-    found: dict[str, list[TagEvent]] = {}
+    found: dict[str, History] = {}
     for row in rows:
-        found.setdefault(row.tag, []).append(
+        history = found.setdefault(row.name, {})
+        history.setdefault(row.tag, []).append(
             TagEvent(row.digest, _utc(row.created_at), int(row.generation))
         )
     return found
