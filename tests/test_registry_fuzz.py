@@ -49,6 +49,8 @@ from tests.support.oci import (
 )
 from tests.support.server import WharfProcess, running_wharf
 
+pytestmark = pytest.mark.generative
+
 EXAMPLES = int(os.environ.get("WHARF_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
     max_examples=EXAMPLES,
