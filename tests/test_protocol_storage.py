@@ -174,9 +174,9 @@ def test_store_keeps_what_arrived_before_the_body_broke(tmp_path: Path) -> None:
         raise ConnectionResetError("Connection lost")
 
     async def write() -> PartialWrite:
-        await store.start_upload("broken")
+        state = await store.begin("broken")
         with pytest.raises(PartialWrite) as broke:
-            await store.append("broken", 0, body(), hasher)
+            await store.append("broken", state, 0, body(), hasher)
         return broke.value
 
     hasher = hashlib.sha256()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import timedelta
-from pathlib import Path
+from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
@@ -22,7 +21,6 @@ from .apiserver.context import Api
 from .auth.authenticator import Authenticator
 from .auth.htpasswd import Htpasswd
 from .auth.rbac import RbacAuthorizer
-from .auth.tokens import DEFAULT_LIFETIME
 from .db.engine import Database, sqlite_url
 from .db.objects import ObjectStore
 from .registry import app as registry_app
@@ -35,38 +33,38 @@ from .registry.publish import LocalTags, Publisher
 from .registry.stream_publisher import StreamPublisher
 from .registry.token_endpoint import CLUSTER_ACCESS
 from .registry.uploads import Uploads
+from .settings import Settings
+from .storage.base import BlobStore
 from .storage.filesystem import FilesystemBlobStore
 from .tls import Certificates
 
 log = structlog.get_logger("wharf")
 
 
-@dataclass(frozen=True)
-class Settings:
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 5000
-    data_dir: Path = field(default_factory=lambda: Path("wharf-data"))
-    database_url: str | None = None
-    upload_timeout: timedelta = timedelta(hours=1)
-    sweep_interval: float = 60.0
-    api_host: str = "127.0.0.1"
-    api_port: int = 8443
-    # Off: the registry alone, open to everybody, tags kept without image streams.
-    auth: bool = True
-    registry_tls: bool = True
-    # The registry's address for clients outside (the route's host); default: listen address.
-    public_host: str | None = None
-    # Seconds an OAuth access token lasts; events kept for watches (older: 410 Gone).
-    token_lifetime: int = DEFAULT_LIFETIME
-    retained_events: int = ObjectStore.RETAINED_EVENTS
-
-    @property
-    def internal_address(self) -> str:
-        return f"{self.listen_host}:{self.listen_port}"
-
-
 async def healthz(_request: web.Request) -> web.Response:
     return web.Response(text="ok", headers={"Cache-Control": "no-cache"})
+
+
+def readyz(store: BlobStore) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Readiness: 200 while the storage backend answers, 503 while it does not (liveness is
+    /healthz, which says only that the process serves)."""
+
+    async def ready(_request: web.Request) -> web.Response:
+        headers = {"Cache-Control": "no-cache"}
+        if await store.ready():
+            return web.Response(text="ok", headers=headers)
+        return web.Response(status=503, text="storage not ready", headers=headers)
+
+    return ready
+
+
+def build_store(settings: Settings) -> BlobStore:
+    """The storage backend the settings name."""
+    if settings.storage == "s3":
+        from .storage.s3 import S3BlobStore
+
+        return S3BlobStore(settings.s3)
+    return FilesystemBlobStore(settings.data_dir)
 
 
 @dataclass
@@ -94,10 +92,11 @@ async def build_apps(settings: Settings) -> Apps:
     await bootstrap.ensure_route(objects, settings.public_host or settings.internal_address)
     addresses = RouteAddresses(objects, settings.internal_address)
 
-    store = FilesystemBlobStore(settings.data_dir)
+    store = build_store(settings)
     metadata = RegistryMetadata(database)
     registry_web = web.Application()
     registry_web.router.add_get("/healthz", healthz)
+    registry_web.router.add_get("/readyz", readyz(store))
     if settings.auth:
         access = ClusterAccess(authenticator, rbac)
         publisher: Publisher = StreamPublisher(
@@ -110,9 +109,10 @@ async def build_apps(settings: Settings) -> Apps:
         authorizer, publisher = AllowAll(), LocalTags(metadata)
     registry = Registry(metadata, store, Uploads(metadata, store), authorizer, publisher)
     registry_app.install(registry_web, registry)
+    registry_web.on_cleanup.append(lambda _app: store.close())
     logs.install(registry_web)
     registry_web.cleanup_ctx.append(
-        registry_app.sweeper(settings.sweep_interval, settings.upload_timeout)
+        registry_app.sweeper(settings.sweep_interval, settings.upload_idle)
     )
 
     api_web = web.Application()

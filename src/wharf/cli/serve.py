@@ -1,73 +1,124 @@
-"""`wharf serve`: run Wharf, the registry and the cluster API in one process."""
+"""`wharf serve`: run Wharf, the registry and the cluster API, in one process.
+
+Every flag is a field of wharf.settings.Settings; a flag not given leaves the field to the
+`WHARF_*` environment, then the settings file, then the default."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from .errors import CliError
 
-def host_port(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise typer.BadParameter(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
+# Hidden, for tests: short-lived tokens, and a short event log (older watches get 410).
+_HIDDEN = {"hidden": True, "min": 1}
+# The --s3-* flags, as fields of the settings' `s3` part.
+_S3_FIELDS = {
+    "s3_bucket": "bucket",
+    "s3_region": "region",
+    "s3_endpoint": "region_endpoint",
+    "s3_virtual_hosted_style": "virtual_hosted_style",
+    "s3_encrypt": "encrypt",
+    "s3_key_id": "key_id",
+    "s3_chunk_size": "chunk_size_mib",
+    "s3_disable_redirect": "disable_redirect",
+    "s3_root_directory": "root_directory",
+}
 
 
 def serve_command(
-    listen: Annotated[str, typer.Option(help="Registry address, HOST:PORT")] = "127.0.0.1:5000",
-    api_listen: Annotated[str, typer.Option(help="API address, HOST:PORT")] = "127.0.0.1:8443",
-    data_dir: Annotated[Path, typer.Option(help="Where blobs and metadata live")] = Path(
-        "wharf-data"
-    ),
+    listen: Annotated[
+        str | None, typer.Option(help="Registry address, HOST:PORT [default: 127.0.0.1:5000]")
+    ] = None,
+    api_listen: Annotated[
+        str | None, typer.Option(help="API address, HOST:PORT [default: 127.0.0.1:8443]")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where metadata and blobs live [default: wharf-data]")
+    ] = None,
     database_url: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL; default: SQLite in the data directory")
     ] = None,
     upload_timeout: Annotated[
-        float, typer.Option(help="Seconds after which an idle upload session is removed")
-    ] = 3600.0,
+        float | None,
+        typer.Option(help="Seconds after which an idle upload session is removed [default: 3600]"),
+    ] = None,
     public_host: Annotated[
         str | None,
         typer.Option(help="The registry's host for clients (the route's host); default: --listen"),
     ] = None,
     auth: Annotated[
-        bool,
+        bool | None,
         typer.Option(help="Registry access by cluster tokens and RBAC; --no-auth: open to all"),
-    ] = True,
+    ] = None,
     registry_tls: Annotated[
-        bool, typer.Option(help="Serve the registry over TLS with Wharf's own CA")
-    ] = True,
-    # Hidden, for tests: short-lived tokens, and a short event log (older watches get 410).
+        bool | None, typer.Option(help="Serve the registry over TLS with Wharf's own CA")
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Where blob bytes live: filesystem (default) or s3")
+    ] = None,
+    s3_bucket: Annotated[str | None, typer.Option(help="S3 bucket")] = None,
+    s3_region: Annotated[str | None, typer.Option(help="S3 region [default: us-east-1]")] = None,
+    s3_endpoint: Annotated[
+        str | None, typer.Option(help="S3-compatible endpoint URL; default: AWS")
+    ] = None,
+    s3_virtual_hosted_style: Annotated[
+        bool | None, typer.Option(help="Bucket in the host name instead of the path")
+    ] = None,
+    s3_encrypt: Annotated[
+        bool | None, typer.Option(help="Server-side encryption (SSE-S3, or SSE-KMS by key id)")
+    ] = None,
+    s3_key_id: Annotated[str | None, typer.Option(help="KMS key id for SSE-KMS")] = None,
+    s3_chunk_size: Annotated[
+        int | None, typer.Option(help="Multipart part size in MiB, 5 to 5120 [default: 10]")
+    ] = None,
+    s3_disable_redirect: Annotated[
+        bool | None, typer.Option(help="Stream blobs through Wharf instead of a 307 to S3")
+    ] = None,
+    s3_root_directory: Annotated[
+        str | None, typer.Option(help="Key prefix of every object in the bucket")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="A YAML or JSON settings file; default: $WHARF_CONFIG")
+    ] = None,
     token_lifetime: Annotated[
-        int, typer.Option(hidden=True, min=1, help="Seconds an OAuth access token lasts")
-    ] = 24 * 3600,
+        int | None, typer.Option(help="Seconds an OAuth access token lasts", **_HIDDEN)
+    ] = None,
     retained_events: Annotated[
-        int, typer.Option(hidden=True, min=1, help="Events kept for watches to resume from")
-    ] = 100_000,
+        int | None, typer.Option(help="Events kept for watches to resume from", **_HIDDEN)
+    ] = None,
 ) -> None:
     """Run Wharf: the registry and the cluster API, in one process."""
+    given = {name: value for name, value in locals().items() if value is not None}
     import asyncio
-    from datetime import timedelta
+
+    from pydantic import ValidationError
 
     # Imported here: the client verbs start faster without the server's dependencies.
-    from ..server import Settings, serve
+    from ..server import serve
+    from ..settings import load_settings
 
-    host, port = host_port(listen)
-    api_host, api_port = host_port(api_listen)
-    settings = Settings(
-        api_host=api_host,
-        api_port=api_port,
-        listen_host=host,
-        listen_port=port,
-        data_dir=data_dir,
-        database_url=database_url,
-        upload_timeout=timedelta(seconds=upload_timeout),
-        sweep_interval=min(60.0, max(upload_timeout / 4, 0.5)),
-        auth=auth,
-        registry_tls=registry_tls,
-        public_host=public_host,
-        token_lifetime=token_lifetime,
-        retained_events=retained_events,
-    )
+    file = given.pop("config", None)
+    flags: dict[str, Any] = {
+        name: value for name, value in given.items() if not name.startswith("s3_")
+    }
+    s3 = {_S3_FIELDS[name]: value for name, value in given.items() if name.startswith("s3_")}
+    if s3:
+        flags["s3"] = s3
+    try:
+        settings = load_settings(flags, file)
+    except ValidationError as exc:
+        raise CliError(f"bad settings: {_problems(exc)}") from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     asyncio.run(serve(settings))
+
+
+def _problems(exc: Any) -> str:
+    """A validation error as `field: problem` pairs, one line."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+        for error in exc.errors()
+    )

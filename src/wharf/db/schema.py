@@ -79,7 +79,9 @@ tag_events = Table(
     Index("ix_tag_events_repository_tag", "repository_id", "tag", "id"),
 )
 
-# Upload sessions live here so that one upload's requests may reach different processes.
+# Upload sessions live here so that one upload's requests may reach different processes: how
+# many bytes it has, the storage backend's state of it (an S3 multipart upload and its parts),
+# and which request holds it while writing (a lease that lapses if its process dies).
 uploads = Table(
     "uploads",
     metadata,
@@ -88,6 +90,9 @@ uploads = Table(
     Column("size", BigInteger, nullable=False, default=0),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False, index=True),
+    Column("state", Text, nullable=False, server_default=""),
+    Column("holder", String(36), nullable=True),
+    Column("held_until", DateTime, nullable=True),
 )
 
 # The control plane's objects, Kubernetes style: every write takes the next value of one global

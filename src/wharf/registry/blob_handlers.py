@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import BinaryIO
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.web_request import BaseRequest
 
+from ..storage.base import BlobContent, FileSlice
 from .access import Action
 from .context import (
     authorized_repository,
@@ -27,19 +27,19 @@ THREADED_SENDFILE_BYTES = 1024 * 1024
 
 
 class BlobResponse(web.StreamResponse):
-    """A blob's bytes, or the slice a Range chose, sent by sendfile, with the digest as ETag.
+    """A blob's bytes, or the slice a Range chose, with the digest as ETag: by sendfile from a
+    local file, else streamed as the backend reads them.
 
-    The file is opened by the handler, so that nothing can fail between the answer's status
-    and its bytes but the connection itself.
+    The content is opened by the handler, so that nothing can fail between the answer's status
+    and its bytes but the connection and the backend itself.
     """
 
     def __init__(
-        self, digest: str, size: int, selection: Selection, file: BinaryIO | None
+        self, digest: str, size: int, selection: Selection, content: BlobContent | None
     ) -> None:
         super().__init__(status=selection.status, headers={"Docker-Content-Digest": digest})
         self.etag = digest
-        self._file = file
-        self._slice = (selection.offset, selection.count)
+        self._content = content
         if selection.status == 304:
             return
         self.content_type = "application/octet-stream"
@@ -50,18 +50,22 @@ class BlobResponse(web.StreamResponse):
             self.headers[hdrs.CONTENT_RANGE] = f"bytes {selection.offset}-{end}/{size}"
 
     async def prepare(self, request: BaseRequest) -> AbstractStreamWriter | None:
-        file, self._file = self._file, None
+        content, self._content = self._content, None
         try:
             writer = await super().prepare(request)
-            if file is not None:
-                await self._send(request, file)
+            if isinstance(content, FileSlice):
+                await self._send_file(request, content)
+            elif content is not None:
+                async for chunk in content.chunks():
+                    await self.write(chunk)
+                await super().write_eof()
             return writer
         finally:
-            if file is not None:
-                file.close()
+            if content is not None:
+                await content.close()
 
-    async def _send(self, request: BaseRequest, file: BinaryIO) -> None:
-        offset, count = self._slice
+    async def _send_file(self, request: BaseRequest, content: FileSlice) -> None:
+        file, offset, count = content.file, content.offset, content.count
         transport = request.transport
         if transport is None:
             raise ConnectionResetError("the client went away")
@@ -92,18 +96,21 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     registry = registry_of(request)
     repository_id = await existing_repository_id(request, name, "BLOB_UNKNOWN")
     size = await intact_blob_size(registry, repository_id, digest)
-    path = registry.store.local_path(digest)
-    if size is None or path is None:
+    if size is None:
         raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
     selection = select(request, digest, size)
-    file = None
-    if request.method == hdrs.METH_GET and selection.count:
-        # Opening is a few microseconds of metadata work, cheaper here than in a thread.
-        try:
-            file = path.open("rb", buffering=0)
-        except FileNotFoundError:  # removed since its stat above
-            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest}) from None
-    return BlobResponse(digest, size, selection, file)
+    if request.method != hdrs.METH_GET or not selection.count:
+        return BlobResponse(digest, size, selection, None)
+    # The client fetches the bytes, and any Range of them, from the backend itself.
+    url = await registry.store.redirect_url(digest)
+    if url is not None:
+        return web.Response(
+            status=307, headers={hdrs.LOCATION: url, "Docker-Content-Digest": digest}
+        )
+    content = await registry.store.open(digest, selection.offset, selection.count)
+    if content is None:  # removed since its size was checked
+        raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+    return BlobResponse(digest, size, selection, content)
 
 
 async def delete_blob(request: web.Request) -> web.Response:

@@ -1,4 +1,5 @@
-"""The registry's records in the database: repositories, blob links, manifests, tags, uploads.
+"""The registry's records in the database: repositories, blob links, manifests, tags
+(upload sessions: upload_records).
 
 Each operation is one plain function of a connection, run whole in a database thread
 (`Database.run_read`, `Database.run_write`): one hop per request rather than one per statement.
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, select
 
 from ..db.engine import Database
 from ..db.prepared import Prepared
@@ -22,7 +23,6 @@ from ..db.schema import (
     repository_blobs,
     repository_manifests,
     tag_events,
-    uploads,
 )
 from ..db.statements import insert_ignore
 from ..images import history
@@ -64,21 +64,6 @@ _ADD_BLOB = Prepared(
 _LINK_BLOB = Prepared(
     lambda dialect: insert_ignore(dialect, repository_blobs), ["repository_id", "digest"]
 )
-_CREATE_UPLOAD = Prepared(
-    insert(uploads), ["id", "repository_id", "size", "created_at", "updated_at"]
-)
-_UPLOAD_SIZE = Prepared(
-    select(uploads.c.size).where(
-        uploads.c.id == bindparam("upload_id"),
-        uploads.c.repository_id == bindparam("repository_id"),
-    )
-)
-_ADVANCE_UPLOAD = Prepared(
-    update(uploads)
-    .where(uploads.c.id == bindparam("upload_id"), uploads.c.size == bindparam("old_size"))
-    .values(size=bindparam("new_size"), updated_at=bindparam("now"))
-)
-_DELETE_UPLOAD = Prepared(delete(uploads).where(uploads.c.id == bindparam("upload_id")))
 _ADD_MANIFEST = Prepared(
     lambda dialect: insert_ignore(dialect, manifests),
     ["digest", "media_type", "payload", "subject", "artifact_type", "annotations", "created_at"],
@@ -159,9 +144,10 @@ class RegistryMetadata:
         return size
 
     async def link_blob(self, repository_id: int, digest: str, size: int) -> None:
-        await self.db.run_write(lambda conn: self._link_blob(conn, repository_id, digest, size))
+        await self.db.run_write(lambda conn: self.link_blob_in(conn, repository_id, digest, size))
 
-    def _link_blob(self, conn: Connection, repository_id: int, digest: str, size: int) -> None:
+    def link_blob_in(self, conn: Connection, repository_id: int, digest: str, size: int) -> None:
+        """Record the blob and link it to the repository, in `conn`'s transaction."""
         _ADD_BLOB.run(conn, digest=digest, size=size, created_at=utcnow())
         _LINK_BLOB.run(conn, repository_id=repository_id, digest=digest)
 
@@ -172,76 +158,15 @@ class RegistryMetadata:
         )
         return await self.db.run_write(lambda conn: bool(conn.execute(statement).rowcount))
 
-    # Upload sessions
-
-    async def create_upload(self, repository_id: int, upload_id: str) -> str:
-        now = utcnow()
-        await self.db.run_write(
-            lambda conn: _CREATE_UPLOAD.run(
-                conn,
-                id=upload_id,
-                repository_id=repository_id,
-                size=0,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        return upload_id
-
-    async def upload_size(self, upload_id: str, repository_id: int) -> int | None:
-        size: int | None = await self.db.run_read(
-            lambda conn: _UPLOAD_SIZE.scalar(
-                conn, upload_id=upload_id, repository_id=repository_id
-            ),
-            small=True,
-        )
-        return size
-
-    async def advance_upload(self, upload_id: str, old_size: int, new_size: int) -> bool:
-        """Record that the upload grew from `old_size`; False if another request moved it."""
-        now = utcnow()
-        return await self.db.run_write(
-            lambda conn: bool(
-                _ADVANCE_UPLOAD.run(
-                    conn, upload_id=upload_id, old_size=old_size, new_size=new_size, now=now
-                )
-            )
-        )
-
-    async def finish_upload(
-        self, upload_id: str, repository_id: int, digest: str, size: int
-    ) -> None:
-        def finish(conn: Connection) -> None:
-            _DELETE_UPLOAD.run(conn, upload_id=upload_id)
-            self._link_blob(conn, repository_id, digest, size)
-
-        await self.db.run_write(finish)
-
     async def add_blob(self, name: str, digest: str, size: int) -> None:
         """Link a verified blob to repository `name`, which this creates if it must."""
 
         def add(conn: Connection) -> int:
             repository_id = self._ensure_repository(conn, name)
-            self._link_blob(conn, repository_id, digest, size)
+            self.link_blob_in(conn, repository_id, digest, size)
             return repository_id
 
         self.remember(name, await self.db.run_write(add))
-
-    async def delete_upload(self, upload_id: str) -> bool:
-        return await self.db.run_write(
-            lambda conn: bool(_DELETE_UPLOAD.run(conn, upload_id=upload_id))
-        )
-
-    async def known_uploads(self, upload_ids: set[str]) -> set[str]:
-        """Which of `upload_ids` are live sessions."""
-        if not upload_ids:
-            return set()
-        query = select(uploads.c.id).where(uploads.c.id.in_(upload_ids))
-        return await self.db.run_read(lambda conn: set(conn.scalars(query)))
-
-    async def stale_uploads(self, before: datetime) -> list[str]:
-        query = select(uploads.c.id).where(uploads.c.updated_at < before)
-        return await self.db.run_read(lambda conn: list(conn.scalars(query)))
 
     # Manifests and tags
 

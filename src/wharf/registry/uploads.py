@@ -1,23 +1,32 @@
-"""Blob upload sessions: bytes through the BlobStore, progress in the database.
+"""Blob upload sessions: bytes through the BlobStore, progress and backend state in the database.
 
-The running hash of an upload lives in the process that received its last chunk. When the next
-request of the same upload lands on another process (or after a restart), that process rebuilds
-the hash from the stored bytes, so any process can continue any upload.
+Each request that writes an upload first takes its lease in the database (upload_records), so
+the requests of one upload may reach any process, one at a time. The running hash of an upload
+is a cache of the process that received its last chunk: a process without it (another one, or
+this one after a restart) rebuilds it from the stored bytes. Hash states are never stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
+
 from ..oci.digest import Digest
-from ..storage.base import BlobStore, PartialWrite, UploadBusy, UploadGone
+from ..storage.base import BlobStore, PartialWrite
 from .errors import RegistryError
 from .metadata import RegistryMetadata
+from .upload_records import LEASE, UploadRecords
+
+log = structlog.get_logger("wharf.registry")
 
 
 def range_error(size: int, message: str) -> RegistryError:
@@ -30,40 +39,64 @@ def range_header(size: int) -> str:
     return f"0-{max(size - 1, 0)}"
 
 
+@dataclass(slots=True)
+class Lease:
+    """An upload as the request holding it sees it: what is recorded so far."""
+
+    upload_id: str
+    holder: str
+    size: int
+    state: str
+    settled: bool = False  # the upload was recorded, finished or removed: nothing to release
+
+
 class Uploads:
     def __init__(self, metadata: RegistryMetadata, store: BlobStore) -> None:
         self.metadata = metadata
+        self.records = UploadRecords(metadata)
         self.store = store
         self._hashers: dict[str, tuple[int, Any]] = {}
 
     async def open(self, repository_id: int) -> str:
         upload_id = str(uuid.uuid4())
-        await self.store.start_upload(upload_id)
-        return await self.metadata.create_upload(repository_id, upload_id)
+        state = await self.store.begin(upload_id)
+        await self.records.create(repository_id, upload_id, state)
+        return upload_id
 
     async def size(self, upload_id: str, repository_id: int) -> int:
-        size = await self.metadata.upload_size(upload_id, repository_id)
+        size = await self.records.size(upload_id, repository_id)
         if size is None:
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"upload": upload_id})
         return size
 
     @asynccontextmanager
-    async def _exclusive(self, upload_id: str, repository_id: int) -> AsyncIterator[int]:
-        """Hold the upload against every other request, in any process, and give its size.
+    async def _held(self, upload_id: str, repository_id: int) -> AsyncIterator[Lease]:
+        """The upload, held against every other request in any process until the block ends.
 
-        Two requests writing one upload at once would each truncate and overwrite the other's
-        bytes, and could leave a hash that does not describe the file; the second is refused
-        as an out-of-order chunk, with the upload's current range.
+        A second request is refused as an out-of-order chunk, with the upload's current range.
         """
-        async with AsyncExitStack() as stack:
-            try:
-                await stack.enter_async_context(self.store.hold(upload_id))
-            except UploadGone:
-                raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"upload": upload_id}) from None
-            except UploadBusy:
-                size = await self.size(upload_id, repository_id)
-                raise range_error(size, "another request is writing this upload") from None
-            yield await self.size(upload_id, repository_id)
+        holder = str(uuid.uuid4())
+        claim = await self.records.claim(upload_id, repository_id, holder)
+        if claim is None:
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"upload": upload_id})
+        if not claim.held:
+            raise range_error(claim.size, "another request is writing this upload")
+        lease = Lease(upload_id, holder, claim.size, claim.state)
+        renewing = asyncio.create_task(self._renew(lease))
+        try:
+            yield lease
+        finally:
+            renewing.cancel()
+            if not lease.settled:
+                await asyncio.shield(self.records.release(upload_id, holder))
+
+    async def _renew(self, lease: Lease) -> None:
+        """Keep the lease while a long body arrives."""
+        while True:
+            await asyncio.sleep(LEASE.total_seconds() / 3)
+            if not await self.records.renew(lease.upload_id, lease.holder):
+                log.warning("upload lease lost", upload=lease.upload_id)
+                return
 
     async def append(
         self,
@@ -73,50 +106,69 @@ class Uploads:
         expected: tuple[int, int] | None = None,
     ) -> int:
         """Add a chunk; `expected` is the (start, length) a Content-Range announced."""
-        async with self._exclusive(upload_id, repository_id) as size:
-            hasher = await self._hasher(upload_id, size)
-            written = await self._write(upload_id, size, body, hasher, expected)
-            await self._record(upload_id, size, size + written, hasher)
-            return size + written
+        async with self._held(upload_id, repository_id) as lease:
+            hasher = await self._hasher(lease)
+            size, state = await self._write(lease, body, hasher, expected)
+            await self._record(lease, size, state, hasher)
+            return size
 
     async def _write(
         self,
-        upload_id: str,
-        size: int,
+        lease: Lease,
         body: AsyncIterable[bytes],
         hasher: Any,
         expected: tuple[int, int] | None,
-    ) -> int:
-        """Store a chunk at `size`, feeding `hasher`; return how many bytes it had."""
-        if expected is not None and expected[0] != size:
-            raise range_error(size, f"chunk starts at {expected[0]}, upload has {size} bytes")
+    ) -> tuple[int, str]:
+        """Store a chunk after the recorded bytes, feeding `hasher`; return the upload's new
+        size and state, not yet recorded."""
+        if expected is not None and expected[0] != lease.size:
+            raise range_error(
+                lease.size, f"chunk starts at {expected[0]}, upload has {lease.size} bytes"
+            )
         try:
-            written = await self.store.append(upload_id, size, body, hasher)
+            written = await self.store.append(
+                lease.upload_id, lease.state, lease.size, body, hasher
+            )
         except PartialWrite as exc:
             # Keep what arrived, so that the client can ask for the offset and resume.
-            await self._record(upload_id, size, size + exc.written, hasher)
+            await self._record(lease, lease.size + exc.written, exc.state, hasher)
             raise RegistryError("BLOB_UPLOAD_INVALID", "the request body ended early") from exc
         except BaseException:
-            self._hashers.pop(upload_id, None)
+            self._hashers.pop(lease.upload_id, None)
             raise
-        if expected is not None and written != expected[1]:
-            self._hashers.pop(upload_id, None)  # bytes past `size` are dropped later
-            raise range_error(size, f"Content-Range announced {expected[1]} bytes, got {written}")
-        return written
+        if expected is not None and written.size != expected[1]:
+            self._hashers.pop(lease.upload_id, None)  # what was stored belongs to nobody
+            raise range_error(
+                lease.size, f"Content-Range announced {expected[1]} bytes, got {written.size}"
+            )
+        return lease.size + written.size, written.state
 
-    async def _record(self, upload_id: str, old: int, new: int, hasher: Any) -> None:
-        if not await self.metadata.advance_upload(upload_id, old, new):
-            self._hashers.pop(upload_id, None)
-            raise range_error(old, "another request changed this upload at the same time")
-        self._hashers[upload_id] = (new, hasher)
+    async def _record(self, lease: Lease, size: int, state: str, hasher: Any) -> None:
+        """Record the upload's new size and state and release it."""
+        recorded = await self.records.record(
+            lease.upload_id, lease.holder, lease.size, size, state, keep=False
+        )
+        lease.settled = True
+        if not recorded:
+            self._hashers.pop(lease.upload_id, None)
+            raise range_error(lease.size, "another request changed this upload at the same time")
+        self._hashers[lease.upload_id] = (size, hasher)
 
-    async def _hasher(self, upload_id: str, size: int, algorithm: str = "sha256") -> Any:
-        cached = self._hashers.pop(upload_id, None)
-        if cached is not None and cached[0] == size and cached[1].name == algorithm:
+    async def _hasher(self, lease: Lease, algorithm: str = "sha256") -> Any:
+        cached = self._hashers.pop(lease.upload_id, None)
+        if cached is not None and cached[0] == lease.size and cached[1].name == algorithm:
             return cached[1]
         hasher = hashlib.new(algorithm)
-        if size:
-            await self.store.rehash(upload_id, size, hasher)
+        if lease.size:
+            state = await self.store.resume(lease.upload_id, lease.state, lease.size, hasher)
+            if state != lease.state:
+                # The backend moved the bytes (S3 completes and reopens its multipart upload to
+                # read them): the new state must be recorded before anything else happens.
+                if not await self.records.record(
+                    lease.upload_id, lease.holder, lease.size, lease.size, state, keep=True
+                ):
+                    raise range_error(lease.size, "another request changed this upload")
+                lease.state = state
         return hasher
 
     async def finish(
@@ -128,16 +180,22 @@ class Uploads:
         expected: tuple[int, int] | None = None,
     ) -> int:
         """Complete the upload as blob `digest`, with `body` as its last chunk if given: one
-        hold of the upload and one database write for the whole of the final request."""
-        async with self._exclusive(upload_id, repository_id) as size:
-            hasher = await self._hasher(upload_id, size, digest.algorithm)
+        lease of the upload and one database write for the whole of the final request."""
+        async with self._held(upload_id, repository_id) as lease:
+            hasher = await self._hasher(lease, digest.algorithm)
+            size, state = lease.size, lease.state
             if body is not None:
-                size += await self._write(upload_id, size, body, hasher, expected)
+                size, state = await self._write(lease, body, hasher, expected)
             if hasher.hexdigest() != digest.encoded:
+                lease.settled = True
                 await self.cancel(upload_id)
                 raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
-            await self.store.commit(upload_id, str(digest), size)
-            await self.metadata.finish_upload(upload_id, repository_id, str(digest), size)
+            await self.store.commit(upload_id, state, size, str(digest))
+            lease.settled = True
+            if not await self.records.finish(
+                upload_id, lease.holder, repository_id, str(digest), size
+            ):
+                raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"upload": upload_id})
             return size
 
     async def monolithic(self, name: str, digest: Digest, body: AsyncIterable[bytes]) -> int:
@@ -145,34 +203,37 @@ class Uploads:
         repository `name`) until it verifies."""
         upload_id = str(uuid.uuid4())
         hasher = hashlib.new(digest.algorithm)
+        state = await self.store.begin(upload_id)
         try:
-            size = await self.store.append(upload_id, 0, body, hasher)
-        except BaseException as exc:
-            await self.store.discard(upload_id)
-            if isinstance(exc, PartialWrite):
-                raise RegistryError("BLOB_UPLOAD_INVALID", "the request body ended early") from exc
+            written = await self.store.append(upload_id, state, 0, body, hasher)
+        except PartialWrite as exc:
+            await self.store.abort(upload_id, exc.state)
+            raise RegistryError("BLOB_UPLOAD_INVALID", "the request body ended early") from exc
+        except BaseException:
+            await asyncio.shield(self.store.abort(upload_id, None))
             raise
         if hasher.hexdigest() != digest.encoded:
-            await self.store.discard(upload_id)
+            await self.store.abort(upload_id, written.state)
             raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
-        await self.store.commit(upload_id, str(digest), size)
-        await self.metadata.add_blob(name, str(digest), size)
-        return size
+        await self.store.commit(upload_id, written.state, written.size, str(digest))
+        await self.metadata.add_blob(name, str(digest), written.size)
+        return written.size
 
     async def cancel(self, upload_id: str) -> bool:
         self._hashers.pop(upload_id, None)
-        found = await self.metadata.delete_upload(upload_id)
-        await self.store.discard(upload_id)
-        return found
+        state = await self.records.delete(upload_id)
+        await self.store.abort(upload_id, state)
+        return state is not None
 
     async def sweep(self, idle_since: datetime) -> int:
         """Remove the sessions nobody touched since `idle_since`; return how many."""
-        stale = set(await self.metadata.stale_uploads(idle_since))
+        stale = set(await self.records.stale(idle_since))
         for upload_id in stale:
             await self.cancel(upload_id)
         # Bytes with no session at all: a write that raced a cancel, or a crash mid-upload.
-        idle_files = set(await self.store.idle_uploads(idle_since)) - stale
-        known = await self.metadata.known_uploads(idle_files)
-        for upload_id in idle_files - known:
-            await self.store.discard(upload_id)
-        return len(stale) + len(idle_files - known)
+        leftovers = set(await self.store.leftovers(idle_since)) - stale
+        orphans = leftovers - await self.records.known(leftovers)
+        for upload_id in orphans:
+            with contextlib.suppress(Exception):
+                await self.store.abort(upload_id, None)
+        return len(stale) + len(orphans)

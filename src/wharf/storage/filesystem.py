@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import fcntl
 import os
 import stat
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .base import PartialWrite, UploadBusy, UploadGone
+from .base import FileSlice, PartialWrite, Written
 
 # Gather the body into batches this large before handing them to the worker thread: hashing
 # and writing in big batches off the event loop is what keeps pushes near the disk's speed.
@@ -28,6 +26,10 @@ _READ_BYTES = 4 * 1024 * 1024
 
 
 class FilesystemBlobStore:
+    """Uploads are files named by their id; an upload has no state beyond its bytes."""
+
+    checks_sizes = True
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.uploads = root / "uploads"
@@ -43,9 +45,6 @@ class FilesystemBlobStore:
         algorithm, _, encoded = digest.partition(":")
         return self.blobs / algorithm / encoded[:2] / encoded
 
-    def local_path(self, digest: str) -> Path | None:
-        return self._blob_path(digest)
-
     # One stat is a few microseconds of metadata work: cheaper on the event loop than a hop
     # to a thread.
     async def stat(self, digest: str) -> int | None:
@@ -60,20 +59,42 @@ class FilesystemBlobStore:
             return _read_small(self._blob_path(digest), limit)
         return await asyncio.to_thread(_read_small, self._blob_path(digest), limit)
 
-    # Making an empty file and taking a lock that never waits are a few microseconds of
-    # metadata work: they run right on the event loop, cheaper than a hop to a thread.
-    async def start_upload(self, upload_id: str) -> None:
-        os.close(os.open(self._upload_path(upload_id), os.O_WRONLY | os.O_CREAT, 0o600))
-
-    @asynccontextmanager
-    async def hold(self, upload_id: str) -> AsyncIterator[None]:
-        fd = _lock(self._upload_path(upload_id), upload_id)
+    # Opening is a few microseconds of metadata work, cheaper here than in a thread.
+    async def open(self, digest: str, offset: int, count: int) -> FileSlice | None:
         try:
-            yield
-        finally:
-            os.close(fd)  # which releases the lock
+            file = self._blob_path(digest).open("rb", buffering=0)
+        except FileNotFoundError:
+            return None
+        return FileSlice(file, offset, count)
+
+    async def redirect_url(self, digest: str) -> str | None:
+        return None
+
+    async def delete(self, digest: str) -> bool:
+        try:
+            await asyncio.to_thread(self._blob_path(digest).unlink)
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        pass  # nothing held between calls
+
+    async def ready(self) -> bool:
+        return os.access(self.blobs, os.W_OK) and os.access(self.uploads, os.W_OK)
+
+    # Making an empty file is a few microseconds of metadata work: it runs right on the event
+    # loop, cheaper than a hop to a thread.
+    async def begin(self, upload_id: str) -> str:
+        os.close(os.open(self._upload_path(upload_id), os.O_WRONLY | os.O_CREAT, 0o600))
+        return ""
 
     async def append(
+        self, upload_id: str, state: str, offset: int, body: AsyncIterable[bytes], hasher: Any
+    ) -> Written:
+        return Written(await self._append(upload_id, offset, body, hasher), state)
+
+    async def _append(
         self, upload_id: str, offset: int, body: AsyncIterable[bytes], hasher: Any
     ) -> int:
         path = self._upload_path(upload_id)
@@ -91,7 +112,7 @@ class FilesystemBlobStore:
         except Exception as exc:
             # Whatever arrived before the break is kept, so the client may resume.
             written = await asyncio.to_thread(_write_whole, path, offset, first, hasher)
-            raise PartialWrite(written, exc) from exc
+            raise PartialWrite(written, "", exc) from exc
         if ended:
             # The whole body fits one batch (every small blob): one hop to a thread opens,
             # writes and closes.
@@ -111,7 +132,7 @@ class FilesystemBlobStore:
         # as long as this runs, and with the chunks in it, 4 MiB more for every upload.
         batch = first[:]
         first.clear()
-        fd = await asyncio.to_thread(_open_at, path, offset)
+        fd = await asyncio.to_thread(_open_upload, path)
         written = 0
         in_flight: asyncio.Future[int] | None = None
         batch_size = sum(len(chunk) for chunk in batch)
@@ -138,10 +159,10 @@ class FilesystemBlobStore:
                         _write_batch, fd, offset + written, batch, hasher
                     )
             except asyncio.CancelledError:
-                # The caller will not record this write: drop it, the upload stays as it was.
+                # The caller will not record this write: what it stored past `offset` belongs
+                # to nobody. The batch in flight must end before the file is closed.
                 if in_flight is not None:
                     await asyncio.shield(in_flight)
-                await asyncio.to_thread(os.ftruncate, fd, offset)
                 raise
             except Exception as exc:
                 if in_flight is not None:
@@ -151,16 +172,16 @@ class FilesystemBlobStore:
                         _write_batch, fd, offset + written, batch, hasher
                     )
                 # Whatever arrived before the break is kept, so the client may resume.
-                await asyncio.to_thread(os.ftruncate, fd, offset + written)
-                raise PartialWrite(written, exc) from exc
+                raise PartialWrite(written, "", exc) from exc
         finally:
             await asyncio.to_thread(os.close, fd)
         return written
 
-    async def rehash(self, upload_id: str, size: int, hasher: Any) -> None:
+    async def resume(self, upload_id: str, state: str, size: int, hasher: Any) -> str:
         await asyncio.to_thread(_hash_file, self._upload_path(upload_id), size, hasher)
+        return state
 
-    async def commit(self, upload_id: str, digest: str, size: int) -> None:
+    async def commit(self, upload_id: str, state: str, size: int, digest: str) -> None:
         await asyncio.to_thread(self._commit, upload_id, digest, size)
 
     def _commit(self, upload_id: str, digest: str, size: int) -> None:
@@ -185,10 +206,10 @@ class FilesystemBlobStore:
         os.rename(source, target)
         _fsync_dir(target.parent)
 
-    async def discard(self, upload_id: str) -> None:
+    async def abort(self, upload_id: str, state: str | None) -> None:
         await asyncio.to_thread(self._upload_path(upload_id).unlink, True)
 
-    async def idle_uploads(self, idle_since: datetime) -> list[str]:
+    async def leftovers(self, idle_since: datetime) -> list[str]:
         limit = idle_since.replace(tzinfo=UTC).timestamp()
         return await asyncio.to_thread(_idle_files, self.uploads, limit)
 
@@ -241,34 +262,18 @@ def _writeback_starter() -> Callable[[int, int], None]:
 _start_writeback = _writeback_starter()
 
 
-def _lock(path: Path, upload_id: str) -> int:
-    """An open descriptor of the upload holding its lock: flock is shared by every process on
-    this data directory, and never waits here."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise UploadGone(upload_id) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise UploadBusy(upload_id) from None
-    return fd
-
-
 def _write_whole(path: Path, offset: int, batch: list[bytes], hasher: Any) -> int:
-    fd = _open_at(path, offset)
+    fd = _open_upload(path)
     try:
         return _write_batch(fd, offset, batch, hasher) if batch else 0
     finally:
         os.close(fd)
 
 
-def _open_at(path: Path, offset: int) -> int:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    # Bytes past `offset` belong to no recorded write (an earlier request died mid-way).
-    os.ftruncate(fd, offset)
-    return fd
+def _open_upload(path: Path) -> int:
+    # Bytes past the offset of a write belong to no recorded write (an earlier request died
+    # mid-way): they are overwritten, or cut off at commit.
+    return os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
 
 
 def _read_small(path: Path, limit: int) -> bytes | None:

@@ -1,0 +1,156 @@
+"""Every setting of `wharf serve`: one object, from flags, `WHARF_*` environment variables and an
+optional YAML (or JSON) file, in that order of precedence. The composition root reads nothing
+else, and the operator writes these same fields from its Config resource."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from .auth.tokens import DEFAULT_LIFETIME
+from .db.objects import ObjectStore
+
+# Where the settings file is named when no flag names it.
+CONFIG_FILE_VARIABLE = "WHARF_CONFIG"
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """HOST:PORT (an empty host or `[::]` means every address)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class S3Settings(BaseModel):
+    """An S3 bucket (or any S3-compatible store) for blob bytes. Credentials come as every AWS
+    client finds them: AWS_ACCESS_KEY_ID and friends, ~/.aws/config and ~/.aws/credentials."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bucket: str = ""
+    region: str = "us-east-1"
+    # Another S3-compatible endpoint (http://127.0.0.1:9000); default: AWS's own.
+    region_endpoint: str | None = None
+    # Off: path-style URLs (endpoint/bucket/key), what most S3-compatible stores expect.
+    virtual_hosted_style: bool = False
+    # Server-side encryption: SSE-S3, or SSE-KMS with `key_id`.
+    encrypt: bool = False
+    key_id: str | None = None
+    # The size of the parts of a multipart upload (S3 allows 5 MiB to 5 GiB).
+    chunk_size_mib: int = Field(default=10, ge=5, le=5120)
+    # Off: blob GETs answer 307 to a presigned URL; on: the registry streams the bytes itself.
+    disable_redirect: bool = False
+    # Objects live under this prefix of the bucket ("" for the bucket's root).
+    root_directory: str = ""
+
+    @field_validator("root_directory")
+    @classmethod
+    def _strip_slashes(cls, value: str) -> str:
+        return value.strip("/")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WHARF_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    listen: str = "127.0.0.1:5000"
+    api_listen: str = "127.0.0.1:8443"
+    # The registry's address for clients outside (the route's host); default: the listen address.
+    public_host: str | None = None
+    data_dir: Path = Path("wharf-data")
+    database_url: str | None = None
+    storage: Literal["filesystem", "s3"] = "filesystem"
+    s3: S3Settings = S3Settings()
+    # Seconds after which an idle upload session is removed.
+    upload_timeout: float = Field(default=3600.0, gt=0)
+    # Off: the registry alone, open to everybody, tags kept without image streams.
+    auth: bool = True
+    registry_tls: bool = True
+    # Seconds an OAuth access token lasts; events kept for watches (older: 410 Gone).
+    token_lifetime: int = Field(default=DEFAULT_LIFETIME, ge=1)
+    retained_events: int = Field(default=ObjectStore.RETAINED_EVENTS, ge=1)
+
+    @field_validator("listen", "api_listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        parse_host_port(value)
+        return value
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> Settings:
+        if self.storage == "s3" and not self.s3.bucket:
+            raise ValueError("storage s3 needs a bucket (--s3-bucket, WHARF_S3__BUCKET)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        file = settings_cls.model_config.get("yaml_file")
+        if file is not None:
+            sources += (YamlConfigSettingsSource(settings_cls, yaml_file=file),)
+        return sources
+
+    @property
+    def listen_host(self) -> str:
+        return parse_host_port(self.listen)[0]
+
+    @property
+    def listen_port(self) -> int:
+        return parse_host_port(self.listen)[1]
+
+    @property
+    def api_host(self) -> str:
+        return parse_host_port(self.api_listen)[0]
+
+    @property
+    def api_port(self) -> int:
+        return parse_host_port(self.api_listen)[1]
+
+    @property
+    def internal_address(self) -> str:
+        return f"{self.listen_host}:{self.listen_port}"
+
+    @property
+    def upload_idle(self) -> timedelta:
+        return timedelta(seconds=self.upload_timeout)
+
+    @property
+    def sweep_interval(self) -> float:
+        """Stale uploads are looked for a few times per timeout, at most once a minute."""
+        return min(60.0, max(self.upload_timeout / 4, 0.5))
+
+
+def load_settings(flags: dict[str, Any], file: Path | None = None) -> Settings:
+    """The settings from `flags` (only those given), the environment and the settings `file`
+    (default: $WHARF_CONFIG, if set)."""
+    named = file or os.environ.get(CONFIG_FILE_VARIABLE)
+    if not named:
+        return Settings(**flags)
+    path = Path(named)
+    if not path.is_file():
+        raise ValueError(f"settings file {path} does not exist")
+
+    class FromFile(Settings):
+        model_config = SettingsConfigDict(yaml_file=path)
+
+    # Validated once more as the one Settings class (no sources are read again here).
+    return Settings.model_validate(FromFile(**flags).model_dump())

@@ -1,0 +1,591 @@
+"""Blobs in an S3 bucket (or any S3-compatible store), on aiobotocore.
+
+Keys, under the configured root: `blobs/<algorithm>/<first two>/<encoded>` for finished blobs
+(content-addressed), `uploads/<id>/data` for the multipart upload of an upload session, and
+`uploads/<id>/tail-<random>` for its last bytes that do not fill a part yet.
+
+An upload is an S3 multipart upload whose parts are sent as the body arrives, each exactly one
+part size (the last one may be smaller, which S3 allows only for the last). What is left over
+at the end of a request is kept as the tail object; the next request reads it back (at most
+one part size) and carries on. The state in the uploads row names the multipart upload, its
+parts' ETags and the tail. The commit completes the multipart upload and copies it to the
+blob's key inside S3; the bytes never come back through the registry.
+
+A process without the running hash of an upload must read the bytes, but S3 cannot read the
+parts of an unfinished multipart upload: `resume` completes it, reads it, and opens a new one
+whose first parts are server-side copies of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..settings import S3Settings
+from .base import PartialWrite, StorageUnavailable, Written
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import CopySourceTypeDef, ObjectIdentifierTypeDef
+
+T = TypeVar("T")
+
+MiB = 1024 * 1024
+# S3's bounds: a part (or one copy request) at most 5 GiB.
+MAX_COPY = 5 * 1024 * MiB
+# What a presigned URL is good for: long enough for a slow client to start every download.
+REDIRECT_SECONDS = 20 * 60
+_READ_BYTES = MiB
+# Error codes that say "later", not "never".
+_TRANSIENT = {
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+}
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+
+
+@dataclass
+class _State:
+    """An upload as the uploads row keeps it."""
+
+    multipart: str | None = None  # the S3 multipart upload id, once a part was sent
+    parts: list[tuple[str, int]] = field(default_factory=list)  # (ETag, size), part 1 first
+    tail: str | None = None  # the key of the bytes after the parts
+    tail_size: int = 0
+    # Tails the recorded state no longer names, deleted by the next append: deleting them
+    # before the new state is recorded would break the upload if that record failed.
+    stale: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str) -> _State:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls(
+            data.get("multipart"),
+            [(etag, size) for etag, size in data.get("parts", [])],
+            data.get("tail"),
+            data.get("tailSize", 0),
+            list(data.get("stale", [])),
+        )
+
+    def dump(self) -> str:
+        data: dict[str, Any] = {"parts": self.parts, "tailSize": self.tail_size}
+        if self.multipart is not None:
+            data["multipart"] = self.multipart
+        if self.tail is not None:
+            data["tail"] = self.tail
+        if self.stale:
+            data["stale"] = self.stale
+        return json.dumps(data, separators=(",", ":"))
+
+    @property
+    def parts_size(self) -> int:
+        return sum(size for _, size in self.parts)
+
+
+def _is_missing(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    return str(error.get("Code")) in _MISSING
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return str(error.get("Code")) in _TRANSIENT or status >= 500
+    return isinstance(exc, BotoCoreError | OSError | asyncio.TimeoutError)
+
+
+async def _guarded(call: Awaitable[T]) -> T:
+    """`call`, with S3 being away or overloaded as StorageUnavailable."""
+    try:
+        return await call
+    except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
+        if _transient(exc):
+            raise StorageUnavailable(type(exc).__name__) from exc
+        raise
+
+
+class S3Content:
+    """A GetObject body, read as it arrives."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            data = await _guarded(self._body.read(_READ_BYTES))
+            if not data:
+                return
+            yield data
+
+    async def close(self) -> None:
+        self._body.close()
+
+
+class S3BlobStore:
+    checks_sizes = False
+
+    def __init__(self, settings: S3Settings) -> None:
+        if not settings.bucket:
+            raise ValueError("the s3 storage needs a bucket")
+        self.settings = settings
+        self.bucket = settings.bucket
+        self.part_size = settings.chunk_size_mib * MiB
+        root = settings.root_directory
+        self._prefix = f"{root}/" if root else ""
+        self._client: S3Client | None = None
+        self._exit: contextlib.AsyncExitStack | None = None
+        self._opening = asyncio.Lock()
+
+    # The client
+
+    async def client(self) -> S3Client:
+        if self._client is not None:
+            return self._client
+        async with self._opening:
+            if self._client is None:
+                stack = contextlib.AsyncExitStack()
+                config = AioConfig(
+                    s3={
+                        "addressing_style": (
+                            "virtual" if self.settings.virtual_hosted_style else "path"
+                        )
+                    },
+                    signature_version="s3v4",
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    connect_timeout=5,
+                    read_timeout=60,
+                    max_pool_connections=64,
+                    # Checksums of every body in Python are for stores that demand them;
+                    # the registry verifies digests itself.
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                )
+                self._client = await stack.enter_async_context(
+                    get_session().create_client(
+                        "s3",
+                        region_name=self.settings.region,
+                        endpoint_url=self.settings.region_endpoint,
+                        config=config,
+                    )
+                )
+                self._exit = stack
+        assert self._client is not None
+        return self._client
+
+    async def close(self) -> None:
+        if self._exit is not None:
+            await self._exit.aclose()
+        self._client = self._exit = None
+
+    def _blob_key(self, digest: str) -> str:
+        algorithm, _, encoded = digest.partition(":")
+        return f"{self._prefix}blobs/{algorithm}/{encoded[:2]}/{encoded}"
+
+    def _upload_prefix(self, upload_id: str) -> str:
+        return f"{self._prefix}uploads/{upload_id}/"
+
+    def _encryption(self) -> dict[str, Any]:
+        if not self.settings.encrypt:
+            return {}
+        if self.settings.key_id:
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.settings.key_id}
+        return {"ServerSideEncryption": "AES256"}
+
+    # Reading
+
+    async def stat(self, digest: str) -> int | None:
+        s3 = await self.client()
+        try:
+            found = await _guarded(s3.head_object(Bucket=self.bucket, Key=self._blob_key(digest)))
+        except ClientError as exc:
+            if _is_missing(exc):
+                return None
+            raise
+        return int(found["ContentLength"])
+
+    async def read(self, digest: str, limit: int) -> bytes | None:
+        content = await self._get(digest, None)
+        if content is None:
+            return None
+        data = bytearray()
+        try:
+            async for chunk in content.chunks():
+                data += chunk
+                if len(data) > limit:
+                    return None
+        finally:
+            await content.close()
+        return bytes(data)
+
+    async def open(self, digest: str, offset: int, count: int) -> S3Content | None:
+        if count == 0:  # S3 has no empty range: the whole (empty) object
+            return await self._get(digest, None)
+        return await self._get(digest, f"bytes={offset}-{offset + count - 1}")
+
+    async def _get(self, digest: str, byte_range: str | None) -> S3Content | None:
+        s3 = await self.client()
+        ranged: dict[str, Any] = {} if byte_range is None else {"Range": byte_range}
+        try:
+            found = await _guarded(
+                s3.get_object(Bucket=self.bucket, Key=self._blob_key(digest), **ranged)
+            )
+        except ClientError as exc:
+            if _is_missing(exc):
+                return None
+            raise
+        return S3Content(found["Body"])
+
+    async def redirect_url(self, digest: str) -> str | None:
+        if self.settings.disable_redirect:
+            return None
+        s3 = await self.client()
+        return await s3.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self._blob_key(digest)},
+            ExpiresIn=REDIRECT_SECONDS,
+        )
+
+    async def delete(self, digest: str) -> bool:
+        if await self.stat(digest) is None:
+            return False
+        s3 = await self.client()
+        await _guarded(s3.delete_object(Bucket=self.bucket, Key=self._blob_key(digest)))
+        return True
+
+    async def ready(self) -> bool:
+        try:
+            s3 = await self.client()
+            await asyncio.wait_for(s3.head_bucket(Bucket=self.bucket), timeout=5)
+        except (TimeoutError, ClientError, BotoCoreError, OSError):
+            return False
+        return True
+
+    # Uploads
+
+    async def begin(self, upload_id: str) -> str:
+        return ""  # nothing in S3 until bytes arrive
+
+    async def append(
+        self, upload_id: str, state: str, offset: int, body: AsyncIterable[bytes], hasher: Any
+    ) -> Written:
+        current = _State.parse(state)
+        writer = _PartWriter(self, upload_id, current, hasher)
+        await writer.start()
+        try:
+            async for chunk in body:
+                await writer.add(chunk)
+        except (StorageUnavailable, asyncio.CancelledError):
+            await writer.drop()
+            raise
+        except Exception as exc:
+            # Whatever arrived before the break is kept, so the client may resume.
+            return_state = await writer.finish()
+            raise PartialWrite(writer.received, return_state, exc) from exc
+        return Written(writer.received, await writer.finish())
+
+    async def resume(self, upload_id: str, state: str, size: int, hasher: Any) -> str:
+        current = _State.parse(state)
+        if current.parts:
+            data = await self._complete(upload_id, current)
+            await self._hash_object(data, hasher)
+            current = await self._reopen(upload_id, data, current.parts_size, current)
+        if current.tail is not None:
+            await self._hash_object(current.tail, hasher)
+        return current.dump()
+
+    async def _hash_object(self, key: str, hasher: Any) -> None:
+        s3 = await self.client()
+        found = await _guarded(s3.get_object(Bucket=self.bucket, Key=key))
+        content = S3Content(found["Body"])
+        try:
+            async for chunk in content.chunks():
+                await asyncio.to_thread(hasher.update, chunk)
+        finally:
+            await content.close()
+
+    async def _complete(self, upload_id: str, current: _State) -> str:
+        """Complete the multipart upload of `current`; return its key."""
+        assert current.multipart is not None
+        s3 = await self.client()
+        key = self._upload_prefix(upload_id) + "data"
+        await _guarded(
+            s3.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=current.multipart,
+                MultipartUpload={
+                    "Parts": [
+                        {"ETag": etag, "PartNumber": number}
+                        for number, (etag, _) in enumerate(current.parts, start=1)
+                    ]
+                },
+            )
+        )
+        return key
+
+    async def _reopen(self, upload_id: str, source: str, size: int, current: _State) -> _State:
+        """A new multipart upload whose parts are copies of the object `source`."""
+        s3 = await self.client()
+        key = self._upload_prefix(upload_id) + "data"
+        created = await _guarded(
+            s3.create_multipart_upload(Bucket=self.bucket, Key=key, **self._encryption())
+        )
+        multipart = created["UploadId"]
+        parts = await self._copy_parts(key, multipart, source, size)
+        return _State(multipart, parts, current.tail, current.tail_size, current.stale)
+
+    async def _copy_parts(
+        self, key: str, multipart: str, source: str, size: int, first: int = 1
+    ) -> list[tuple[str, int]]:
+        """Copy `source` into parts `first`... of the multipart upload, 5 GiB at most each."""
+        s3 = await self.client()
+        parts = []
+        for number, start in enumerate(range(0, size, MAX_COPY), start=first):
+            end = min(start + MAX_COPY, size) - 1
+            copied = await _guarded(
+                s3.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=multipart,
+                    PartNumber=number,
+                    CopySource={"Bucket": self.bucket, "Key": source},
+                    CopySourceRange=f"bytes={start}-{end}",
+                )
+            )
+            parts.append((copied["CopyPartResult"]["ETag"], end - start + 1))
+        return parts
+
+    async def commit(self, upload_id: str, state: str, size: int, digest: str) -> None:
+        current = _State.parse(state)
+        s3 = await self.client()
+        target = self._blob_key(digest)
+        if not current.parts:
+            if current.tail is None:
+                await _guarded(
+                    s3.put_object(Bucket=self.bucket, Key=target, Body=b"", **self._encryption())
+                )
+            else:
+                await self._copy(current.tail, target, current.tail_size)
+        else:
+            if current.tail is not None:
+                assert current.multipart is not None
+                key = self._upload_prefix(upload_id) + "data"
+                current.parts += await self._copy_parts(
+                    key, current.multipart, current.tail, current.tail_size,
+                    first=len(current.parts) + 1,
+                )
+            data = await self._complete(upload_id, current)
+            await self._copy(data, target, size)
+        await self._remove_upload(upload_id, None)
+
+    async def _copy(self, source: str, target: str, size: int) -> None:
+        """Copy an object inside S3: one request up to 5 GiB, a multipart copy beyond."""
+        s3 = await self.client()
+        copy_source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": source}
+        if size <= MAX_COPY:
+            await _guarded(
+                s3.copy_object(
+                    Bucket=self.bucket, Key=target, CopySource=copy_source, **self._encryption()
+                )
+            )
+            return
+        created = await _guarded(
+            s3.create_multipart_upload(Bucket=self.bucket, Key=target, **self._encryption())
+        )
+        multipart = created["UploadId"]
+        parts = await self._copy_parts(target, multipart, source, size)
+        await _guarded(
+            s3.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=target,
+                UploadId=multipart,
+                MultipartUpload={
+                    "Parts": [
+                        {"ETag": etag, "PartNumber": number}
+                        for number, (etag, _) in enumerate(parts, start=1)
+                    ]
+                },
+            )
+        )
+
+    async def abort(self, upload_id: str, state: str | None) -> None:
+        await self._remove_upload(upload_id, None if state is None else _State.parse(state))
+
+    async def _remove_upload(self, upload_id: str, current: _State | None) -> None:
+        """Abort the upload's multipart uploads (every one under its prefix, when `current`
+        does not name it) and delete its objects."""
+        s3 = await self.client()
+        prefix = self._upload_prefix(upload_id)
+        multiparts: list[str] = []
+        if current is not None and current.multipart is not None:
+            multiparts.append(current.multipart)
+        else:
+            listed = await _guarded(s3.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix))
+            multiparts += [upload["UploadId"] for upload in listed.get("Uploads", [])]
+        for multipart in multiparts:
+            with contextlib.suppress(ClientError):  # already completed or aborted
+                await _guarded(
+                    s3.abort_multipart_upload(
+                        Bucket=self.bucket, Key=prefix + "data", UploadId=multipart
+                    )
+                )
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        async for page in pages:  # at most 1000 keys a page, as many as one delete takes
+            keys: list[ObjectIdentifierTypeDef] = [
+                {"Key": item["Key"]} for item in page.get("Contents", [])
+            ]
+            if keys:
+                await _guarded(
+                    s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                )
+
+    async def leftovers(self, idle_since: datetime) -> list[str]:
+        s3 = await self.client()
+        prefix = f"{self._prefix}uploads/"
+        limit = idle_since.replace(tzinfo=UTC)
+        found: set[str] = set()
+
+        def upload_id(key: str) -> str:
+            return key[len(prefix) :].split("/", 1)[0]
+
+        paginator = s3.get_paginator("list_multipart_uploads")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] < limit:
+                    found.add(upload_id(upload["Key"]))
+        objects = s3.get_paginator("list_objects_v2")
+        async for listing in objects.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in listing.get("Contents", []):
+                if item["LastModified"] < limit:
+                    found.add(upload_id(item["Key"]))
+        return sorted(found)
+
+
+class _PartWriter:
+    """The bytes of one append: whole parts sent as they fill (one in flight while the next
+    fills), the rest kept as a new tail object. Memory: at most about two parts."""
+
+    def __init__(self, store: S3BlobStore, upload_id: str, state: _State, hasher: Any) -> None:
+        self.store = store
+        self.upload_id = upload_id
+        self.state = state
+        self.hasher = hasher
+        self.received = 0
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._in_flight: asyncio.Task[tuple[str, int]] | None = None
+        self._old_tail = state.tail
+
+    async def start(self) -> None:
+        """Take the old tail's bytes (hashed already) as the start of the next part."""
+        s3 = await self.store.client()
+        if self.state.stale:
+            await _guarded(
+                s3.delete_objects(
+                    Bucket=self.store.bucket,
+                    Delete={"Objects": [{"Key": key} for key in self.state.stale], "Quiet": True},
+                )
+            )
+            self.state.stale = []
+        if self.state.tail is None:
+            return
+        found = await _guarded(s3.get_object(Bucket=self.store.bucket, Key=self.state.tail))
+        content = S3Content(found["Body"])
+        try:
+            data = b"".join([chunk async for chunk in content.chunks()])
+        finally:
+            await content.close()
+        self._pending, self._pending_size = [data], len(data)
+
+    async def add(self, chunk: bytes) -> None:
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        self.received += len(chunk)
+        # Hashed a chunk at a time, in a thread past a small size: the event loop stays free.
+        if len(chunk) >= 256 * 1024:
+            await asyncio.to_thread(self.hasher.update, chunk)
+        else:
+            self.hasher.update(chunk)
+        while self._pending_size >= self.store.part_size:
+            await self._send_part()
+
+    async def _send_part(self) -> None:
+        data = b"".join(self._pending)
+        part, rest = data[: self.store.part_size], data[self.store.part_size :]
+        self._pending, self._pending_size = ([rest] if rest else []), len(rest)
+        if self._in_flight is not None:
+            self.state.parts.append(await self._in_flight)
+            self._in_flight = None
+        if self.state.multipart is None:
+            s3 = await self.store.client()
+            key = self.store._upload_prefix(self.upload_id) + "data"
+            created = await _guarded(
+                s3.create_multipart_upload(
+                    Bucket=self.store.bucket, Key=key, **self.store._encryption()
+                )
+            )
+            self.state.multipart = created["UploadId"]
+        number = len(self.state.parts) + 1
+        self._in_flight = asyncio.create_task(self._upload_part(number, part))
+
+    async def _upload_part(self, number: int, data: bytes) -> tuple[str, int]:
+        assert self.state.multipart is not None
+        s3 = await self.store.client()
+        sent = await _guarded(
+            s3.upload_part(
+                Bucket=self.store.bucket,
+                Key=self.store._upload_prefix(self.upload_id) + "data",
+                UploadId=self.state.multipart,
+                PartNumber=number,
+                Body=data,
+            )
+        )
+        return sent["ETag"], len(data)
+
+    async def finish(self) -> str:
+        """Wait for the part in flight, keep the rest as the tail; return the new state."""
+        if self._in_flight is not None:
+            self.state.parts.append(await self._in_flight)
+            self._in_flight = None
+        s3 = await self.store.client()
+        if self._pending_size:
+            key = self.store._upload_prefix(self.upload_id) + f"tail-{uuid.uuid4().hex}"
+            await _guarded(
+                s3.put_object(
+                    Bucket=self.store.bucket,
+                    Key=key,
+                    Body=b"".join(self._pending),
+                    **self.store._encryption(),
+                )
+            )
+            self.state.tail, self.state.tail_size = key, self._pending_size
+        else:
+            self.state.tail, self.state.tail_size = None, 0
+        if self._old_tail is not None and self._old_tail != self.state.tail:
+            self.state.stale.append(self._old_tail)  # its bytes are in the new tail or a part
+        self._pending, self._pending_size = [], 0
+        return self.state.dump()
+
+    async def drop(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.cancel()
+            with contextlib.suppress(BaseException):
+                await self._in_flight
