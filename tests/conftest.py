@@ -8,13 +8,50 @@ import pytest
 import requests
 
 from tests.support.cluster import Cluster
+from tests.support.s3 import s3_args
+from tests.support.s3_fixtures import moto  # noqa: F401  (the S3 lanes' server)
 from tests.support.server import WharfProcess, running_wharf
+
+# Test modules whose `wharf` runs on S3 too: "s3" redirects blob GETs to presigned URLs,
+# "s3-streamed" (disableRedirect) streams them through Wharf. The protocol tests check the
+# registry's own answers to blob GETs, so they take the streamed lane; the S3 redirects have
+# tests of their own (test_registry_s3.py).
+STORAGE_LANES = {
+    "test_protocol_": ("filesystem", "s3-streamed"),
+    "test_clients_": ("filesystem", "s3", "s3-streamed"),
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "wharf" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    for prefix, lanes in STORAGE_LANES.items():
+        if module.startswith(prefix):
+            params = [
+                pytest.param(lane, marks=[pytest.mark.s3] if lane != "filesystem" else [])
+                for lane in lanes
+            ]
+            metafunc.parametrize("storage", params, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
-def wharf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WharfProcess]:
+def storage(request: pytest.FixtureRequest) -> str:
+    """Where the shared Wharf keeps blobs: "filesystem" unless a lane above says otherwise."""
+    return str(getattr(request, "param", "filesystem"))
+
+
+@pytest.fixture(scope="session")
+def wharf(
+    storage: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WharfProcess]:
     """One Wharf shared by the tests that each work in repositories of their own."""
-    with running_wharf(tmp_path_factory.mktemp("wharf") / "data") as process:
+    args: tuple[str, ...] = ()
+    if storage != "filesystem":
+        server = request.getfixturevalue("moto")
+        redirects = ("--s3-disable-redirect",) if storage == "s3-streamed" else ()
+        args = s3_args(server, server.new_bucket(), *redirects)
+    with running_wharf(tmp_path_factory.mktemp("wharf") / "data", *args) as process:
         yield process
 
 
