@@ -20,7 +20,6 @@ from wharf.storage.base import BlobStore, PartialWrite
 from wharf.storage.filesystem import FilesystemBlobStore
 from wharf.storage.s3 import S3BlobStore
 
-
 T = TypeVar("T")
 MiB = 1024 * 1024
 Scenario = Callable[[BlobStore], Awaitable[T]]
