@@ -162,6 +162,45 @@ def test_concurrent_writes_to_one_session_never_corrupt_a_blob(
         assert reader.head_blob(repo, digest_of(loser)).status_code == 404
 
 
+def test_a_whole_blob_put_to_a_session_being_written_is_refused(
+    pair: tuple[WharfProcess, WharfProcess],
+) -> None:
+    """A PUT with the whole blob finishes an untouched session without holding it; while a
+    PATCH through the other process writes that session, the PUT is refused (and stores no
+    session bytes), and the PATCH's bytes are what the session finishes as."""
+    first, second = Registry(pair[0].url), Registry(pair[1].url)
+    repo = "shared/put-race"
+    size = 6 * 1024 * 1024
+    patched, whole = random_bytes(size, seed=79), random_bytes(1000, seed=80)
+    url = absolute(first.url, first.start_upload(repo))
+    upload_file = pair[0].data_dir / "uploads" / urlparse(url).path.rsplit("/", 1)[1]
+    slow = open_request(
+        pair[1].host,
+        "PATCH",
+        urlparse(url).path,
+        {"Content-Length": str(size), "Content-Type": OCTET},
+        patched[: 5 * 1024 * 1024],
+    )
+    try:
+        wait_until(lambda: upload_file.exists() and upload_file.stat().st_size > 0, timeout=10)
+        refused = first.http.put(
+            with_query(on(pair[0], url), digest=digest_of(whole)),
+            data=whole,
+            headers={"Content-Type": OCTET},
+        )
+        slow.sendall(patched[5 * 1024 * 1024 :])
+        accepted = read_response(slow)
+    finally:
+        slow.close()
+    assert_error(refused, 416, "BLOB_UPLOAD_INVALID")
+    assert accepted.status == 202, accepted
+    created = second.http.put(with_query(on(pair[1], url), digest=digest_of(patched)))
+    assert created.status_code == 201, created.content
+    assert first.blob(repo, digest_of(patched)).content == patched
+    # The refused PUT's blob was verified, so it may exist; it is linked to no repository.
+    assert first.head_blob(repo, digest_of(whole)).status_code == 404
+
+
 def test_store_keeps_what_arrived_before_the_body_broke(tmp_path: Path) -> None:
     """Below the protocol: when a body breaks off, every byte the registry had read of it is
     kept (and hashed), so that the client can resume from the reported offset."""

@@ -59,6 +59,15 @@ _RECORD = Prepared(
 )
 _RELEASE = Prepared(update(uploads).where(_HELD).values(holder=None))
 _FINISH = Prepared(delete(uploads).where(_HELD))
+# An upload nobody wrote yet, taken whole by the request that brings all of its bytes.
+_FINISH_EMPTY = Prepared(
+    delete(uploads).where(
+        uploads.c.id == bindparam("upload_id"),
+        uploads.c.repository_id == bindparam("repository_id"),
+        uploads.c.size == 0,
+        or_(uploads.c.holder.is_(None), uploads.c.held_until < bindparam("now")),
+    )
+)
 _STATE = Prepared(select(uploads.c.state).where(uploads.c.id == bindparam("upload_id")))
 _DELETE = Prepared(delete(uploads).where(uploads.c.id == bindparam("upload_id")))
 
@@ -152,6 +161,23 @@ class UploadRecords:
 
         def finish(conn: Connection) -> bool:
             if not _FINISH.run(conn, upload_id=upload_id, lease_holder=holder):
+                return False
+            self.metadata.link_blob_in(conn, repository_id, digest, size)
+            return True
+
+        return await self.db.run_write(finish)
+
+    async def finish_empty(
+        self, upload_id: str, repository_id: int, digest: str, size: int
+    ) -> bool:
+        """Forget an upload that had no bytes and no writer, and link the blob its one request
+        stored elsewhere, in one transaction; False (and nothing written) when another request
+        wrote or holds it meanwhile."""
+        now = utcnow()
+
+        def finish(conn: Connection) -> bool:
+            values = {"upload_id": upload_id, "repository_id": repository_id, "now": now}
+            if not _FINISH_EMPTY.run(conn, **values):
                 return False
             self.metadata.link_blob_in(conn, repository_id, digest, size)
             return True

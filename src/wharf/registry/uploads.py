@@ -181,6 +181,9 @@ class Uploads:
     ) -> int:
         """Complete the upload as blob `digest`, with `body` as its last chunk if given: one
         lease of the upload and one database write for the whole of the final request."""
+        whole = body is not None and (expected is None or expected[0] == 0)
+        if whole and body is not None and await self.size(upload_id, repository_id) == 0:
+            return await self._finish_whole(upload_id, repository_id, digest, body, expected)
         async with self._held(upload_id, repository_id) as lease:
             hasher = await self._hasher(lease, digest.algorithm)
             size, state = lease.size, lease.state
@@ -198,9 +201,44 @@ class Uploads:
                 raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"upload": upload_id})
             return size
 
+    async def _finish_whole(
+        self,
+        upload_id: str,
+        repository_id: int,
+        digest: Digest,
+        body: AsyncIterable[bytes],
+        expected: tuple[int, int] | None,
+    ) -> int:
+        """The whole blob in the request that finishes an empty upload (a POST, then a PUT
+        with the body: every small blob). Stored as a monolithic push would be, with no lease:
+        the session is taken only if nobody wrote or holds it meanwhile, in the same
+        transaction that links the blob."""
+        try:
+            size = await self._store_verified(digest, body, expected)
+        except RegistryError as exc:
+            if exc.code == "DIGEST_INVALID":  # as after a chunked upload: the session ends
+                await self.cancel(upload_id)
+            raise
+        if not await self.records.finish_empty(upload_id, repository_id, str(digest), size):
+            size_now = await self.size(upload_id, repository_id)
+            raise range_error(size_now, "another request changed this upload at the same time")
+        return size
+
     async def monolithic(self, name: str, digest: Digest, body: AsyncIterable[bytes]) -> int:
         """A whole blob in one request: no session row, nothing visible (not even the
         repository `name`) until it verifies."""
+        size = await self._store_verified(digest, body)
+        await self.metadata.add_blob(name, str(digest), size)
+        return size
+
+    async def _store_verified(
+        self,
+        digest: Digest,
+        body: AsyncIterable[bytes],
+        expected: tuple[int, int] | None = None,
+    ) -> int:
+        """Store `body` as blob `digest` if it is that blob, through an upload of its own that
+        no session names; return its size."""
         upload_id = str(uuid.uuid4())
         hasher = hashlib.new(digest.algorithm)
         state = await self.store.begin(upload_id)
@@ -212,11 +250,13 @@ class Uploads:
         except BaseException:
             await asyncio.shield(self.store.abort(upload_id, None))
             raise
+        if expected is not None and written.size != expected[1]:
+            await self.store.abort(upload_id, written.state)
+            raise range_error(0, f"Content-Range announced {expected[1]} bytes, got {written.size}")
         if hasher.hexdigest() != digest.encoded:
             await self.store.abort(upload_id, written.state)
             raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
         await self.store.commit(upload_id, written.state, written.size, str(digest))
-        await self.metadata.add_blob(name, str(digest), written.size)
         return written.size
 
     async def cancel(self, upload_id: str) -> bool:

@@ -83,10 +83,9 @@ class FilesystemBlobStore:
     async def ready(self) -> bool:
         return os.access(self.blobs, os.W_OK) and os.access(self.uploads, os.W_OK)
 
-    # Making an empty file is a few microseconds of metadata work: it runs right on the event
-    # loop, cheaper than a hop to a thread.
+    # The file is made by the first append: an upload whose only request brings the whole
+    # blob (a POST, then a PUT with the body) never needs one.
     async def begin(self, upload_id: str) -> str:
-        os.close(os.open(self._upload_path(upload_id), os.O_WRONLY | os.O_CREAT, 0o600))
         return ""
 
     async def append(
@@ -286,6 +285,8 @@ def _read_small(path: Path, limit: int) -> bytes | None:
 
 
 def _hash_file(path: Path, size: int, hasher: Any) -> None:
+    if size == 0:
+        return
     remaining = size
     with path.open("rb") as stream:
         while remaining > 0:
