@@ -109,6 +109,7 @@ def test_a_missing_blob_is_none_everywhere(make_store: StoreFactory) -> None:
 @pytest.mark.parametrize(
     "chunking",
     [
+        pytest.param([], id="no append at all"),
         pytest.param([[b""]], id="empty"),
         pytest.param([[b"abc"]], id="a few bytes"),
         pytest.param([pieces(random_bytes(1 * MiB + 17, seed=1), 65536)], id="one request"),

@@ -53,6 +53,8 @@ class S3Settings(BaseModel):
     disable_redirect: bool = False
     # Objects live under this prefix of the bucket ("" for the bucket's root).
     root_directory: str = ""
+    # Seconds to connect, and to wait for each answer, before a call counts as failed.
+    request_timeout: float = Field(default=20.0, gt=0)
 
     @field_validator("root_directory")
     @classmethod

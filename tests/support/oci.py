@@ -43,6 +43,7 @@ ERROR_CODES = {
     "DENIED",
     "UNSUPPORTED",
     "TOOMANYREQUESTS",
+    "UNAVAILABLE",  # distribution's, with 503: the storage backend is away
 }
 
 

@@ -25,6 +25,7 @@ _S3_FIELDS = {
     "s3_chunk_size": "chunk_size_mib",
     "s3_disable_redirect": "disable_redirect",
     "s3_root_directory": "root_directory",
+    "s3_request_timeout": "request_timeout",
 }
 
 
@@ -79,6 +80,10 @@ def serve_command(
     ] = None,
     s3_root_directory: Annotated[
         str | None, typer.Option(help="Key prefix of every object in the bucket")
+    ] = None,
+    s3_request_timeout: Annotated[
+        float | None,
+        typer.Option(hidden=True, min=0.1, help="Seconds before an S3 call counts as failed"),
     ] = None,
     config: Annotated[
         Path | None, typer.Option(help="A YAML or JSON settings file; default: $WHARF_CONFIG")

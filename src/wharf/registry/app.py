@@ -12,6 +12,7 @@ import structlog
 from aiohttp import HttpVersion11, hdrs, web
 
 from ..oci.names import NAME_PATTERN
+from ..storage.base import StorageUnavailable
 from . import blob_handlers, listing_handlers, manifest_handlers, upload_handlers
 from .context import REGISTRY, Registry, registry_of
 from .errors import RegistryError
@@ -71,12 +72,29 @@ def _in_envelope(request: web.BaseRequest, exc: web.HTTPException) -> web.Respon
     return RegistryError(code, message, status=exc.status, headers=headers).response()
 
 
+# Seconds a client is asked to wait before it retries while storage is unavailable.
+RETRY_AFTER = 5
+
+
+def unavailable() -> RegistryError:
+    """The answer while the storage backend cannot be used: the client may retry later, and
+    nothing it was told had succeeded is lost."""
+    return RegistryError(
+        "UNAVAILABLE",
+        "storage is unavailable, retry later",
+        headers={hdrs.RETRY_AFTER: str(RETRY_AFTER)},
+    )
+
+
 @web.middleware
 async def error_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except RegistryError as exc:
         return exc.response()
+    except StorageUnavailable as exc:
+        log.warning("storage unavailable", method=request.method, reason=str(exc))
+        return unavailable().response()
     except web.HTTPException as exc:
         if exc.status < 400 or not f"{request.path}/".startswith(_SPEC_PATHS):
             raise
@@ -160,9 +178,14 @@ def sweeper(interval: float, idle: timedelta) -> Callable[[web.Application], Asy
     async def run(app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
             while True:
-                removed = await app[REGISTRY].uploads.sweep(utcnow() - idle)
-                if removed:
-                    log.info("removed stale uploads", count=removed)
+                try:
+                    removed = await app[REGISTRY].uploads.sweep(utcnow() - idle)
+                except StorageUnavailable as exc:
+                    # Tried again at the next round: what was not removed is still stale then.
+                    log.warning("sweep postponed: storage unavailable", reason=str(exc))
+                else:
+                    if removed:
+                        log.info("removed stale uploads", count=removed)
                 await asyncio.sleep(interval)
 
         task = asyncio.create_task(loop())

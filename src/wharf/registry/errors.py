@@ -23,6 +23,8 @@ STATUS = {
     "UNSUPPORTED": 405,
     "TOOMANYREQUESTS": 429,
     "UNKNOWN": 500,
+    # Not the spec's, but distribution's: the storage backend cannot be used now.
+    "UNAVAILABLE": 503,
 }
 
 MESSAGES = {
@@ -41,6 +43,7 @@ MESSAGES = {
     "UNSUPPORTED": "the operation is unsupported",
     "TOOMANYREQUESTS": "too many requests",
     "UNKNOWN": "unknown error",
+    "UNAVAILABLE": "service unavailable",
 }
 
 

@@ -189,7 +189,8 @@ class FilesystemBlobStore:
         # Even when the blob's file exists the upload replaces it: these bytes were just
         # verified, the file's may have been damaged since they were (which is how a client
         # repairs a blob it was told is missing).
-        fd = os.open(source, os.O_WRONLY)
+        # An upload that never had a byte has no file yet (the empty blob).
+        fd = os.open(source, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
             os.ftruncate(fd, size)  # a refused chunk may have left bytes past the verified ones
             # The bytes and the size are what must survive; the rename below is made durable by

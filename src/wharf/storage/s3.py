@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
@@ -46,17 +47,9 @@ MAX_COPY = 5 * 1024 * MiB
 # What a presigned URL is good for: long enough for a slow client to start every download.
 REDIRECT_SECONDS = 20 * 60
 _READ_BYTES = MiB
-# Error codes that say "later", not "never".
-_TRANSIENT = {
-    "InternalError",
-    "ServiceUnavailable",
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "RequestTimeout",
-    "RequestTimeTooSkewed",
-}
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+# How a call to S3 fails besides an error answer: no connection, a timeout, a broken body.
+_FAILURES = (BotoCoreError, OSError, TimeoutError, aiohttp.ClientError)
 
 
 @dataclass
@@ -104,22 +97,27 @@ def _is_missing(exc: ClientError) -> bool:
     return str(error.get("Code")) in _MISSING
 
 
-def _transient(exc: BaseException) -> bool:
+def _unavailable(exc: BaseException) -> StorageUnavailable:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return str(error.get("Code")) in _TRANSIENT or status >= 500
-    return isinstance(exc, BotoCoreError | OSError | asyncio.TimeoutError)
+        return StorageUnavailable(f"S3 answered {status} {error.get('Code')}")
+    return StorageUnavailable(f"S3 unreachable: {type(exc).__name__}")
 
 
 async def _guarded(call: Awaitable[T]) -> T:
-    """`call`, with S3 being away or overloaded as StorageUnavailable."""
+    """`call`. A missing key or upload stays a ClientError, for the caller to handle; every
+    other failure (S3 away, slow, answering 5xx, throttling, refusing) is StorageUnavailable:
+    the registry answers 503 and the client retries after S3 returned (botocore has retried a
+    few times already)."""
     try:
         return await call
-    except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
-        if _transient(exc):
-            raise StorageUnavailable(type(exc).__name__) from exc
-        raise
+    except ClientError as exc:
+        if _is_missing(exc):
+            raise
+        raise _unavailable(exc) from exc
+    except _FAILURES as exc:
+        raise _unavailable(exc) from exc
 
 
 class S3Content:
@@ -170,8 +168,8 @@ class S3BlobStore:
                     },
                     signature_version="s3v4",
                     retries={"max_attempts": 3, "mode": "standard"},
-                    connect_timeout=5,
-                    read_timeout=60,
+                    connect_timeout=self.settings.request_timeout,
+                    read_timeout=self.settings.request_timeout,
                     max_pool_connections=64,
                     # Checksums of every body in Python are for stores that demand them;
                     # the registry verifies digests itself.
@@ -273,8 +271,9 @@ class S3BlobStore:
     async def ready(self) -> bool:
         try:
             s3 = await self.client()
-            await asyncio.wait_for(s3.head_bucket(Bucket=self.bucket), timeout=5)
-        except (TimeoutError, ClientError, BotoCoreError, OSError):
+            # Shorter than botocore's retries: readiness is a question of now.
+            await asyncio.wait_for(s3.head_bucket(Bucket=self.bucket), timeout=3)
+        except (ClientError, *_FAILURES):
             return False
         return True
 
@@ -326,19 +325,27 @@ class S3BlobStore:
         assert current.multipart is not None
         s3 = await self.client()
         key = self._upload_prefix(upload_id) + "data"
-        await _guarded(
-            s3.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=key,
-                UploadId=current.multipart,
-                MultipartUpload={
-                    "Parts": [
-                        {"ETag": etag, "PartNumber": number}
-                        for number, (etag, _) in enumerate(current.parts, start=1)
-                    ]
-                },
+        try:
+            await _guarded(
+                s3.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=current.multipart,
+                    MultipartUpload={
+                        "Parts": [
+                            {"ETag": etag, "PartNumber": number}
+                            for number, (etag, _) in enumerate(current.parts, start=1)
+                        ]
+                    },
+                )
             )
-        )
+        except ClientError:
+            # Completed already, by an attempt that failed later (S3 went away before the
+            # new state was recorded): the object is there if it has every part's bytes.
+            found = await _guarded(s3.head_object(Bucket=self.bucket, Key=key))
+            if int(found["ContentLength"]) != current.parts_size:
+                message = f"upload {upload_id}: its multipart upload is gone"
+                raise StorageUnavailable(message) from None
         return key
 
     async def _reopen(self, upload_id: str, source: str, size: int, current: _State) -> _State:
@@ -448,16 +455,27 @@ class S3BlobStore:
                     )
                 )
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        async for page in pages:  # at most 1000 keys a page, as many as one delete takes
-            keys: list[ObjectIdentifierTypeDef] = [
-                {"Key": item["Key"]} for item in page.get("Contents", [])
-            ]
-            if keys:
-                await _guarded(
-                    s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
-                )
+        try:
+            async for page in pages:  # at most 1000 keys a page, as many as one delete takes
+                keys: list[ObjectIdentifierTypeDef] = [
+                    {"Key": item["Key"]} for item in page.get("Contents", [])
+                ]
+                if keys:
+                    await _guarded(
+                        s3.delete_objects(
+                            Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+                        )
+                    )
+        except (ClientError, *_FAILURES) as exc:
+            raise _unavailable(exc) from exc
 
     async def leftovers(self, idle_since: datetime) -> list[str]:
+        try:
+            return await self._leftovers(idle_since)
+        except (ClientError, *_FAILURES) as exc:
+            raise _unavailable(exc) from exc
+
+    async def _leftovers(self, idle_since: datetime) -> list[str]:
         s3 = await self.client()
         prefix = f"{self._prefix}uploads/"
         limit = idle_since.replace(tzinfo=UTC)
