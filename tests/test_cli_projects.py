@@ -270,3 +270,17 @@ def test_auth_can_i(admin: Cli, someone: User, project: str) -> None:
     unknown = user.run("auth", "can-i", "get", "widgets")
     assert unknown.out == "no\n"
     assert "doesn't have a resource type 'widgets'" in unknown.err
+
+
+def test_a_role_for_a_user_who_never_logged_in_warns_and_binds(
+    admin: Cli, project: str
+) -> None:
+    """As `oc`: a User object exists once its user first logged in; before that the binding is
+    still made (the README grants bob a role before bob exists), with a warning."""
+    bob = f"bob-{uuid.uuid4().hex[:6]}"
+    result = admin.run("policy", "add-role-to-user", "system:image-builder", bob, "-n", project)
+    assert result.code == 0, str(result)
+    assert result.out == f'clusterrole.{RBAC}/system:image-builder added: "{bob}"\n'
+    assert result.err == f"Warning: User '{bob}' not found\n"
+    subjects = binding(admin, project, "system:image-builder")["subjects"]
+    assert subjects == [{"apiGroup": RBAC, "kind": "User", "name": bob}]
