@@ -253,3 +253,41 @@ def test_server_down(cli: Cli, tmp_path: Path, server: WharfProcess) -> None:
 def test_not_logged_in(cli: Cli) -> None:
     for verb in (["whoami"], ["get", "ns"], ["projects"], ["new-project", "x"]):
         assert "Missing or incomplete configuration info" in cli.fails(*verb)
+
+
+CHECKS = "Check that `wharf serve` is running and that the URL is its API's"
+
+
+def test_login_to_a_wrong_url_says_what_to_check(
+    cli: Cli, tmp_path: Path, server: WharfProcess
+) -> None:
+    """Every wrong URL a newcomer types fails as `error: ...` with what to check: no Python
+    exception text, no bare status."""
+    ca = ("--certificate-authority", str(server.ca_file), "-u", "a", "-p", "b")
+    # The registry's port: TLS with the same CA, but not the API.
+    err = cli.fails("login", f"https://{server.host}", *ca)
+    assert err.startswith(f"error: https://{server.host} is not a Wharf API: GET /version "), err
+    assert "404" in err and CHECKS in err and "https://127.0.0.1:8443" in err
+    # The API's port with a path after it.
+    err = cli.fails("login", f"{server.api_url}/console", *ca)
+    assert err.startswith(f"error: {server.api_url}/console is not a Wharf API"), err
+    # Plain HTTP to the TLS port.
+    err = cli.fails("login", f"http://127.0.0.1:{server.api_port}", "-u", "a", "-p", "b")
+    assert f"use https://127.0.0.1:{server.api_port}" in err, err
+    # Nothing listening.
+    port = free_port()
+    err = cli.fails("login", f"https://127.0.0.1:{port}", *ca)
+    assert err.startswith(f"error: The connection to the server 127.0.0.1:{port} was refused")
+    assert CHECKS in err
+    # No such host.
+    err = cli.fails("login", "https://wharf.invalid:8443", *ca)
+    assert err.startswith("error: unable to connect to the server wharf.invalid:8443: "), err
+    assert CHECKS in err
+    # URLs that are no URLs.
+    for url in ("https://[::1", "https://127.0.0.1:99999", "https://127.0.0.1:8443:1", "ftp://x"):
+        err = cli.fails("login", url, "-u", "a", "-p", "b")
+        assert err.startswith(f"error: invalid server URL '{url}'"), err
+    for err in (cli.fails("login", f"https://{server.host}", *ca),
+                cli.fails("login", f"http://127.0.0.1:{server.api_port}", "-u", "a", "-p", "b")):
+        assert "Error(" not in err and "Connection(" not in err and "ValueError" not in err
+    assert not cli.kubeconfig.exists()

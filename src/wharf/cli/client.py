@@ -7,6 +7,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import ssl
 import tempfile
 from collections.abc import Iterator
@@ -220,11 +221,12 @@ class Client:
 
 
 def _reason(exc: Exception) -> str:
-    """The innermost reason of a requests/urllib3 error, without the wrapper chatter."""
+    """The innermost reason of a requests/urllib3 error, without the wrapper chatter
+    (`HTTPSConnection(host=..., port=...): ` and `('Connection aborted.', ...)`)."""
     current: BaseException = exc
     while True:
-        inner = current.args[0] if current.args else None
-        if isinstance(inner, BaseException):
+        inner = next((a for a in current.args if isinstance(a, BaseException)), None)
+        if inner is not None:
             current = inner
             continue
         reason = getattr(current, "reason", None)
@@ -232,7 +234,8 @@ def _reason(exc: Exception) -> str:
             current = reason
             continue
         break
-    return str(current) or type(current).__name__
+    text = re.sub(r"^\w+Connection(Pool)?\([^)]*\): ", "", str(current))
+    return text or type(current).__name__
 
 
 def _tls_problem(server: str, exc: Exception) -> str:

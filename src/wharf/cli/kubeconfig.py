@@ -38,9 +38,13 @@ def normalize_server(server: str) -> str:
     server = server.strip()
     if "://" not in server:
         server = f"https://{server}"
-    parsed = urlparse(server)
+    try:
+        parsed = urlparse(server)
+        parsed.port  # noqa: B018  (raises ValueError on a port that is no port)
+    except ValueError as exc:
+        raise CliError(f"invalid server URL {server!r}: {exc}") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise CliError(f"invalid server URL {server!r}")
+        raise CliError(f"invalid server URL {server!r}: give https://HOST:PORT")
     return server.rstrip("/")
 
 

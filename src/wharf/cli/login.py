@@ -96,6 +96,34 @@ def _trust(
     )
 
 
+def _checks() -> str:
+    """What a newcomer should look at when a login cannot reach the API."""
+    return (
+        "Check that `wharf serve` is running and that the URL is its API's (--api-listen, "
+        f"{DEFAULT_SERVER} by default; the registry's port is not it), and that its "
+        "certificate is trusted (--certificate-authority DATA_DIR/tls/ca.crt)"
+    )
+
+
+def check_api(server: str, verify: str | bool) -> None:
+    """Fail early, saying what to check, unless `server` answers as a Kubernetes API does:
+    a wrong port or path would otherwise end in a bare 404 from some later request."""
+    try:
+        response = Client(server, None, verify).send("GET", "/version")
+    except CliError as exc:
+        if urlparse(server).scheme == "http":
+            https = "https" + server.removeprefix("http")
+            raise CliError(f"{exc.message}. Wharf's API speaks TLS only: use {https}") from None
+        raise CliError(f"{exc.message}. {_checks()}") from None
+    version: Any = None
+    with contextlib.suppress(ValueError):
+        version = response.json()
+    if response.status_code == 200 and isinstance(version, dict) and "gitVersion" in version:
+        return
+    answer = f"{response.status_code} {response.reason or ''}".strip()
+    raise CliError(f"{server} is not a Wharf API: GET /version answered {answer}. {_checks()}")
+
+
 def request_token(client: Client, username: str, password: str) -> str:
     """An OAuth access token for a user name and password, as `oc login` gets one."""
     endpoint = f"{client.server}/oauth/authorize"
@@ -228,6 +256,7 @@ def login(
     given = server_argument or server_option
     server = normalize_server(given or (current.server if current else DEFAULT_SERVER))
     verify, cluster = _trust(config, server, certificate_authority, insecure, data_dir)
+    check_api(server, verify)
     anonymous = Client(server, None, verify)
 
     existing = None
