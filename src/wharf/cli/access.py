@@ -10,7 +10,7 @@ import typer
 from .errors import CliError
 from .state import NamespaceOption, open_session
 
-auth_app = typer.Typer(no_args_is_help=True, help="Inspect authorization")
+auth_app = typer.Typer(no_args_is_help=True, help="Inspect authorization", rich_markup_mode=None)
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}

@@ -167,7 +167,8 @@ def get(
         typer.Option(
             "--output",
             "-o",
-            help="json|yaml|name|wide|jsonpath=TEMPLATE|custom-columns=NAME:PATH,...",
+            help="json, yaml, name, wide, jsonpath=TEMPLATE, custom-columns=NAME:PATH,..., "
+            "go-template=TEMPLATE, or template with --template",
         ),
     ] = None,
     watch: Annotated[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Annotated, Any
@@ -63,11 +64,31 @@ def run(application: typer.Typer, args: list[str] | None = None, prog_name: str 
     return result if isinstance(result, int) else 0
 
 
+def terminal_width() -> int:
+    """$COLUMNS, else the width of whichever of stdout, stderr and stdin is a terminal (so that
+    `wharf --help | less` is as wide as the terminal), else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    for stream in (sys.__stdout__, sys.__stderr__, sys.__stdin__):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            width = os.get_terminal_size(stream.fileno()).columns  # type: ignore[union-attr]
+            if width > 0:
+                return width
+    return 80
+
+
+# Help in click's plain layout, as `oc` prints it: flags without a `<bool>` placeholder,
+# `--flag / --no-flag` on one line, and lines as wide as the terminal (click alone stops at 80;
+# rich's panels put types on flags and fall back to 80 columns where it sees no terminal).
+# Every Typer of the command says rich_markup_mode=None too: sub-apps do not inherit it.
 app = WharfApp(
     no_args_is_help=True,
     add_completion=False,
     help="Wharf: an integrated container image registry, with `oc`-style client verbs.",
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"terminal_width": terminal_width(), "max_content_width": 10_000},
 )
 
 
@@ -107,7 +128,9 @@ app.command("apply")(manifests.apply)
 app.command("delete")(manifests.delete)
 app.command("tag")(tag.tag)
 
-create_app = typer.Typer(help="Create objects from files, or a service account's token")
+create_app = typer.Typer(
+    help="Create objects from files, or a service account's token", rich_markup_mode=None
+)
 
 
 @create_app.callback(invoke_without_command=True)
@@ -130,7 +153,9 @@ app.add_typer(create_app, name="create")
 
 # Who may do what
 app.add_typer(policy.app, name="policy")
-adm_app = typer.Typer(no_args_is_help=True, help="Cluster administration")
+adm_app = typer.Typer(
+    no_args_is_help=True, help="Cluster administration", rich_markup_mode=None
+)
 adm_app.add_typer(policy.app, name="policy")
 app.add_typer(adm_app, name="adm")
 app.add_typer(access.auth_app, name="auth")

@@ -21,7 +21,9 @@ SERVICE_ACCOUNT_USER = "system:serviceaccount:"
 ATTEMPTS = 5
 
 app = typer.Typer(
-    no_args_is_help=True, help="Manage who may do what: roles bound to users and groups"
+    no_args_is_help=True,
+    help="Manage who may do what: roles bound to users and groups",
+    rich_markup_mode=None,
 )
 
 

@@ -28,6 +28,7 @@ from .state import NamespaceOption, Session, load_config, open_session, options
 app = typer.Typer(
     no_args_is_help=True,
     help="The integrated registry: its hostnames, logging podman in, trusting its CA",
+    rich_markup_mode=None,
 )
 
 IMAGE_API = "/apis/image.openshift.io/v1"

@@ -14,7 +14,11 @@ from .errors import CliError
 if TYPE_CHECKING:
     from ..auth.htpasswd import Htpasswd
 
-app = typer.Typer(no_args_is_help=True, help="Manage the users of a local Wharf data directory")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Manage the users of a local Wharf data directory",
+    rich_markup_mode=None,
+)
 
 DataDir = Annotated[Path, typer.Option(help="The Wharf data directory (as given to `wharf serve`)")]
 
