@@ -56,6 +56,7 @@ from .servers import (
     export_source,
     py_spy,
     reference_binary,
+    running_moto,
     running_reference,
     running_wharf,
     stop_server,
@@ -158,6 +159,7 @@ class Line:
 @dataclass
 class Report:
     profile: Profile
+    storage: str = "filesystem"
     lines: list[Line] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -192,7 +194,8 @@ def _figure(value: float) -> str:
 def render(report: Report) -> str:
     p = report.profile
     rows = [
-        f"Wharf vs reference registry (docker-registry), profile {p.name}: "
+        f"Wharf vs reference registry (docker-registry), storage {report.storage}, "
+        f"profile {p.name}: "
         f"{p.blob_count} x {p.blob_mib} MiB blobs, {p.chunk_mib} MiB chunks, "
         f"{p.small_clients} small-image clients,",
         f"{p.seed_repositories} seeded repositories, catalog first page n={p.catalog_first_page}, "
@@ -497,7 +500,8 @@ async def push_chunked(
 
 
 async def pull_blob(base: str, repo: str, blob: BigBlob, timeout: float) -> None:
-    status, _, size = await curl([f"{base}/v2/{repo}/blobs/{blob.digest}"], timeout)
+    # -L: on S3 both registries answer 307 to a presigned URL of the bucket.
+    status, _, size = await curl(["-L", f"{base}/v2/{repo}/blobs/{blob.digest}"], timeout)
     if status != 200 or size != blob.size:
         raise BenchError(f"GET {blob.digest} answered {status} with {size} bytes")
 
@@ -924,6 +928,12 @@ AUTH_LINES: list[tuple[str, str, str, str, float]] = [
     ("pull_rate", "small-image pull, auth on (images/s)", "images/s", ">= 0.8x", 0.8),
 ]
 LINE_NAMES = [name for _, name, *_ in LINES] + [PEAK_NAME] + [name for _, name, *_ in AUTH_LINES]
+# Targets that differ on S3 (issue 9): small pushes twice the reference's, a higher memory bound
+# (parts are held in memory on their way to S3).
+S3_TARGETS = {"push_rate": (">= 2.0x", 2.0)}
+PEAK_LIMIT = {"filesystem": 200.0, "s3": 250.0}
+STORAGES = ("filesystem", "s3")
+S3_PHASES = ("large", "small")  # storage matters to these; listing and auth read the database
 
 
 async def run_auth(
@@ -957,8 +967,9 @@ async def run(
     profiler: Profiler,
     wharf_python: str,
     wharf_rev: str | None,
+    storage: str = "filesystem",
 ) -> Report:
-    report = Report(profile)
+    report = Report(profile, storage)
     source = None if wharf_rev is None else export_source(wharf_rev, work / "wharf-source")
     figures: dict[str, dict[str, float]] = {"reference": {}, "wharf": {}, "wharf-auth": {}}
     if "auth" in phases and not wharf_supports_auth(wharf_python, source):
@@ -967,10 +978,22 @@ async def run(
     with ExitStack() as stack:
         (work / "reference").mkdir()
         (work / "wharf").mkdir()
+        reference_storage: str | None = None
+        wharf_storage: tuple[str, ...] = ()
+        if storage == "s3":
+            # One moto server for both, a bucket each: the same S3, one registry at a time.
+            s3 = stack.enter_context(running_moto(work))
+            reference_storage = s3.reference_storage(s3.create_bucket("reference"))
+            wharf_storage = s3.wharf_options(s3.create_bucket("wharf"))
+            report.note(f"S3: moto server at {s3.endpoint}, buckets reference and wharf")
         servers = [
-            stack.enter_context(running_reference(work / "reference")),
             stack.enter_context(
-                running_wharf(work / "wharf", python=wharf_python, source=source)
+                running_reference(work / "reference", storage=reference_storage)
+            ),
+            stack.enter_context(
+                running_wharf(
+                    work / "wharf", python=wharf_python, source=source, storage=wharf_storage
+                )
             ),
         ]
         report.note(
@@ -1025,12 +1048,15 @@ async def run(
     )
     ref, wharf, authed = figures["reference"], figures["wharf"], figures["wharf-auth"]
     for key, name, unit, higher, target, ratio in LINES:
+        if storage == "s3":
+            target, ratio = S3_TARGETS.get(key, (target, ratio))
         if key in ref and key in wharf:
             report.lines.append(Line(name, unit, ref[key], wharf[key], higher, target, ratio))
     if "peak_mib" in wharf:
+        limit = PEAK_LIMIT[storage]
         report.lines.append(
             Line(PEAK_NAME, "MiB", ref["peak_mib"], wharf["peak_mib"], False,
-                 "wharf < 200", None, 200.0)
+                 f"wharf < {limit:.0f}", None, limit)
         )
     for key, name, unit, target, ratio in AUTH_LINES:
         if key in wharf and key in authed:
@@ -1062,8 +1088,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a few seconds")
     parser.add_argument(
-        "--phases", default=",".join(PHASES),
-        help=f"comma-separated subset of {','.join(PHASES)} (default: all)",
+        "--phases",
+        help=f"comma-separated subset of {','.join(PHASES)} "
+        f"(default: all; with --storage s3: {','.join(S3_PHASES)})",
+    )
+    parser.add_argument(
+        "--storage", choices=STORAGES, default="filesystem",
+        help="where both registries keep blobs: local disk, or S3 on a moto server started for "
+        "the run (moto[server] from the test extras)",
     )
     parser.add_argument(
         "--seed", type=int, metavar="N", help="seed N repositories instead of the profile's"
@@ -1090,7 +1122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile = SMOKE if args.smoke else FULL
     if args.seed is not None:
         profile = replace(profile, seed_repositories=max(1, args.seed))
-    phases = [p for p in args.phases.split(",") if p]
+    default_phases = S3_PHASES if args.storage == "s3" else PHASES
+    phases = [p for p in (args.phases or ",".join(default_phases)).split(",") if p]
     unknown = set(phases) - set(PHASES)
     if unknown:
         print(f"error: unknown phases {sorted(unknown)}", file=sys.stderr)
@@ -1105,7 +1138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         report = asyncio.run(
-            run(profile, work, phases, Profiler(args.py_spy), args.wharf_python, args.wharf_rev)
+            run(
+                profile, work, phases, Profiler(args.py_spy), args.wharf_python, args.wharf_rev,
+                args.storage,
+            )
         )
     except (BenchError, RuntimeError, aiohttp.ClientError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -1123,6 +1159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         document: dict[str, Any] = {
             "profile": asdict(profile),
+            "storage": args.storage,
             "lines": [
                 {**asdict(line), "ratio": line.ratio, "meets_target": line.meets_target}
                 for line in report.lines

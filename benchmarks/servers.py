@@ -209,6 +209,7 @@ def wharf_command(
     source: Path | None = None,
     auth: bool = False,
     api_port: int | None = None,
+    storage: tuple[str, ...] = (),
 ) -> list[str]:
     """`auth`: registry access by cluster tokens and RBAC (Wharf's default), else `--no-auth`;
     plain HTTP either way."""
@@ -222,7 +223,7 @@ def wharf_command(
     command += [option for option in options if option in known]
     if "--api-listen" in known:
         command += ["--api-listen", f"127.0.0.1:{api_port or free_port()}"]
-    return command
+    return command + list(storage)
 
 
 @contextmanager
@@ -234,10 +235,12 @@ def running_wharf(
     name: str = "wharf",
     source: Path | None = None,
     auth: bool = False,
+    storage: tuple[str, ...] = (),
 ) -> Iterator[Server]:
     """Wharf with its data in `work`/wharf-data, or in `data_dir` (another process's: Wharf
     processes may share a data directory and database). `source`: see wharf_env. `auth`: with
-    registry authentication on (log in with cluster_login); it waits for the API too."""
+    registry authentication on (log in with cluster_login); it waits for the API too.
+    `storage`: options of `wharf serve` for another storage (S3Storage.wharf_options)."""
     port = free_port()
     python = python or sys.executable
     if auth and not wharf_supports_auth(python, source):
@@ -249,7 +252,7 @@ def running_wharf(
     api_port = free_port() if "--api-listen" in wharf_serve_options(python, source) else None
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            wharf_command(port, data_dir, python, source, auth, api_port),
+            wharf_command(port, data_dir, python, source, auth, api_port, storage),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -339,8 +342,7 @@ log:
   accesslog:
     disabled: true
 storage:
-  filesystem:
-    rootdirectory: {root}
+{storage}
   delete:
     enabled: true
   cache:
@@ -348,6 +350,81 @@ storage:
 http:
   addr: 127.0.0.1:{port}
 """
+REFERENCE_FILESYSTEM = """\
+  filesystem:
+    rootdirectory: {root}"""
+# The reference's s3 driver, as Wharf's: 10 MiB parts, path-style (its default with an
+# endpoint), redirects to presigned URLs on.
+REFERENCE_S3 = """\
+  s3:
+    accesskey: {access_key}
+    secretkey: {secret_key}
+    region: us-east-1
+    regionendpoint: {endpoint}
+    bucket: {bucket}
+    secure: false
+    v4auth: true
+    chunksize: 10485760
+  redirect:
+    disable: false"""
+
+
+@dataclass
+class S3Storage:
+    """A moto server (moto's standalone S3) with a bucket for each registry."""
+
+    endpoint: str
+    access_key: str = "bench"
+    secret_key: str = "bench-secret"
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def create_bucket(self, name: str) -> str:
+        request = urllib.request.Request(f"{self.endpoint}/{name}", method="PUT")
+        with _DIRECT.open(request, timeout=30) as response:
+            if response.status != 200:
+                raise RuntimeError(f"creating bucket {name} answered {response.status}")
+        return name
+
+    def wharf_options(self, bucket: str) -> tuple[str, ...]:
+        return ("--storage", "s3", "--s3-bucket", bucket, "--s3-endpoint", self.endpoint)
+
+    def reference_storage(self, bucket: str) -> str:
+        return REFERENCE_S3.format(
+            access_key=self.access_key, secret_key=self.secret_key,
+            endpoint=self.endpoint, bucket=bucket,
+        )
+
+
+@contextmanager
+def running_moto(work: Path, timeout: float = 60) -> Iterator[S3Storage]:
+    """moto's standalone S3 server on a free port, its credentials in this process's
+    environment (every Wharf started from here inherits them)."""
+    port = free_port()
+    log_path = work / "moto.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    storage = S3Storage(f"http://127.0.0.1:{port}")
+    saved = {name: os.environ.get(name) for name in storage.environment()}
+    os.environ.update(storage.environment())
+    try:
+        _wait_healthy(Server("moto", process, port, work, log_path), "/moto-api/", timeout)
+        yield storage
+    finally:
+        _stop(process)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def reference_binary() -> str | None:
@@ -358,9 +435,10 @@ def reference_binary() -> str | None:
 
 @contextmanager
 def running_reference(
-    work: Path, binary: str | None = None, timeout: float = 30
+    work: Path, binary: str | None = None, timeout: float = 30, storage: str | None = None
 ) -> Iterator[Server]:
-    """docker-registry with filesystem storage in `work`, delete enabled, no auth."""
+    """docker-registry with filesystem storage in `work` (or the `storage` section given,
+    S3Storage.reference_storage), delete enabled, no auth."""
     binary = binary or reference_binary()
     if binary is None:
         raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
@@ -368,7 +446,8 @@ def running_reference(
     data_dir = work / "reference-data"
     data_dir.mkdir(parents=True)
     config = work / "reference-config.yml"
-    config.write_text(REFERENCE_CONFIG.format(root=data_dir, port=port))
+    storage = storage or REFERENCE_FILESYSTEM.format(root=data_dir)
+    config.write_text(REFERENCE_CONFIG.format(storage=storage, port=port))
     log_path = work / "reference.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -377,6 +456,9 @@ def running_reference(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=work,
+            # The AWS SDK of this build cannot take a CA bundle (it panics); S3 here is plain
+            # HTTP on the loopback anyway.
+            env={k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"},
         )
     server = Server("reference", process, port, data_dir, log_path)
     try:

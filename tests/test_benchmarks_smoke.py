@@ -73,3 +73,32 @@ def test_smoke_run_prints_every_line_with_positive_figures(tmp_path: Path) -> No
     assert lines["small-image push (images/s)"]["reference_is"] == "docker-registry"
     # The work directory (data, logs, random blobs) is removed afterwards.
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+@pytest.mark.s3
+def test_smoke_run_on_s3_compares_both_registries_on_one_moto_server(tmp_path: Path) -> None:
+    """`benchmarks/run --storage s3`: both registries on buckets of one moto server, the
+    storage phases only, with the S3 targets."""
+    result_file = tmp_path / "result.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.registry_bench", "--smoke", "--storage", "s3",
+         "--json", str(result_file), "--workdir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-5000:]
+    assert "storage s3" in result.stdout
+    document = json.loads(result_file.read_text())
+    assert document["storage"] == "s3"
+    lines = {line["name"]: line for line in document["lines"]}
+    assert set(lines) == {name for name in LINE_NAMES if "auth on" not in name} - {
+        "tags/list p50 (ms)", "catalog first page p50 (ms)", "catalog full walk p50 (ms)"
+    }
+    for line in lines.values():
+        assert line["reference"] > 0 and line["wharf"] > 0 and line["ratio"] > 0
+    assert lines["small-image push (images/s)"]["target_ratio"] == 2.0
+    assert lines["peak RSS during large transfers (MiB)"]["target_wharf_below"] == 250.0
+    assert "moto server" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -498,8 +498,9 @@ class S3BlobStore:
 
 
 class _PartWriter:
-    """The bytes of one append: whole parts sent as they fill (one in flight while the next
-    fills), the rest kept as a new tail object. Memory: at most about two parts."""
+    """The bytes of one append: whole parts sent as they fill, one in flight while the next
+    fills, and what is left kept as a new tail object. Each part is filled in a buffer of
+    its own size, so memory stays at about two parts per upload whatever the chunks."""
 
     def __init__(self, store: S3BlobStore, upload_id: str, state: _State, hasher: Any) -> None:
         self.store = store
@@ -507,8 +508,8 @@ class _PartWriter:
         self.state = state
         self.hasher = hasher
         self.received = 0
-        self._pending: list[bytes] = []
-        self._pending_size = 0
+        self._buffer = bytearray(store.part_size)  # zeroed lazily by the kernel
+        self._filled = 0
         self._in_flight: asyncio.Task[tuple[str, int]] | None = None
         self._old_tail = state.tail
 
@@ -528,27 +529,34 @@ class _PartWriter:
         found = await _guarded(s3.get_object(Bucket=self.store.bucket, Key=self.state.tail))
         content = S3Content(found["Body"])
         try:
-            data = b"".join([chunk async for chunk in content.chunks()])
+            async for chunk in content.chunks():
+                await self._fill(chunk)
         finally:
             await content.close()
-        self._pending, self._pending_size = [data], len(data)
 
     async def add(self, chunk: bytes) -> None:
-        self._pending.append(chunk)
-        self._pending_size += len(chunk)
         self.received += len(chunk)
         # Hashed a chunk at a time, in a thread past a small size: the event loop stays free.
         if len(chunk) >= 256 * 1024:
             await asyncio.to_thread(self.hasher.update, chunk)
         else:
             self.hasher.update(chunk)
-        while self._pending_size >= self.store.part_size:
-            await self._send_part()
+        await self._fill(chunk)
+
+    async def _fill(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            room = len(self._buffer) - self._filled
+            taken = view[:room]
+            self._buffer[self._filled : self._filled + len(taken)] = taken
+            self._filled += len(taken)
+            view = view[len(taken) :]
+            if self._filled == len(self._buffer):
+                await self._send_part()
 
     async def _send_part(self) -> None:
-        data = b"".join(self._pending)
-        part, rest = data[: self.store.part_size], data[self.store.part_size :]
-        self._pending, self._pending_size = ([rest] if rest else []), len(rest)
+        part = self._buffer
+        self._buffer, self._filled = bytearray(self.store.part_size), 0
         if self._in_flight is not None:
             self.state.parts.append(await self._in_flight)
             self._in_flight = None
@@ -564,7 +572,7 @@ class _PartWriter:
         number = len(self.state.parts) + 1
         self._in_flight = asyncio.create_task(self._upload_part(number, part))
 
-    async def _upload_part(self, number: int, data: bytes) -> tuple[str, int]:
+    async def _upload_part(self, number: int, data: bytearray) -> tuple[str, int]:
         assert self.state.multipart is not None
         s3 = await self.store.client()
         sent = await _guarded(
@@ -573,7 +581,9 @@ class _PartWriter:
                 Key=self.store._upload_prefix(self.upload_id) + "data",
                 UploadId=self.state.multipart,
                 PartNumber=number,
-                Body=data,
+                # Any bytes-like body works (botocore and aiohttp send it without a copy);
+                # the stubs name only bytes.
+                Body=cast(bytes, data),
             )
         )
         return sent["ETag"], len(data)
@@ -584,22 +594,22 @@ class _PartWriter:
             self.state.parts.append(await self._in_flight)
             self._in_flight = None
         s3 = await self.store.client()
-        if self._pending_size:
+        if self._filled:
             key = self.store._upload_prefix(self.upload_id) + f"tail-{uuid.uuid4().hex}"
             await _guarded(
                 s3.put_object(
                     Bucket=self.store.bucket,
                     Key=key,
-                    Body=b"".join(self._pending),
+                    Body=bytes(memoryview(self._buffer)[: self._filled]),
                     **self.store._encryption(),
                 )
             )
-            self.state.tail, self.state.tail_size = key, self._pending_size
+            self.state.tail, self.state.tail_size = key, self._filled
         else:
             self.state.tail, self.state.tail_size = None, 0
         if self._old_tail is not None and self._old_tail != self.state.tail:
             self.state.stale.append(self._old_tail)  # its bytes are in the new tail or a part
-        self._pending, self._pending_size = [], 0
+        self._buffer, self._filled = bytearray(), 0
         return self.state.dump()
 
     async def drop(self) -> None:
