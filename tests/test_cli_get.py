@@ -189,6 +189,39 @@ def test_output_formats(cli: Cli) -> None:
     assert "unclosed" in cli.fails("get", "sa", "-o", "jsonpath={.items")
 
 
+def test_go_templates(cli: Cli) -> None:
+    """`oc get -o template --template=...` and `-o go-template=...`, as oc users write them."""
+    project = current(cli)
+    cli.ok("create", "-f", "-", input=manifest(account("robot", team="a"), account("droid")))
+    names = "{{range .items}}{{.metadata.name}}{{\"\\n\"}}{{end}}"
+    listed = cli.ok("get", "sa", "-o", "template", "--template", names).splitlines()
+    assert {"robot", "droid", "builder"} <= set(listed)
+    assert cli.ok("get", "sa", "-o", f"go-template={names}").splitlines() == listed
+    assert cli.ok("get", "sa", "-o", "go-template", f"--template={names}").splitlines() == listed
+    # --template alone means a Go template, as in kubectl.
+    assert cli.ok("get", "sa", "--template", names).splitlines() == listed
+    one = cli.ok(
+        "get", "sa", "robot", "-o",
+        'go-template={{.metadata.namespace}}/{{.metadata.name}} {{index .metadata.labels "team"}}'
+        "{{if .metadata.labels.team}} labelled{{end}} {{.metadata.missing}}",
+    )
+    assert one == f"{project}/robot a labelled <no value>"
+    # kubectl's --template serves -o jsonpath too.
+    assert cli.ok("get", "sa", "robot", "-o", "jsonpath", "--template", "{.metadata.name}") == (
+        "robot"
+    )
+
+    err = cli.fails("get", "sa", "-o", "go-template={{range .items}}")
+    assert err.startswith("error: error parsing template {{range .items}}, "), err
+    err = cli.fails("get", "sa", "robot", "-o", "go-template={{.metadata.name.first}}")
+    assert err.startswith('error: error executing template "{{.metadata.name.first}}": '), err
+    assert "can't evaluate field first in type string" in err
+    assert "template format specified but no template given" in cli.fails(
+        "get", "sa", "-o", "go-template"
+    )
+    assert "--template" in cli.fails("get", "sa", "-o", "json", "--template", "{{.}}")
+
+
 def test_several_types_at_once(cli: Cli) -> None:
     tables = cli.ok("get", "sa,rolebindings").split("\n\n")
     assert len(tables) == 2

@@ -171,6 +171,14 @@ def get(
             "go-template=TEMPLATE, or template with --template",
         ),
     ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            help="The template of -o go-template, template or jsonpath (alone: a Go template, "
+            'e.g. \'{{range .items}}{{.metadata.name}}{{"\\n"}}{{end}}\')',
+        ),
+    ] = None,
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="After listing, watch for changes")
     ] = False,
@@ -188,7 +196,7 @@ def get(
     ] = False,
 ) -> None:
     """Display one or many resources."""
-    out = parse_output(output)
+    out = parse_output(output, template)
     session = open_session(ctx, namespace)
     params = _params(selector, field_selector)
     if args and "," in args[0] and "/" not in args[0]:

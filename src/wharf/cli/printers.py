@@ -10,11 +10,13 @@ from typing import Any
 
 import yaml
 
-from . import jsonpath
+from . import gotemplate, jsonpath
 from .discovery import ResourceType
 from .errors import CliError
 
-FORMATS = ("custom-columns", "json", "jsonpath", "name", "wide", "yaml")
+FORMATS = ("custom-columns", "go-template", "json", "jsonpath", "name", "template", "wide", "yaml")
+# Formats that take a template, after `=` or from --template; `template` is `go-template`.
+TEMPLATED = {"jsonpath": "jsonpath", "go-template": "go-template", "template": "go-template"}
 GAP = "   "
 
 
@@ -28,17 +30,30 @@ class Output:
         return self.format in ("", "wide")
 
 
-def parse_output(text: str | None) -> Output:
+def parse_output(text: str | None, template: str | None = None) -> Output:
+    """The output format of `-o TEXT` and `--template TEMPLATE`, its template checked before
+    any request is made."""
+    if not text and template is not None:
+        text = "go-template"  # as kubectl: --template alone is a Go template
     if not text:
         return Output("")
     # `-o=json`: click hands a short option's value over with the `=`.
     text = text.removeprefix("=")
     name, sep, argument = text.partition("=")
-    if name in ("jsonpath", "custom-columns") and sep and argument:
-        if name == "jsonpath":
-            jsonpath.parse_template(argument)  # report template errors before any request
+    if template is not None and name not in TEMPLATED:
+        raise CliError(f"--template needs -o go-template, template or jsonpath, not -o {name}")
+    if name in TEMPLATED and not sep:
+        if not template:
+            raise CliError("template format specified but no template given")
+        sep, argument = "=", template
+    if name in TEMPLATED and sep and argument:
+        if TEMPLATED[name] == "jsonpath":
+            jsonpath.parse_template(argument)
         else:
-            jsonpath.parse_columns(argument)
+            gotemplate.render_checked(argument)
+        return Output(TEMPLATED[name], argument)
+    if name == "custom-columns" and sep and argument:
+        jsonpath.parse_columns(argument)
         return Output(name, argument)
     if name in ("json", "yaml", "name", "wide") and not sep:
         return Output(name)
@@ -99,6 +114,8 @@ def print_objects(
             write(f"{rtype.kind_name}/{obj.get('metadata', {}).get('name', '')}\n")
     elif output.format == "jsonpath":
         write(jsonpath.render(output.argument, data))
+    elif output.format == "go-template":
+        write(gotemplate.render(output.argument, data))
     elif output.format == "custom-columns":
         columns = jsonpath.parse_columns(output.argument)
         rows = [[header for header, _ in columns]]
