@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import stat
 import uuid
 from collections.abc import Iterator
@@ -487,3 +488,51 @@ def test_help_lists_the_verbs(admin: Cli) -> None:
     for verb in ("info", "login", "trust"):
         assert verb in text
     assert "SOURCE DEST..." in admin.ok("tag", "--help")
+
+
+
+def test_describe_imagestream_reads_like_oc(admin: Cli, server: WharfProcess) -> None:
+    """`oc describe is`: the stream's facts, then each tag with where it was tagged from and
+    its history, newest first, the current image starred, each with its age."""
+    name = f"p-{uuid.uuid4().hex[:8]}"
+    admin.ok("new-project", name, "--skip-config-write")
+    old = push(server, admin, f"{name}/app", "latest")
+    new = push(server, admin, f"{name}/app", "latest")
+    admin.ok("-n", name, "tag", "app:latest", "app:prod")
+    admin.ok("-n", name, "tag", "--source=docker", "quay.io/x/y:1", "app:ext")
+    text = admin.ok("-n", name, "describe", "is", "app")
+
+    ago = r"(Less than a second|1 second|\d+ seconds|About a minute) ago"
+    internal = f"{server.host}/{name}/app"
+    expected = "\n".join(
+        [
+            "Name:                   app",
+            f"Namespace:              {name}",
+            f"Created:                {ago}",
+            "Labels:                 <none>",
+            "Annotations:            <none>",
+            re.escape(f"Image Repository:       {public(server)}/{name}/app"),
+            "Image Lookup:           local=false",
+            "Unique Images:          2",
+            "Tags:                   3",
+            "",
+            "latest",
+            "  no spec tag",
+            "",
+            re.escape(f"  * {internal}@{new}"),
+            f"      {ago}",
+            re.escape(f"    {internal}@{old}"),
+            f"      {ago}",
+            "",
+            "ext",
+            re.escape("  tagged from quay.io/x/y:1"),
+            "",
+            "prod",
+            re.escape(f"  tagged from app@{new}"),
+            "",
+            re.escape(f"  * {internal}@{new}"),
+            f"      {ago}",
+            "",
+        ]
+    )
+    assert re.fullmatch(expected, text), text

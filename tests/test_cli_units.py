@@ -3,12 +3,14 @@ names, type resolution, and `--help` on every verb."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from wharf.cli import jsonpath
 from wharf.cli.access import parse_duration
+from wharf.cli.describe import ago, human_duration
 from wharf.cli.discovery import Discovery, ResourceType
 from wharf.cli.errors import CliError
 from wharf.cli.kubeconfig import cluster_nickname, normalize_server
@@ -175,3 +177,23 @@ def test_every_verb_has_help(verb: list[str], capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "Usage:" in out
     assert f"wharf {' '.join(verb)}".strip() in " ".join(out.split())
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.4, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
+        (119, "About a minute"), (120, "2 minutes"), (3599, "59 minutes"), (3600, "About an hour"),
+        (5400, "2 hours"), (47 * 3600, "47 hours"), (48 * 3600, "2 days"),
+        (14 * 86400, "2 weeks"), (60 * 86400, "2 months"), (800 * 86400, "2 years"),
+    ],
+)
+def test_ages_in_ocs_words(seconds: float, text: str) -> None:
+    assert human_duration(seconds) == text
+
+
+def test_ago() -> None:
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert ago("2026-01-02T03:02:05Z", now) == "2 minutes ago"
+    assert ago("not a time", now) == "<unknown>"
+    assert ago(None, now) == "<unknown>"

@@ -4,6 +4,7 @@ subjects of bindings and the rules of roles."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -111,7 +112,102 @@ def _role(obj: dict[str, Any]) -> list[str]:
     return ["PolicyRule:", *("  " + line for line in align(rows).splitlines())]
 
 
+def human_duration(seconds: float) -> str:
+    """How long ago, in the words of oc (Docker's HumanDuration): `About a minute`, `3 days`."""
+    whole, minutes, hours = int(seconds), int(seconds // 60), round(seconds / 3600)
+    if whole < 1:
+        return "Less than a second"
+    if whole < 60:
+        return "1 second" if whole == 1 else f"{whole} seconds"
+    if minutes < 60:
+        return "About a minute" if minutes == 1 else f"{minutes} minutes"
+    if hours < 48:
+        return "About an hour" if hours == 1 else f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds // 3600) // 24 // 365} years"
+
+
+def ago(timestamp: Any, now: datetime | None = None) -> str:
+    """`2 minutes ago` for an RFC 3339 timestamp; `<unknown>` without one."""
+    try:
+        then = datetime.fromisoformat(str(timestamp).replace("Z", "+00:00"))
+    except ValueError:
+        return "<unknown>"
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    elapsed = ((now or datetime.now(UTC)) - then).total_seconds()
+    return f"{human_duration(max(elapsed, 0.0))} ago"
+
+
+_IS_LABEL_WIDTH = 24  # where oc's tab stops put the values, after "Image Repository:"
+
+
+def _field(label_text: str, values: list[str]) -> list[str]:
+    first = f"{label_text + ':':<{_IS_LABEL_WIDTH}}{values[0]}"
+    return [first, *(" " * _IS_LABEL_WIDTH + value for value in values[1:])]
+
+
+def _tag_order(name: str) -> tuple[bool, str]:
+    return name != "latest", name  # latest first, as oc lists them
+
+
+def _tagged_from(spec_tag: dict[str, Any] | None, namespace: str) -> str:
+    source = (spec_tag or {}).get("from") or {}
+    if not spec_tag:
+        return "  no spec tag"
+    if not source.get("name"):
+        return "  tagged without a source"
+    shown = str(source["name"])
+    other = source.get("namespace")
+    if source.get("kind") != "DockerImage" and other and other != namespace:
+        shown = f"{other}/{shown}"
+    return f"  tagged from {shown}"
+
+
+def _history(items: list[dict[str, Any]]) -> list[str]:
+    lines = [""] if items else []
+    for index, item in enumerate(items):
+        bullet = "*" if index == 0 else " "  # the tag's current image
+        lines.append(f"  {bullet} {item.get('dockerImageReference') or item.get('image', '')}")
+        lines.append(f"      {ago(item.get('created'))}")
+    return lines
+
+
+def describe_imagestream(obj: dict[str, Any]) -> str:
+    """As `oc describe is`: the stream, then each tag with its source and history."""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    namespace = str(meta.get("namespace", ""))
+    spec_tags = {str(t.get("name")): t for t in spec.get("tags") or []}
+    histories = {str(t.get("tag")): t.get("items") or [] for t in status.get("tags") or []}
+    names = sorted(set(spec_tags) | set(histories), key=_tag_order)
+    images = {i.get("image") for items in histories.values() for i in items}
+    repository = status.get("publicDockerImageRepository") or status.get("dockerImageRepository")
+    local = (spec.get("lookupPolicy") or {}).get("local", False)
+    lines = [
+        *_field("Name", [str(meta.get("name", ""))]),
+        *_field("Namespace", [namespace]),
+        *_field("Created", [ago(meta.get("creationTimestamp"))]),
+        *_field("Labels", _pairs(meta.get("labels"), "=")),
+        *_field("Annotations", _pairs(meta.get("annotations"), "=")),
+        *_field("Image Repository", [str(repository or "<none>")]),
+        *_field("Image Lookup", [f"local={'true' if local else 'false'}"]),
+        *_field("Unique Images", [str(len(images - {None}))]),
+        *_field("Tags", [str(len(names))]),
+    ]
+    for name in names:
+        lines += ["", name, _tagged_from(spec_tags.get(name), namespace)]
+        lines += _history(histories.get(name, []))
+    return "\n".join(lines) + "\n"
+
+
 def describe_object(obj: dict[str, Any]) -> str:
+    if obj.get("kind") == "ImageStream":
+        return describe_imagestream(obj)
     lines = _header(obj)
     kind = obj.get("kind", "")
     if kind in ("RoleBinding", "ClusterRoleBinding"):
