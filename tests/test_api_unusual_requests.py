@@ -343,3 +343,75 @@ def test_an_internal_error_is_logged_as_one_line_without_the_secret(tmp_path: Pa
         lines = [line for line in log.splitlines() if request_id in line]
         assert len(lines) == 1, lines
         assert "IntegrityError" in lines[0] and "request failed" in lines[0], lines[0]
+
+
+# Deleting answers as Kubernetes does: a Status, but the Namespace itself for a namespace
+
+
+def test_a_delete_answers_a_success_status(admin: Api, ns: str) -> None:
+    made = admin.post(secrets_path(ns), json=secret(unique("gone"), k="v")).json()
+    name, uid = made["metadata"]["name"], made["metadata"]["uid"]
+    response = admin.delete(f"{secrets_path(ns)}/{name}")
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "code": 200,
+        "details": {"name": name, "kind": "secrets", "uid": uid},
+    }
+    route = admin.post(
+        "/apis/route.openshift.io/v1/namespaces/" + ns + "/routes",
+        json={"metadata": {"name": "r"}, "spec": {"to": {"kind": "Service", "name": "s"}}},
+    )
+    assert route.status_code == 201, route.text
+    deleted = admin.delete(f"/apis/route.openshift.io/v1/namespaces/{ns}/routes/r").json()
+    assert deleted["details"]["group"] == "route.openshift.io", deleted
+
+
+def test_a_namespace_delete_answers_the_namespace(admin: Api, cluster: Cluster) -> None:
+    name = cluster.new_project(admin, unique("nsgone"))
+    response = admin.delete(f"/api/v1/namespaces/{name}")
+    assert response.status_code == 200, response.text
+    assert response.json()["kind"] == "Namespace"
+    assert response.json()["metadata"]["name"] == name
+
+
+# Impersonation: 403 for who may not, honoured for who may
+
+
+def test_impersonation_needs_the_right_to_impersonate(cluster: Cluster) -> None:
+    alice, bob = cluster.user("alice"), cluster.user("bob")
+    project = cluster.new_project(bob.api, unique("bobs"))
+    response = alice.api.get(
+        f"/api/v1/namespaces/{project}/secrets", headers={"Impersonate-User": bob.name}
+    )
+    body = assert_status(response, 403, "Forbidden", "cannot impersonate")
+    assert f'User "{alice.name}"' in body["message"] and "users" in body["message"]
+    groups = alice.api.get(
+        "/apis/user.openshift.io/v1/users/~",
+        headers={"Impersonate-User": alice.name, "Impersonate-Group": "system:cluster-admins"},
+    )
+    assert_status(groups, 403, "Forbidden", "cannot impersonate")
+    no_user = alice.api.get("/api/v1/namespaces", headers={"Impersonate-Group": "x"})
+    assert_status(no_user, 400, "BadRequest", "Impersonate-User")
+
+
+def test_impersonation_is_honoured_for_who_may(cluster: Cluster) -> None:
+    bob = cluster.user("bob")
+    project = cluster.new_project(bob.api, unique("bobs"))
+    as_bob = {"Impersonate-User": bob.name}
+    me = cluster.admin.get("/apis/user.openshift.io/v1/users/~", headers=as_bob)
+    assert me.status_code == 200 and me.json()["metadata"]["name"] == bob.name, me.text
+    # Bob may read his project and nothing of the cluster's.
+    assert cluster.admin.get(f"/api/v1/namespaces/{project}/secrets", headers=as_bob).ok
+    assert_status(cluster.admin.get("/api/v1/secrets", headers=as_bob), 403, "Forbidden")
+    review = cluster.admin.post(
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        headers={**as_bob, "Impersonate-Group": "devs"},
+    )
+    assert review.status_code == 201, review.text
+    info = review.json()["status"]["userInfo"]
+    assert info["username"] == bob.name and "devs" in info["groups"]

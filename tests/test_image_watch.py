@@ -3,6 +3,7 @@ second, through kubectl and through the official Python client."""
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -95,3 +96,22 @@ def test_kubectl_watch_sees_a_push(integrated: WharfProcess, cluster: Cluster) -
             lambda lines: any(line.startswith("second ") for line in lines), timeout=10
         )
         assert any("v2" in line for line in seen if line.startswith("second "))
+
+
+def test_a_push_that_makes_a_stream_is_one_added_event(
+    integrated: WharfProcess, cluster: Cluster
+) -> None:
+    # The stream is made and its tag recorded in one transaction: watchers hear of it once,
+    # whole (kubectl get -w printed a new stream twice, ADDED then MODIFIED).
+    project = cluster.new_project(cluster.admin, unique("once"))
+    path = f"/apis/image.openshift.io/v1/namespaces/{project}/imagestreams"
+    start = cluster.admin.get(path).json()["metadata"]["resourceVersion"]
+    pushed = registry_for(integrated, cluster.admin_token).push_image(f"{project}/app", "v1")
+    # Bounded: a watch that ends after two seconds with whatever it saw.
+    response = cluster.admin.get(
+        path, params={"watch": "1", "resourceVersion": start, "timeoutSeconds": "2"}
+    )
+    events = [json.loads(line) for line in response.text.splitlines()]
+    assert [event["type"] for event in events] == ["ADDED"], events
+    tags = events[0]["object"]["status"]["tags"]
+    assert tags[0]["tag"] == "v1" and tags[0]["items"][0]["image"] == pushed.digest

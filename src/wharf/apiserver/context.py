@@ -31,11 +31,14 @@ class Api:
 
     async def authenticate(self, request: web.Request) -> UserInfo:
         """The caller of a request that needs one: no credentials is 401."""
+        from . import impersonation
         from .errors import UNAUTHORIZED
 
         user = await self.authenticator.authenticate(request)
         if user is None:
             raise UNAUTHORIZED
+        if impersonation.wanted(request):
+            return await impersonation.impersonated(request, user, self.authorizer.allowed)
         return user
 
 

@@ -185,6 +185,7 @@ NAMESPACE = Kind(
     namespaced=False,
     # As Kubernetes: no deletecollection, a namespace goes only when named.
     verbs=tuple(verb for verb in ALL_VERBS if verb != "deletecollection"),
+    delete_answers_object=True,
     short_names=("ns",),
     strategy=NamespaceStrategy(),
     subresources=("status",),

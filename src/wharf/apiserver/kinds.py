@@ -61,6 +61,8 @@ class Kind:
     subresources: tuple[str, ...] = ()
     # The fields the kind has, for strict validation and OpenAPI; None: anything goes.
     shape: Shape | None = None
+    # A DELETE answers the deleted object (a Namespace, as Kubernetes), else a Status.
+    delete_answers_object: bool = False
 
     @property
     def api_version(self) -> str:

@@ -233,6 +233,8 @@ def _operation(kind: Kind, base: str, verb: str, how: _Verb, subresource: str = 
     if verb == "create" and kind.kind == "ImageStreamMapping":
         # Recorded, not kept: its create answers a Status, as OpenShift's does.
         me = STATUS
+    if verb == "delete" and not kind.delete_answers_object:
+        me = STATUS
     scope = [_path("namespace")] if kind.namespaced else []
     path, parameters = base, scope
     if how.on_item:

@@ -474,7 +474,18 @@ async def delete_object(request: web.Request, target: Target, call: Call) -> web
     body = await read_object(request) if request.body_exists else None
     version = await _delete_precondition(target, call, body)
     deleted = await target.resource.delete(call, target.name, version)
-    return _respond(request, target, deleted)
+    if target.kind.delete_answers_object:
+        return _respond(request, target, deleted)
+    return web.json_response(deleted_status(target.kind, deleted))
+
+
+def deleted_status(kind: Kind, deleted: Object) -> Object:
+    """What Kubernetes answers a DELETE of most kinds: Success, naming what went."""
+    meta = deleted.get("metadata") or {}
+    details = {"name": meta.get("name", ""), "kind": kind.plural, "uid": meta.get("uid", "")}
+    if kind.group:
+        details["group"] = kind.group
+    return status_object("Success", 200, details=details)
 
 
 async def delete_collection(request: web.Request, target: Target, call: Call) -> web.StreamResponse:

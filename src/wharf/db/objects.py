@@ -106,6 +106,11 @@ _DELETE = Prepared(delete(objects).where(*_WHERE_KEY))
 _LOG = Prepared(
     insert(object_events), ["resource_version", "resource", "namespace", "name", "type", "body"]
 )
+_EVENT_BODY = Prepared(
+    update(object_events)
+    .where(object_events.c.resource_version == bindparam("version"))
+    .values(body=bindparam("body"))
+)
 _NEWEST_EVENT = Prepared(
     select(func.max(object_events.c.resource_version)).where(
         object_events.c.resource == bindparam("resource")
@@ -123,9 +128,14 @@ class SyncTransaction:
     """Writes that commit together, as plain calls on a connection in a database thread;
     their events are announced after the commit."""
 
-    def __init__(self, conn: Connection, events: list[Event]) -> None:
+    def __init__(
+        self, conn: Connection, events: list[Event], created: dict[Key, int] | None = None
+    ) -> None:
         self.conn = conn
         self.events = events
+        # Objects this transaction created, and their version: changing one again rewrites
+        # its creation (one ADDED event with the final body), as nobody saw it in between.
+        self._created = {} if created is None else created
 
     def _next_version(self) -> int:
         value = _NEXT_VERSION.scalar(self.conn)
@@ -166,6 +176,7 @@ class SyncTransaction:
         if not created:
             raise AlreadyExists(key)
         self._log("ADDED", key, body, version, text)
+        self._created[key] = version
         return body
 
     def update(self, key: Key, body: Object, expected_version: int | None = None) -> Object:
@@ -175,6 +186,8 @@ class SyncTransaction:
             raise NotFound(key)
         if expected_version is not None and current != expected_version:
             raise Conflict(key)
+        if key in self._created:
+            return self._rewrite_creation(key, body)
         version = self._next_version()
         _set_version(body, version)
         text = _dump(body)
@@ -182,7 +195,20 @@ class SyncTransaction:
         self._log("MODIFIED", key, body, version, text)
         return body
 
+    def _rewrite_creation(self, key: Key, body: Object) -> Object:
+        version = self._created[key]
+        _set_version(body, version)
+        text = _dump(body)
+        _UPDATE.run(self.conn, version=version, body=text, **_match(key))
+        _EVENT_BODY.run(self.conn, version=version, body=text)
+        self.events[:] = [
+            Event("ADDED", version, key, body) if e.resource_version == version else e
+            for e in self.events
+        ]
+        return body
+
     def delete(self, key: Key, expected_version: int | None = None) -> Object:
+        self._created.pop(key, None)
         body = _get(self.conn, key)
         if body is None:
             raise NotFound(key)
@@ -214,10 +240,13 @@ class Transaction:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self.events: list[Event] = []
+        self._created: dict[Key, int] = {}
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(sync_transaction, *args)` within this transaction."""
-        return await self.conn.run_sync(lambda c: fn(SyncTransaction(c, self.events), *args))
+        return await self.conn.run_sync(
+            lambda c: fn(SyncTransaction(c, self.events, self._created), *args)
+        )
 
     async def get(self, key: Key) -> Object | None:
         return await self.run_sync(SyncTransaction.get, key)
