@@ -20,6 +20,8 @@ from tests.support.clients import Clients
 from tests.support.cluster import basic, bearer, registry_session
 from tests.support.oci import Registry
 from tests.support.server import WharfProcess, free_port, running_wharf
+from wharf.cli import registry as registry_cli
+from wharf.cli.main import app, run
 
 
 @pytest.fixture(scope="module")
@@ -450,6 +452,57 @@ def test_trust_refusals(server: WharfProcess, admin: Cli, tmp_path: Path) -> Non
     )
     err = insecure.fails("registry", "trust", "--certs-dir", str(tmp_path / "c"))
     assert "has no certificate authority: give the server's data directory" in err
+
+
+def test_trust_without_a_login_says_exactly_what_to_pass(
+    server: WharfProcess, tmp_path: Path
+) -> None:
+    """As under sudo, which drops $KUBECONFIG and changes $HOME: no login to take the CA and
+    the hosts from. The error names the flags, with the data directory found here."""
+    cli = new_cli(tmp_path / "nobody")
+    (cli.cwd / "wharf-data").symlink_to(server.data_dir)
+    err = cli.fails("registry", "trust")
+    data = cli.cwd / "wharf-data"
+    assert err.startswith("error: not logged in"), err
+    assert f"registry trust --data-dir {data} --registry HOST:PORT" in err, err
+    assert "127.0.0.1:5000" in err
+    # Half of it: the host is still missing.
+    err = cli.fails("registry", "trust", "--data-dir", str(data))
+    assert "--registry HOST:PORT" in err and "--data-dir" not in err.split("pass")[-1], err
+    # What it said to pass works.
+    certs = tmp_path / "certs.d"
+    cli.ok("registry", "trust", "--data-dir", str(data), "--registry", server.host,
+           "--certs-dir", str(certs))
+    assert (certs / server.host / "ca.crt").read_bytes() == server.ca_file.read_bytes()
+
+
+def test_trust_under_sudo_reads_the_invoking_users_login(
+    admin: Cli, project: tuple[str, str], server: WharfProcess, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`sudo wharf registry trust` as root: $HOME is root's and $KUBECONFIG is gone, so the
+    login is taken from the kubeconfig of $SUDO_USER (here a stand-in user whose home is a
+    temporary directory holding kubeadmin's kubeconfig)."""
+    name, _ = project
+    home = tmp_path / "home" / "alice"
+    (home / ".kube").mkdir(parents=True)
+    config = admin.config()
+    for context in config["contexts"]:
+        context["context"]["namespace"] = name
+    (home / ".kube" / "config").write_text(json.dumps(config))
+    monkeypatch.setenv("HOME", str(tmp_path / "root-home"))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("SUDO_USER", "alice")
+    monkeypatch.setattr(registry_cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(registry_cli, "home_of", lambda user: home if user == "alice" else None)
+    certs = tmp_path / "certs.d"
+    assert run(app, ["registry", "trust", "--certs-dir", str(certs)]) == 0, capsys.readouterr()
+    for host in (public(server), server.host):
+        assert (certs / host / "ca.crt").read_bytes() == server.ca_file.read_bytes()
+    # Not under sudo: no stand-in, and so no login.
+    monkeypatch.delenv("SUDO_USER")
+    assert run(app, ["registry", "trust", "--certs-dir", str(certs)]) == 1
+    assert "not logged in" in capsys.readouterr().err
 
 
 @pytest.mark.clients

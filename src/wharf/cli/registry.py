@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import os
+import pwd
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -338,7 +339,52 @@ def login(
     typer.echo(f"Saved credentials for {host} in {path}")
 
 
-def _ca_pem(ctx: typer.Context, data_dir: Path | None) -> bytes:
+def home_of(user: str) -> Path | None:
+    try:
+        return Path(pwd.getpwnam(user).pw_dir)
+    except KeyError:
+        return None
+
+
+def sudo_kubeconfig() -> Path | None:
+    """Under sudo, the kubeconfig of the user who ran it: sudo gives root's $HOME and drops
+    $KUBECONFIG, so `sudo wharf registry trust` would otherwise find no login."""
+    user = os.environ.get("SUDO_USER")
+    if os.geteuid() != 0 or not user or user == "root":
+        return None
+    home = home_of(user)
+    path = home / ".kube" / "config" if home is not None else None
+    return path if path is not None and path.is_file() else None
+
+
+def _login_for_trust(ctx: typer.Context) -> None:
+    """Use the sudo user's kubeconfig when no other was named and root's has no login."""
+    given = options(ctx)
+    if given.kubeconfig or os.environ.get("KUBECONFIG"):
+        return
+    if load_config(ctx).connection(given.context) is not None:
+        return
+    found = sudo_kubeconfig()
+    if found is not None:
+        given.kubeconfig = str(found)
+
+
+def _what_to_pass(data_dir: Path | None, registry: str | None) -> str:
+    """The exact flags that make `registry trust` work without a login."""
+    local = Path("wharf-data")
+    shown = data_dir or (local.absolute() if (local / "tls" / "ca.crt").is_file() else "DATA_DIR")
+    missing = [] if data_dir else [f"--data-dir {shown}"]
+    if not registry:
+        missing.append("--registry HOST:PORT")
+    return (
+        f"pass {' '.join(missing)} (`wharf registry trust {' '.join(missing)}`; the data "
+        "directory of `wharf serve`, and the registry's address: 127.0.0.1:5000 unless it was "
+        "given --listen or --public-host), or name a kubeconfig with --kubeconfig (sudo leaves "
+        "out $KUBECONFIG and changes $HOME)"
+    )
+
+
+def _ca_pem(ctx: typer.Context, data_dir: Path | None, registry: str | None = None) -> bytes:
     if data_dir is not None:
         path = data_dir / "tls" / "ca.crt"
         try:
@@ -351,8 +397,8 @@ def _ca_pem(ctx: typer.Context, data_dir: Path | None) -> bytes:
         connection = load_config(ctx).connection(options(ctx).context)
         if connection is None:
             raise CliError(
-                "not logged in: log in with `wharf login`, or give the server's data directory "
-                "with --data-dir"
+                f"not logged in, so the CA and the registry's hosts are unknown: "
+                f"{_what_to_pass(None, registry)}"
             )
         if not connection.ca_data:
             raise CliError(
@@ -389,10 +435,16 @@ def trust(
     namespace: Annotated[str | None, NamespaceOption] = None,
 ) -> None:
     """Install Wharf's CA where podman, skopeo and buildah look for the registry's."""
-    pem = _ca_pem(ctx, data_dir)
+    _login_for_trust(ctx)
+    pem = _ca_pem(ctx, data_dir, registry)
     if registry:
         hosts = [registry]
     else:
+        if load_config(ctx).connection(options(ctx).context) is None:
+            raise CliError(
+                f"not logged in, so the registry's hosts are unknown: "
+                f"{_what_to_pass(data_dir, registry)}"
+            )
         found = find_hosts(open_session(ctx, namespace))
         hosts = [h for h in dict.fromkeys((found.public, found.internal)) if h]
         if not hosts:
@@ -401,6 +453,10 @@ def trust(
         if not host or "/" in host or host in (".", ".."):
             raise CliError(f'"{host}" is not a registry host')
         target = certs_dir / host / "ca.crt"
-        hint = " (run it as root, or choose another directory with --certs-dir)"
+        hint = (
+            " (run it as root, e.g. `sudo .venv/bin/wharf registry trust`, or choose another "
+            "directory with --certs-dir: rootless podman also reads "
+            "~/.config/containers/certs.d)"
+        )
         _write_file(target, pem, 0o644, hint)
         typer.echo(f"Wrote the CA for {host} to {target}")
