@@ -17,9 +17,14 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID = web.RequestKey("request_id", str)
+# Who made the request, once authentication knows: for the access log.
+USER_NAME = web.RequestKey("user_name", str)
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -112,6 +117,32 @@ async def _send_request_id(request: web.Request, response: web.StreamResponse) -
 
 def request_id_of(request: web.Request) -> str:
     return str(request.get(_REQUEST_ID, ""))
+
+
+class AccessLog(AbstractAccessLogger):
+    """One line per request, once its answer is sent (aiohttp calls `log` then): never the query
+    string (it may carry a code or a token) and never a header's value."""
+
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        self._log = structlog.get_logger("wharf.access")
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        self._log.info(
+            "request",
+            request_id=request.get(_REQUEST_ID, ""),
+            method=request.method,
+            path=request.path,
+            status=response.status,
+            bytes_in=request.content_length or 0,
+            bytes_out=response.body_length,
+            ms=round(time * 1000, 2),
+            user=request.get(USER_NAME, ""),
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
 
 
 def install(app: web.Application) -> None:

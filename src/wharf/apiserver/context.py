@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ..auth.user import Attributes, UserInfo
 from ..db.objects import ObjectStore
+from ..logs import USER_NAME
 from .kinds import KindRegistry
 
 
@@ -38,7 +39,8 @@ class Api:
         if user is None:
             raise UNAUTHORIZED
         if impersonation.wanted(request):
-            return await impersonation.impersonated(request, user, self.authorizer.allowed)
+            user = await impersonation.impersonated(request, user, self.authorizer.allowed)
+        request[USER_NAME] = user.name
         return user
 
 

@@ -1,0 +1,159 @@
+"""Prometheus metrics, in one place: the registry's under the names and labels of OpenShift's
+registry (`imageregistry_*`, summaries as there: Python's client keeps their count and sum,
+not their quantiles), the API's as Kubernetes names its own (`apiserver_*`), and the database's
+time. Each app gets its own collector registry and its own exposition endpoint."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    generate_latest,
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# What a request did, for its labels: set by the handler that knows (verb and resource on the
+# API, the operation on the registry), read when the answer has been sent.
+OPERATION = web.RequestKey("metrics_operation", str)
+RESOURCE = web.RequestKey("metrics_resource", str)
+
+
+@dataclass
+class RegistryMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "imageregistry_http_requests_total",
+            "HTTP requests answered, by status code and method.",
+            ["code", "method"],
+            registry=r,
+        )
+        self.duration = Summary(
+            "imageregistry_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method.",
+            ["method"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "imageregistry_http_in_flight_requests", "HTTP requests being answered.", registry=r
+        )
+        self.request_size = Summary(
+            "imageregistry_http_request_size_bytes", "Size of request bodies.", registry=r
+        )
+        self.response_size = Summary(
+            "imageregistry_http_response_size_bytes", "Size of response bodies.", registry=r
+        )
+        self.operation_duration = Summary(
+            "imageregistry_request_duration_seconds",
+            "Time of a registry operation (blob, manifest, upload, listing), by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.storage_duration = Summary(
+            "imageregistry_storage_duration_seconds",
+            "Time of a storage call, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.storage_errors = Counter(
+            "imageregistry_storage_errors_total",
+            "Storage calls that failed, by operation and error code.",
+            ["operation", "code"],
+            registry=r,
+        )
+
+    def observe(self, request: BaseRequest, response: StreamResponse, seconds: float) -> None:
+        method = request.method
+        self.requests.labels(str(response.status), method).inc()
+        self.duration.labels(method).observe(seconds)
+        self.request_size.observe(request.content_length or 0)
+        self.response_size.observe(response.body_length)
+        operation = request.get(OPERATION)
+        if operation:
+            self.operation_duration.labels(operation).observe(seconds)
+
+    @contextmanager
+    def storage(self, operation: str) -> Iterator[None]:
+        """Time one storage call; a failure counts as an error of its exception's type."""
+        began = time.perf_counter()
+        try:
+            yield
+        except Exception as exc:
+            self.storage_errors.labels(operation, type(exc).__name__).inc()
+            raise
+        finally:
+            self.storage_duration.labels(operation).observe(time.perf_counter() - began)
+
+
+@dataclass
+class ApiMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "apiserver_request_total",
+            "API requests answered, by verb, resource and status code.",
+            ["verb", "resource", "code"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "apiserver_request_duration_seconds",
+            "Time to answer an API request, by verb and resource (watches: their whole life).",
+            ["verb", "resource"],
+            registry=r,
+        )
+        self.watches = Gauge(
+            "apiserver_longrunning_requests", "Watches open now.", ["verb"], registry=r
+        )
+        self.database = Histogram(
+            "wharf_database_seconds",
+            "Time of database work done for the API and the registry, reads and writes.",
+            ["kind"],
+            registry=r,
+        )
+
+    def observe(self, request: BaseRequest, response: StreamResponse, seconds: float) -> None:
+        verb = request.get(OPERATION) or request.method.lower()
+        resource = request.get(RESOURCE, "")
+        self.requests.labels(verb, resource, str(response.status)).inc()
+        self.duration.labels(verb, resource).observe(seconds)
+
+
+Metrics = RegistryMetrics | ApiMetrics
+METRICS = web.AppKey("metrics", RegistryMetrics | ApiMetrics)  # type: ignore[arg-type]
+
+
+def exposition(metrics: Metrics) -> web.Response:
+    """The metrics in Prometheus' text format."""
+    response = web.Response(body=generate_latest(metrics.registry))
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+def in_flight(metrics: RegistryMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A middleware counting the requests being answered."""
+
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        metrics.in_flight.inc()
+        try:
+            return await handler(request)
+        finally:
+            metrics.in_flight.dec()
+
+    return count
