@@ -12,7 +12,7 @@ import structlog
 from aiohttp import HttpVersion11, hdrs, web
 
 from ..oci.names import NAME_PATTERN
-from ..storage.base import StorageUnavailable
+from ..storage.base import StorageUnavailable, UploadGone
 from . import blob_handlers, listing_handlers, manifest_handlers, upload_handlers
 from .context import REGISTRY, Registry, registry_of
 from .errors import RegistryError
@@ -95,6 +95,8 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
     except StorageUnavailable as exc:
         log.warning("storage unavailable", method=request.method, reason=str(exc))
         return unavailable().response()
+    except UploadGone:
+        return RegistryError("BLOB_UPLOAD_UNKNOWN", "the upload's bytes are gone").response()
     except web.HTTPException as exc:
         if exc.status < 400 or not f"{request.path}/".startswith(_SPEC_PATHS):
             raise
@@ -183,6 +185,8 @@ def sweeper(interval: float, idle: timedelta) -> Callable[[web.Application], Asy
                 except StorageUnavailable as exc:
                     # Tried again at the next round: what was not removed is still stale then.
                     log.warning("sweep postponed: storage unavailable", reason=str(exc))
+                except Exception:
+                    log.exception("sweep failed")
                 else:
                     if removed:
                         log.info("removed stale uploads", count=removed)

@@ -9,7 +9,6 @@ this one after a restart) rebuilds it from the stored bytes. Hash states are nev
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -274,6 +273,5 @@ class Uploads:
         leftovers = set(await self.store.leftovers(idle_since)) - stale
         orphans = leftovers - await self.records.known(leftovers)
         for upload_id in orphans:
-            with contextlib.suppress(Exception):
-                await self.store.abort(upload_id, None)
+            await self.store.abort(upload_id, None)
         return len(stale) + len(orphans)

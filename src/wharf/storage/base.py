@@ -29,6 +29,11 @@ class PartialWrite(Exception):
         self.state = state
 
 
+class UploadGone(Exception):
+    """The backend no longer has an upload's bytes (aborted meanwhile by a cancel or the
+    sweeper): the upload cannot continue."""
+
+
 class StorageUnavailable(Exception):
     """The backend cannot be reached or refuses to work now (an S3 500, 503 or throttling):
     the request may succeed later, and nothing it acknowledged before is lost."""

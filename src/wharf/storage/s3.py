@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -33,7 +33,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..settings import S3Settings
-from .base import PartialWrite, StorageUnavailable, Written
+from .base import PartialWrite, StorageUnavailable, UploadGone, Written
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -120,6 +120,17 @@ async def _guarded(call: Awaitable[T]) -> T:
         raise _unavailable(exc) from exc
 
 
+@contextlib.contextmanager
+def _gone_as(upload_id: str) -> Iterator[None]:
+    """A key or multipart upload of the upload missing: it was aborted meanwhile."""
+    try:
+        yield
+    except ClientError as exc:
+        if _is_missing(exc):
+            raise UploadGone(upload_id) from exc
+        raise
+
+
 class S3Content:
     """A GetObject body, read as it arrives."""
 
@@ -139,6 +150,8 @@ class S3Content:
 
 class S3BlobStore:
     checks_sizes = False
+    # The most one copy request moves (S3's limit); larger objects are copied in parts.
+    copy_limit = MAX_COPY
 
     def __init__(self, settings: S3Settings) -> None:
         if not settings.bucket:
@@ -285,6 +298,12 @@ class S3BlobStore:
     async def append(
         self, upload_id: str, state: str, offset: int, body: AsyncIterable[bytes], hasher: Any
     ) -> Written:
+        with _gone_as(upload_id):
+            return await self._append(upload_id, state, body, hasher)
+
+    async def _append(
+        self, upload_id: str, state: str, body: AsyncIterable[bytes], hasher: Any
+    ) -> Written:
         current = _State.parse(state)
         writer = _PartWriter(self, upload_id, current, hasher)
         await writer.start()
@@ -301,6 +320,10 @@ class S3BlobStore:
         return Written(writer.received, await writer.finish())
 
     async def resume(self, upload_id: str, state: str, size: int, hasher: Any) -> str:
+        with _gone_as(upload_id):
+            return await self._resume(upload_id, state, hasher)
+
+    async def _resume(self, upload_id: str, state: str, hasher: Any) -> str:
         current = _State.parse(state)
         if current.parts:
             data = await self._complete(upload_id, current)
@@ -339,14 +362,26 @@ class S3BlobStore:
                     },
                 )
             )
-        except ClientError:
+        except (ClientError, StorageUnavailable):
             # Completed already, by an attempt that failed later (S3 went away before the
             # new state was recorded): the object is there if it has every part's bytes.
-            found = await _guarded(s3.head_object(Bucket=self.bucket, Key=key))
-            if int(found["ContentLength"]) != current.parts_size:
-                message = f"upload {upload_id}: its multipart upload is gone"
-                raise StorageUnavailable(message) from None
+            if await self._size_of(key) == current.parts_size:
+                return key
+            await self.check_multipart(upload_id, key, current.multipart)
+            raise
         return key
+
+    async def check_multipart(self, upload_id: str, key: str, multipart: str) -> None:
+        """Raise UploadGone if the multipart upload was aborted. Asked after a call on it
+        failed: some S3-compatible stores (moto among them) answer 500, not NoSuchUpload,
+        to a part sent to an aborted upload."""
+        s3 = await self.client()
+        try:
+            await _guarded(
+                s3.list_parts(Bucket=self.bucket, Key=key, UploadId=multipart, MaxParts=1)
+            )
+        except ClientError as exc:
+            raise UploadGone(upload_id) from exc
 
     async def _reopen(self, upload_id: str, source: str, size: int, current: _State) -> _State:
         """A new multipart upload whose parts are copies of the object `source`."""
@@ -365,8 +400,8 @@ class S3BlobStore:
         """Copy `source` into parts `first`... of the multipart upload, 5 GiB at most each."""
         s3 = await self.client()
         parts = []
-        for number, start in enumerate(range(0, size, MAX_COPY), start=first):
-            end = min(start + MAX_COPY, size) - 1
+        for number, start in enumerate(range(0, size, self.copy_limit), start=first):
+            end = min(start + self.copy_limit, size) - 1
             copied = await _guarded(
                 s3.upload_part_copy(
                     Bucket=self.bucket,
@@ -381,9 +416,13 @@ class S3BlobStore:
         return parts
 
     async def commit(self, upload_id: str, state: str, size: int, digest: str) -> None:
-        current = _State.parse(state)
+        with _gone_as(upload_id):
+            await self._commit(upload_id, _State.parse(state), size, digest)
+
+    async def _commit(self, upload_id: str, current: _State, size: int, digest: str) -> None:
         s3 = await self.client()
         target = self._blob_key(digest)
+        data = self._upload_prefix(upload_id) + "data"
         if not current.parts:
             if current.tail is None:
                 await _guarded(
@@ -392,22 +431,43 @@ class S3BlobStore:
             else:
                 await self._copy(current.tail, target, current.tail_size)
         else:
-            if current.tail is not None:
-                assert current.multipart is not None
-                key = self._upload_prefix(upload_id) + "data"
-                current.parts += await self._copy_parts(
-                    key, current.multipart, current.tail, current.tail_size,
-                    first=len(current.parts) + 1,
-                )
-            data = await self._complete(upload_id, current)
+            # A commit tried again (S3 went away after it completed the multipart upload)
+            # finds the upload's object whole already.
+            if await self._size_of(data) != size:
+                if current.tail is not None:
+                    assert current.multipart is not None
+                    current.parts += await self._copy_parts(
+                        data, current.multipart, current.tail, current.tail_size,
+                        first=len(current.parts) + 1,
+                    )
+                await self._complete(upload_id, current)
             await self._copy(data, target, size)
-        await self._remove_upload(upload_id, None)
+        # What the state names; anything else under the upload's prefix (bytes of a write
+        # that was never recorded) is the sweeper's, once idle.
+        known = [key for key in (current.tail, *current.stale) if key is not None]
+        if current.parts:
+            known.append(data)
+        if known:
+            await _guarded(
+                s3.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": key} for key in known], "Quiet": True},
+                )
+            )
+
+    async def _size_of(self, key: str) -> int | None:
+        s3 = await self.client()
+        try:
+            found = await _guarded(s3.head_object(Bucket=self.bucket, Key=key))
+        except ClientError:
+            return None
+        return int(found["ContentLength"])
 
     async def _copy(self, source: str, target: str, size: int) -> None:
         """Copy an object inside S3: one request up to 5 GiB, a multipart copy beyond."""
         s3 = await self.client()
         copy_source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": source}
-        if size <= MAX_COPY:
+        if size <= self.copy_limit:
             await _guarded(
                 s3.copy_object(
                     Bucket=self.bucket, Key=target, CopySource=copy_source, **self._encryption()
@@ -573,19 +633,25 @@ class _PartWriter:
         self._in_flight = asyncio.create_task(self._upload_part(number, part))
 
     async def _upload_part(self, number: int, data: bytearray) -> tuple[str, int]:
-        assert self.state.multipart is not None
+        multipart = self.state.multipart
+        assert multipart is not None
         s3 = await self.store.client()
-        sent = await _guarded(
-            s3.upload_part(
-                Bucket=self.store.bucket,
-                Key=self.store._upload_prefix(self.upload_id) + "data",
-                UploadId=self.state.multipart,
-                PartNumber=number,
-                # Any bytes-like body works (botocore and aiohttp send it without a copy);
-                # the stubs name only bytes.
-                Body=cast(bytes, data),
+        key = self.store._upload_prefix(self.upload_id) + "data"
+        try:
+            sent = await _guarded(
+                s3.upload_part(
+                    Bucket=self.store.bucket,
+                    Key=key,
+                    UploadId=multipart,
+                    PartNumber=number,
+                    # Any bytes-like body works (botocore and aiohttp send it without a
+                    # copy); the stubs name only bytes.
+                    Body=cast(bytes, data),
+                )
             )
-        )
+        except (ClientError, StorageUnavailable):
+            await self.store.check_multipart(self.upload_id, key, multipart)
+            raise
         return sent["ETag"], len(data)
 
     async def finish(self) -> str:

@@ -1,0 +1,85 @@
+"""What only the S3 backend does, on a real moto server: copies larger than one copy request
+(S3 allows 5 GiB; here the limit is lowered to 5 MiB so that the tests can cross it), and
+uploads whose bytes were aborted underneath them."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.support.oci import digest_of, random_bytes
+from tests.support.s3 import MotoServer
+from wharf.settings import S3Settings
+from wharf.storage.base import UploadGone
+from wharf.storage.s3 import S3BlobStore
+
+pytestmark = pytest.mark.s3
+MiB = 1024 * 1024
+
+
+async def body(data: bytes, piece: int = MiB) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), piece):
+        yield data[start : start + piece]
+
+
+def store_on(moto: MotoServer, bucket: str) -> S3BlobStore:
+    store = S3BlobStore(S3Settings(bucket=bucket, region_endpoint=moto.url, chunk_size_mib=5))
+    store.copy_limit = 5 * MiB
+    return store
+
+
+def test_large_copies_go_in_parts(moto: MotoServer) -> None:
+    """Resume re-copies the upload in parts, and the commit copies it to its key in parts:
+    12 MiB in copies of at most 5 MiB, each part at least 5 MiB but the last."""
+    first, second = random_bytes(12 * MiB, seed=1), random_bytes(3 * MiB + 1, seed=2)
+    upload_id = "5b7e0c1a-0000-4000-8000-000000000001"
+    bucket = moto.new_bucket()
+
+    async def scenario() -> bytes | None:
+        store = store_on(moto, bucket)
+        try:
+            state = await store.begin(upload_id)
+            written = await store.append(upload_id, state, 0, body(first), hashlib.sha256())
+            rebuilt = hashlib.sha256()
+            state = await store.resume(upload_id, written.state, len(first), rebuilt)
+            assert rebuilt.hexdigest() == hashlib.sha256(first).hexdigest()
+            more = await store.append(upload_id, state, len(first), body(second), rebuilt)
+            size = len(first) + len(second)
+            digest = digest_of(first + second)
+            await store.commit(upload_id, more.state, size, digest)
+            return await store.read(digest, size)
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == first + second
+    assert not moto.multipart_uploads(bucket)
+    assert moto.keys(bucket, "uploads/") == []
+
+
+def test_an_upload_aborted_underneath_is_gone(moto: MotoServer) -> None:
+    """A cancel or the sweeper aborted the upload while another request held its state: the
+    next append, resume or commit says the upload is gone (the registry's 404), not a 500."""
+    upload_id = "5b7e0c1a-0000-4000-8000-000000000002"
+    data = random_bytes(7 * MiB, seed=3)
+
+    async def scenario() -> None:
+        store = store_on(moto, moto.new_bucket())
+        try:
+            state = await store.begin(upload_id)
+            written = await store.append(upload_id, state, 0, body(data), hashlib.sha256())
+            await store.abort(upload_id, None)
+            with pytest.raises(UploadGone):
+                await store.resume(upload_id, written.state, len(data), hashlib.sha256())
+            with pytest.raises(UploadGone):
+                await store.append(
+                    upload_id, written.state, len(data), body(b"more"), hashlib.sha256()
+                )
+            with pytest.raises(UploadGone):
+                await store.commit(upload_id, written.state, len(data), digest_of(data))
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
