@@ -119,11 +119,23 @@ def test_tags_list_with_a_bad_n_is_an_error(reg: Registry, repo: str, n: str) ->
     assert response.json()["errors"][0]["code"] in ERROR_CODES
 
 
-def test_catalog_with_an_n_longer_than_int_converts_is_all_of_it(reg: Registry, repo: str) -> None:
-    reg.push_blob(repo, b"listed")
-    response = reg.http.get(f"{reg.url}/v2/_catalog", params={"n": "9" * 5000})
-    assert response.status_code == 200, response.content
-    assert repo in response.json()["repositories"]
+@pytest.mark.parametrize("n", ["1001", "9" * 5000])
+def test_catalog_refuses_pages_over_1000_as_distribution(reg: Registry, n: str) -> None:
+    response = reg.http.get(f"{reg.url}/v2/_catalog", params={"n": n})
+    assert_error(response, 400, "PAGINATION_NUMBER_INVALID")
+
+
+def test_catalog_pages_by_100_when_n_is_absent(fresh_wharf: WharfProcess) -> None:
+    reg = Registry(fresh_wharf.url)
+    names = sorted(f"many/r{i:03}" for i in range(105))
+    for name in names:
+        reg.push_blob(name, b"x")
+    first = reg.http.get(f"{reg.url}/v2/_catalog")
+    assert first.status_code == 200, first.content
+    assert first.json()["repositories"] == names[:100]
+    assert 'rel="next"' in first.headers["Link"]
+    whole = reg.http.get(f"{reg.url}/v2/_catalog", params={"n": 1000})
+    assert whole.json()["repositories"] == names and "Link" not in whole.headers
 
 
 def test_tags_list_of_unknown_repository_is_name_unknown(reg: Registry) -> None:

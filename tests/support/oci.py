@@ -44,6 +44,7 @@ ERROR_CODES = {
     "UNSUPPORTED",
     "TOOMANYREQUESTS",
     "UNAVAILABLE",  # distribution's, with 503: the storage backend is away
+    "PAGINATION_NUMBER_INVALID",  # distribution's: a catalog page over 1000
 }
 
 

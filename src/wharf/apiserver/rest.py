@@ -18,6 +18,7 @@ from aiohttp import web
 from ..auth.user import Attributes, UserInfo
 from ..db.objects import Expired
 from ..kube import merge_patch
+from ..metrics import OPERATION, RESOURCE
 from .bodies import decode_body, read_body, read_object
 from .context import API, Api
 from .errors import ApiError, bad_request, conflict, forbidden, status_object
@@ -169,6 +170,8 @@ async def handle(request: web.Request, group: str, version: str) -> web.StreamRe
         dry_run=dry_run(request),
         subresource=target.subresource,
     )
+    request[OPERATION] = verb
+    request[RESOURCE] = target.kind.plural
     handler = _HANDLERS[verb]
     return await handler(request, target, call)
 

@@ -17,6 +17,7 @@ from .context import (
     parse_digest,
     registry_of,
 )
+from .errors import RegistryError
 
 
 def _paged(
@@ -45,10 +46,28 @@ async def list_tags(request: web.Request) -> web.Response:
     return _paged(f"/v2/{name}/tags/list", tags, limit, "tags", {"name": name})
 
 
+# As distribution: a catalog page holds 100 names unless n says otherwise, and n may not pass
+# 1000, so that no request walks the whole registry.
+CATALOG_DEFAULT_PAGE = 100
+CATALOG_MAX_PAGE = 1000
+
+
+def catalog_page_size(request: web.Request) -> int:
+    limit = page_size(request)
+    if limit is None:
+        return CATALOG_DEFAULT_PAGE
+    if limit > CATALOG_MAX_PAGE:
+        raise RegistryError(
+            "PAGINATION_NUMBER_INVALID",
+            detail={"n": request.query.get("n", "")[:20], "max": CATALOG_MAX_PAGE},
+        )
+    return limit
+
+
 async def catalog(request: web.Request) -> web.Response:
     registry = registry_of(request)
     await registry.authorizer.authorize(request, None, ())
-    limit = page_size(request)
+    limit: int | None = catalog_page_size(request)
     last = request.query.get("last")
     names: list[str] = []
     # Filter page by page, so a caller who may pull few repositories still gets full pages.
