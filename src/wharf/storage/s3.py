@@ -20,132 +20,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from ..settings import S3Settings
 from .base import PartialWrite, StorageUnavailable, UploadGone, Written
+from .s3_calls import FAILURES, S3Content, gone_as, guarded, is_missing, unavailable
+from .s3_uploads import PartWriter, UploadState
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_s3.type_defs import CopySourceTypeDef, ObjectIdentifierTypeDef
-
-T = TypeVar("T")
 
 MiB = 1024 * 1024
 # S3's bounds: a part (or one copy request) at most 5 GiB.
 MAX_COPY = 5 * 1024 * MiB
 # What a presigned URL is good for: long enough for a slow client to start every download.
 REDIRECT_SECONDS = 20 * 60
-_READ_BYTES = MiB
-_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
-# How a call to S3 fails besides an error answer: no connection, a timeout, a broken body.
-_FAILURES = (BotoCoreError, OSError, TimeoutError, aiohttp.ClientError)
-
-
-@dataclass
-class _State:
-    """An upload as the uploads row keeps it."""
-
-    multipart: str | None = None  # the S3 multipart upload id, once a part was sent
-    parts: list[tuple[str, int]] = field(default_factory=list)  # (ETag, size), part 1 first
-    tail: str | None = None  # the key of the bytes after the parts
-    tail_size: int = 0
-    # Tails the recorded state no longer names, deleted by the next append: deleting them
-    # before the new state is recorded would break the upload if that record failed.
-    stale: list[str] = field(default_factory=list)
-
-    @classmethod
-    def parse(cls, text: str) -> _State:
-        if not text:
-            return cls()
-        data = json.loads(text)
-        return cls(
-            data.get("multipart"),
-            [(etag, size) for etag, size in data.get("parts", [])],
-            data.get("tail"),
-            data.get("tailSize", 0),
-            list(data.get("stale", [])),
-        )
-
-    def dump(self) -> str:
-        data: dict[str, Any] = {"parts": self.parts, "tailSize": self.tail_size}
-        if self.multipart is not None:
-            data["multipart"] = self.multipart
-        if self.tail is not None:
-            data["tail"] = self.tail
-        if self.stale:
-            data["stale"] = self.stale
-        return json.dumps(data, separators=(",", ":"))
-
-    @property
-    def parts_size(self) -> int:
-        return sum(size for _, size in self.parts)
-
-
-def _is_missing(exc: ClientError) -> bool:
-    error = exc.response.get("Error", {})
-    return str(error.get("Code")) in _MISSING
-
-
-def _unavailable(exc: BaseException) -> StorageUnavailable:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return StorageUnavailable(f"S3 answered {status} {error.get('Code')}")
-    return StorageUnavailable(f"S3 unreachable: {type(exc).__name__}")
-
-
-async def _guarded(call: Awaitable[T]) -> T:
-    """`call`. A missing key or upload stays a ClientError, for the caller to handle; every
-    other failure (S3 away, slow, answering 5xx, throttling, refusing) is StorageUnavailable:
-    the registry answers 503 and the client retries after S3 returned (botocore has retried a
-    few times already)."""
-    try:
-        return await call
-    except ClientError as exc:
-        if _is_missing(exc):
-            raise
-        raise _unavailable(exc) from exc
-    except _FAILURES as exc:
-        raise _unavailable(exc) from exc
-
-
-@contextlib.contextmanager
-def _gone_as(upload_id: str) -> Iterator[None]:
-    """A key or multipart upload of the upload missing: it was aborted meanwhile."""
-    try:
-        yield
-    except ClientError as exc:
-        if _is_missing(exc):
-            raise UploadGone(upload_id) from exc
-        raise
-
-
-class S3Content:
-    """A GetObject body, read as it arrives."""
-
-    def __init__(self, body: Any) -> None:
-        self._body = body
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        while True:
-            data = await _guarded(self._body.read(_READ_BYTES))
-            if not data:
-                return
-            yield data
-
-    async def close(self) -> None:
-        self._body.close()
 
 
 class S3BlobStore:
@@ -210,10 +106,10 @@ class S3BlobStore:
         algorithm, _, encoded = digest.partition(":")
         return f"{self._prefix}blobs/{algorithm}/{encoded[:2]}/{encoded}"
 
-    def _upload_prefix(self, upload_id: str) -> str:
+    def upload_prefix(self, upload_id: str) -> str:
         return f"{self._prefix}uploads/{upload_id}/"
 
-    def _encryption(self) -> dict[str, Any]:
+    def encryption(self) -> dict[str, Any]:
         if not self.settings.encrypt:
             return {}
         if self.settings.key_id:
@@ -225,9 +121,9 @@ class S3BlobStore:
     async def stat(self, digest: str) -> int | None:
         s3 = await self.client()
         try:
-            found = await _guarded(s3.head_object(Bucket=self.bucket, Key=self._blob_key(digest)))
+            found = await guarded(s3.head_object(Bucket=self.bucket, Key=self._blob_key(digest)))
         except ClientError as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return None
             raise
         return int(found["ContentLength"])
@@ -255,11 +151,11 @@ class S3BlobStore:
         s3 = await self.client()
         ranged: dict[str, Any] = {} if byte_range is None else {"Range": byte_range}
         try:
-            found = await _guarded(
+            found = await guarded(
                 s3.get_object(Bucket=self.bucket, Key=self._blob_key(digest), **ranged)
             )
         except ClientError as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return None
             raise
         return S3Content(found["Body"])
@@ -278,7 +174,7 @@ class S3BlobStore:
         if await self.stat(digest) is None:
             return False
         s3 = await self.client()
-        await _guarded(s3.delete_object(Bucket=self.bucket, Key=self._blob_key(digest)))
+        await guarded(s3.delete_object(Bucket=self.bucket, Key=self._blob_key(digest)))
         return True
 
     async def ready(self) -> bool:
@@ -286,7 +182,7 @@ class S3BlobStore:
             s3 = await self.client()
             # Shorter than botocore's retries: readiness is a question of now.
             await asyncio.wait_for(s3.head_bucket(Bucket=self.bucket), timeout=3)
-        except (ClientError, *_FAILURES):
+        except (ClientError, *FAILURES):
             return False
         return True
 
@@ -298,14 +194,14 @@ class S3BlobStore:
     async def append(
         self, upload_id: str, state: str, offset: int, body: AsyncIterable[bytes], hasher: Any
     ) -> Written:
-        with _gone_as(upload_id):
+        with gone_as(upload_id):
             return await self._append(upload_id, state, body, hasher)
 
     async def _append(
         self, upload_id: str, state: str, body: AsyncIterable[bytes], hasher: Any
     ) -> Written:
-        current = _State.parse(state)
-        writer = _PartWriter(self, upload_id, current, hasher)
+        current = UploadState.parse(state)
+        writer = PartWriter(self, upload_id, current, hasher)
         await writer.start()
         try:
             async for chunk in body:
@@ -320,11 +216,11 @@ class S3BlobStore:
         return Written(writer.received, await writer.finish())
 
     async def resume(self, upload_id: str, state: str, size: int, hasher: Any) -> str:
-        with _gone_as(upload_id):
+        with gone_as(upload_id):
             return await self._resume(upload_id, state, hasher)
 
     async def _resume(self, upload_id: str, state: str, hasher: Any) -> str:
-        current = _State.parse(state)
+        current = UploadState.parse(state)
         if current.parts:
             data = await self._complete(upload_id, current)
             await self._hash_object(data, hasher)
@@ -335,7 +231,7 @@ class S3BlobStore:
 
     async def _hash_object(self, key: str, hasher: Any) -> None:
         s3 = await self.client()
-        found = await _guarded(s3.get_object(Bucket=self.bucket, Key=key))
+        found = await guarded(s3.get_object(Bucket=self.bucket, Key=key))
         content = S3Content(found["Body"])
         try:
             async for chunk in content.chunks():
@@ -343,13 +239,13 @@ class S3BlobStore:
         finally:
             await content.close()
 
-    async def _complete(self, upload_id: str, current: _State) -> str:
+    async def _complete(self, upload_id: str, current: UploadState) -> str:
         """Complete the multipart upload of `current`; return its key."""
         assert current.multipart is not None
         s3 = await self.client()
-        key = self._upload_prefix(upload_id) + "data"
+        key = self.upload_prefix(upload_id) + "data"
         try:
-            await _guarded(
+            await guarded(
                 s3.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=key,
@@ -377,22 +273,24 @@ class S3BlobStore:
         to a part sent to an aborted upload."""
         s3 = await self.client()
         try:
-            await _guarded(
+            await guarded(
                 s3.list_parts(Bucket=self.bucket, Key=key, UploadId=multipart, MaxParts=1)
             )
         except ClientError as exc:
             raise UploadGone(upload_id) from exc
 
-    async def _reopen(self, upload_id: str, source: str, size: int, current: _State) -> _State:
+    async def _reopen(
+        self, upload_id: str, source: str, size: int, current: UploadState
+    ) -> UploadState:
         """A new multipart upload whose parts are copies of the object `source`."""
         s3 = await self.client()
-        key = self._upload_prefix(upload_id) + "data"
-        created = await _guarded(
-            s3.create_multipart_upload(Bucket=self.bucket, Key=key, **self._encryption())
+        key = self.upload_prefix(upload_id) + "data"
+        created = await guarded(
+            s3.create_multipart_upload(Bucket=self.bucket, Key=key, **self.encryption())
         )
         multipart = created["UploadId"]
         parts = await self._copy_parts(key, multipart, source, size)
-        return _State(multipart, parts, current.tail, current.tail_size, current.stale)
+        return UploadState(multipart, parts, current.tail, current.tail_size, current.stale)
 
     async def _copy_parts(
         self, key: str, multipart: str, source: str, size: int, first: int = 1
@@ -402,7 +300,7 @@ class S3BlobStore:
         parts = []
         for number, start in enumerate(range(0, size, self.copy_limit), start=first):
             end = min(start + self.copy_limit, size) - 1
-            copied = await _guarded(
+            copied = await guarded(
                 s3.upload_part_copy(
                     Bucket=self.bucket,
                     Key=key,
@@ -416,17 +314,17 @@ class S3BlobStore:
         return parts
 
     async def commit(self, upload_id: str, state: str, size: int, digest: str) -> None:
-        with _gone_as(upload_id):
-            await self._commit(upload_id, _State.parse(state), size, digest)
+        with gone_as(upload_id):
+            await self._commit(upload_id, UploadState.parse(state), size, digest)
 
-    async def _commit(self, upload_id: str, current: _State, size: int, digest: str) -> None:
+    async def _commit(self, upload_id: str, current: UploadState, size: int, digest: str) -> None:
         s3 = await self.client()
         target = self._blob_key(digest)
-        data = self._upload_prefix(upload_id) + "data"
+        data = self.upload_prefix(upload_id) + "data"
         if not current.parts:
             if current.tail is None:
-                await _guarded(
-                    s3.put_object(Bucket=self.bucket, Key=target, Body=b"", **self._encryption())
+                await guarded(
+                    s3.put_object(Bucket=self.bucket, Key=target, Body=b"", **self.encryption())
                 )
             else:
                 await self._copy(current.tail, target, current.tail_size)
@@ -448,7 +346,7 @@ class S3BlobStore:
         if current.parts:
             known.append(data)
         if known:
-            await _guarded(
+            await guarded(
                 s3.delete_objects(
                     Bucket=self.bucket,
                     Delete={"Objects": [{"Key": key} for key in known], "Quiet": True},
@@ -458,7 +356,7 @@ class S3BlobStore:
     async def _size_of(self, key: str) -> int | None:
         s3 = await self.client()
         try:
-            found = await _guarded(s3.head_object(Bucket=self.bucket, Key=key))
+            found = await guarded(s3.head_object(Bucket=self.bucket, Key=key))
         except ClientError:
             return None
         return int(found["ContentLength"])
@@ -468,18 +366,18 @@ class S3BlobStore:
         s3 = await self.client()
         copy_source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": source}
         if size <= self.copy_limit:
-            await _guarded(
+            await guarded(
                 s3.copy_object(
-                    Bucket=self.bucket, Key=target, CopySource=copy_source, **self._encryption()
+                    Bucket=self.bucket, Key=target, CopySource=copy_source, **self.encryption()
                 )
             )
             return
-        created = await _guarded(
-            s3.create_multipart_upload(Bucket=self.bucket, Key=target, **self._encryption())
+        created = await guarded(
+            s3.create_multipart_upload(Bucket=self.bucket, Key=target, **self.encryption())
         )
         multipart = created["UploadId"]
         parts = await self._copy_parts(target, multipart, source, size)
-        await _guarded(
+        await guarded(
             s3.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=target,
@@ -494,22 +392,22 @@ class S3BlobStore:
         )
 
     async def abort(self, upload_id: str, state: str | None) -> None:
-        await self._remove_upload(upload_id, None if state is None else _State.parse(state))
+        await self._remove_upload(upload_id, None if state is None else UploadState.parse(state))
 
-    async def _remove_upload(self, upload_id: str, current: _State | None) -> None:
+    async def _remove_upload(self, upload_id: str, current: UploadState | None) -> None:
         """Abort the upload's multipart uploads (every one under its prefix, when `current`
         does not name it) and delete its objects."""
         s3 = await self.client()
-        prefix = self._upload_prefix(upload_id)
+        prefix = self.upload_prefix(upload_id)
         multiparts: list[str] = []
         if current is not None and current.multipart is not None:
             multiparts.append(current.multipart)
         else:
-            listed = await _guarded(s3.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix))
+            listed = await guarded(s3.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix))
             multiparts += [upload["UploadId"] for upload in listed.get("Uploads", [])]
         for multipart in multiparts:
             with contextlib.suppress(ClientError):  # already completed or aborted
-                await _guarded(
+                await guarded(
                     s3.abort_multipart_upload(
                         Bucket=self.bucket, Key=prefix + "data", UploadId=multipart
                     )
@@ -521,19 +419,19 @@ class S3BlobStore:
                     {"Key": item["Key"]} for item in page.get("Contents", [])
                 ]
                 if keys:
-                    await _guarded(
+                    await guarded(
                         s3.delete_objects(
                             Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
                         )
                     )
-        except (ClientError, *_FAILURES) as exc:
-            raise _unavailable(exc) from exc
+        except (ClientError, *FAILURES) as exc:
+            raise unavailable(exc) from exc
 
     async def leftovers(self, idle_since: datetime) -> list[str]:
         try:
             return await self._leftovers(idle_since)
-        except (ClientError, *_FAILURES) as exc:
-            raise _unavailable(exc) from exc
+        except (ClientError, *FAILURES) as exc:
+            raise unavailable(exc) from exc
 
     async def _leftovers(self, idle_since: datetime) -> list[str]:
         s3 = await self.client()
@@ -555,131 +453,3 @@ class S3BlobStore:
                 if item["LastModified"] < limit:
                     found.add(upload_id(item["Key"]))
         return sorted(found)
-
-
-class _PartWriter:
-    """The bytes of one append: whole parts sent as they fill, one in flight while the next
-    fills, and what is left kept as a new tail object. Each part is filled in a buffer of
-    its own size, so memory stays at about two parts per upload whatever the chunks."""
-
-    def __init__(self, store: S3BlobStore, upload_id: str, state: _State, hasher: Any) -> None:
-        self.store = store
-        self.upload_id = upload_id
-        self.state = state
-        self.hasher = hasher
-        self.received = 0
-        self._buffer = bytearray(store.part_size)  # zeroed lazily by the kernel
-        self._filled = 0
-        self._in_flight: asyncio.Task[tuple[str, int]] | None = None
-        self._old_tail = state.tail
-
-    async def start(self) -> None:
-        """Take the old tail's bytes (hashed already) as the start of the next part."""
-        s3 = await self.store.client()
-        if self.state.stale:
-            await _guarded(
-                s3.delete_objects(
-                    Bucket=self.store.bucket,
-                    Delete={"Objects": [{"Key": key} for key in self.state.stale], "Quiet": True},
-                )
-            )
-            self.state.stale = []
-        if self.state.tail is None:
-            return
-        found = await _guarded(s3.get_object(Bucket=self.store.bucket, Key=self.state.tail))
-        content = S3Content(found["Body"])
-        try:
-            async for chunk in content.chunks():
-                await self._fill(chunk)
-        finally:
-            await content.close()
-
-    async def add(self, chunk: bytes) -> None:
-        self.received += len(chunk)
-        # Hashed a chunk at a time, in a thread past a small size: the event loop stays free.
-        if len(chunk) >= 256 * 1024:
-            await asyncio.to_thread(self.hasher.update, chunk)
-        else:
-            self.hasher.update(chunk)
-        await self._fill(chunk)
-
-    async def _fill(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            room = len(self._buffer) - self._filled
-            taken = view[:room]
-            self._buffer[self._filled : self._filled + len(taken)] = taken
-            self._filled += len(taken)
-            view = view[len(taken) :]
-            if self._filled == len(self._buffer):
-                await self._send_part()
-
-    async def _send_part(self) -> None:
-        part = self._buffer
-        self._buffer, self._filled = bytearray(self.store.part_size), 0
-        if self._in_flight is not None:
-            self.state.parts.append(await self._in_flight)
-            self._in_flight = None
-        if self.state.multipart is None:
-            s3 = await self.store.client()
-            key = self.store._upload_prefix(self.upload_id) + "data"
-            created = await _guarded(
-                s3.create_multipart_upload(
-                    Bucket=self.store.bucket, Key=key, **self.store._encryption()
-                )
-            )
-            self.state.multipart = created["UploadId"]
-        number = len(self.state.parts) + 1
-        self._in_flight = asyncio.create_task(self._upload_part(number, part))
-
-    async def _upload_part(self, number: int, data: bytearray) -> tuple[str, int]:
-        multipart = self.state.multipart
-        assert multipart is not None
-        s3 = await self.store.client()
-        key = self.store._upload_prefix(self.upload_id) + "data"
-        try:
-            sent = await _guarded(
-                s3.upload_part(
-                    Bucket=self.store.bucket,
-                    Key=key,
-                    UploadId=multipart,
-                    PartNumber=number,
-                    # Any bytes-like body works (botocore and aiohttp send it without a
-                    # copy); the stubs name only bytes.
-                    Body=cast(bytes, data),
-                )
-            )
-        except (ClientError, StorageUnavailable):
-            await self.store.check_multipart(self.upload_id, key, multipart)
-            raise
-        return sent["ETag"], len(data)
-
-    async def finish(self) -> str:
-        """Wait for the part in flight, keep the rest as the tail; return the new state."""
-        if self._in_flight is not None:
-            self.state.parts.append(await self._in_flight)
-            self._in_flight = None
-        s3 = await self.store.client()
-        if self._filled:
-            key = self.store._upload_prefix(self.upload_id) + f"tail-{uuid.uuid4().hex}"
-            await _guarded(
-                s3.put_object(
-                    Bucket=self.store.bucket,
-                    Key=key,
-                    Body=bytes(memoryview(self._buffer)[: self._filled]),
-                    **self.store._encryption(),
-                )
-            )
-            self.state.tail, self.state.tail_size = key, self._filled
-        else:
-            self.state.tail, self.state.tail_size = None, 0
-        if self._old_tail is not None and self._old_tail != self.state.tail:
-            self.state.stale.append(self._old_tail)  # its bytes are in the new tail or a part
-        self._buffer, self._filled = bytearray(), 0
-        return self.state.dump()
-
-    async def drop(self) -> None:
-        if self._in_flight is not None:
-            self._in_flight.cancel()
-            with contextlib.suppress(BaseException):
-                await self._in_flight

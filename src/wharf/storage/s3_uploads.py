@@ -1,0 +1,186 @@
+"""An S3 upload's parts: the state its uploads row keeps, and the writer of one append."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from botocore.exceptions import ClientError
+
+from .base import StorageUnavailable
+from .s3_calls import S3Content, guarded
+
+if TYPE_CHECKING:
+    from .s3 import S3BlobStore
+
+
+@dataclass
+class UploadState:
+    """An upload as the uploads row keeps it."""
+
+    multipart: str | None = None  # the S3 multipart upload id, once a part was sent
+    parts: list[tuple[str, int]] = field(default_factory=list)  # (ETag, size), part 1 first
+    tail: str | None = None  # the key of the bytes after the parts
+    tail_size: int = 0
+    # Tails the recorded state no longer names, deleted by the next append: deleting them
+    # before the new state is recorded would break the upload if that record failed.
+    stale: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str) -> UploadState:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls(
+            data.get("multipart"),
+            [(etag, size) for etag, size in data.get("parts", [])],
+            data.get("tail"),
+            data.get("tailSize", 0),
+            list(data.get("stale", [])),
+        )
+
+    def dump(self) -> str:
+        data: dict[str, Any] = {"parts": self.parts, "tailSize": self.tail_size}
+        if self.multipart is not None:
+            data["multipart"] = self.multipart
+        if self.tail is not None:
+            data["tail"] = self.tail
+        if self.stale:
+            data["stale"] = self.stale
+        return json.dumps(data, separators=(",", ":"))
+
+    @property
+    def parts_size(self) -> int:
+        return sum(size for _, size in self.parts)
+
+
+class PartWriter:
+    """The bytes of one append: whole parts sent as they fill, one in flight while the next
+    fills, and what is left kept as a new tail object. Each part is filled in a buffer of
+    its own size, so memory stays at about two parts per upload whatever the chunks."""
+
+    def __init__(self, store: S3BlobStore, upload_id: str, state: UploadState, hasher: Any) -> None:
+        self.store = store
+        self.upload_id = upload_id
+        self.state = state
+        self.hasher = hasher
+        self.received = 0
+        self._buffer = bytearray(store.part_size)  # zeroed lazily by the kernel
+        self._filled = 0
+        self._in_flight: asyncio.Task[tuple[str, int]] | None = None
+        self._old_tail = state.tail
+
+    async def start(self) -> None:
+        """Take the old tail's bytes (hashed already) as the start of the next part."""
+        s3 = await self.store.client()
+        if self.state.stale:
+            await guarded(
+                s3.delete_objects(
+                    Bucket=self.store.bucket,
+                    Delete={"Objects": [{"Key": key} for key in self.state.stale], "Quiet": True},
+                )
+            )
+            self.state.stale = []
+        if self.state.tail is None:
+            return
+        found = await guarded(s3.get_object(Bucket=self.store.bucket, Key=self.state.tail))
+        content = S3Content(found["Body"])
+        try:
+            async for chunk in content.chunks():
+                await self._fill(chunk)
+        finally:
+            await content.close()
+
+    async def add(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        # Hashed a chunk at a time, in a thread past a small size: the event loop stays free.
+        if len(chunk) >= 256 * 1024:
+            await asyncio.to_thread(self.hasher.update, chunk)
+        else:
+            self.hasher.update(chunk)
+        await self._fill(chunk)
+
+    async def _fill(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            room = len(self._buffer) - self._filled
+            taken = view[:room]
+            self._buffer[self._filled : self._filled + len(taken)] = taken
+            self._filled += len(taken)
+            view = view[len(taken) :]
+            if self._filled == len(self._buffer):
+                await self._send_part()
+
+    async def _send_part(self) -> None:
+        part = self._buffer
+        self._buffer, self._filled = bytearray(self.store.part_size), 0
+        if self._in_flight is not None:
+            self.state.parts.append(await self._in_flight)
+            self._in_flight = None
+        if self.state.multipart is None:
+            s3 = await self.store.client()
+            key = self.store.upload_prefix(self.upload_id) + "data"
+            created = await guarded(
+                s3.create_multipart_upload(
+                    Bucket=self.store.bucket, Key=key, **self.store.encryption()
+                )
+            )
+            self.state.multipart = created["UploadId"]
+        number = len(self.state.parts) + 1
+        self._in_flight = asyncio.create_task(self._upload_part(number, part))
+
+    async def _upload_part(self, number: int, data: bytearray) -> tuple[str, int]:
+        multipart = self.state.multipart
+        assert multipart is not None
+        s3 = await self.store.client()
+        key = self.store.upload_prefix(self.upload_id) + "data"
+        try:
+            sent = await guarded(
+                s3.upload_part(
+                    Bucket=self.store.bucket,
+                    Key=key,
+                    UploadId=multipart,
+                    PartNumber=number,
+                    # Any bytes-like body works (botocore and aiohttp send it without a
+                    # copy); the stubs name only bytes.
+                    Body=cast(bytes, data),
+                )
+            )
+        except (ClientError, StorageUnavailable):
+            await self.store.check_multipart(self.upload_id, key, multipart)
+            raise
+        return sent["ETag"], len(data)
+
+    async def finish(self) -> str:
+        """Wait for the part in flight, keep the rest as the tail; return the new state."""
+        if self._in_flight is not None:
+            self.state.parts.append(await self._in_flight)
+            self._in_flight = None
+        s3 = await self.store.client()
+        if self._filled:
+            key = self.store.upload_prefix(self.upload_id) + f"tail-{uuid.uuid4().hex}"
+            await guarded(
+                s3.put_object(
+                    Bucket=self.store.bucket,
+                    Key=key,
+                    Body=bytes(memoryview(self._buffer)[: self._filled]),
+                    **self.store.encryption(),
+                )
+            )
+            self.state.tail, self.state.tail_size = key, self._filled
+        else:
+            self.state.tail, self.state.tail_size = None, 0
+        if self._old_tail is not None and self._old_tail != self.state.tail:
+            self.state.stale.append(self._old_tail)  # its bytes are in the new tail or a part
+        self._buffer, self._filled = bytearray(), 0
+        return self.state.dump()
+
+    async def drop(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.cancel()
+            with contextlib.suppress(BaseException):
+                await self._in_flight
