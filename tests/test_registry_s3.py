@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
+from tests.support.cluster import Cluster, bearer, registry_session
 from tests.support.oci import (
     OCTET,
     Registry,
@@ -240,3 +241,24 @@ def test_a_finished_push_leaves_only_content_addressed_objects(
         image = reg.push_image("tidy/repo", "v1", layers=2)
     assert sorted(moto.keys(bucket)) == sorted(f"r/{blob_key(d)}" for d in image.blobs)
     assert not moto.multipart_uploads(bucket)
+
+
+def test_the_integrated_registry_on_s3(tmp_path: Path, moto: MotoServer) -> None:
+    """As users run it (TLS, logins, RBAC, image streams): a push records its Image, whose
+    metadata comes from the config blob Wharf reads back from S3, and a pull is redirected."""
+    bucket = moto.new_bucket()
+    with running_wharf(tmp_path / "data", *s3_args(moto, bucket), integrated=True) as server:
+        cluster = Cluster(server, tmp_path)
+        alice = cluster.user("alice")
+        project = cluster.new_project(alice.api)
+        with registry_session(server, bearer(alice.token)) as session:
+            reg = Registry(server.url, session)
+            image = reg.push_image(f"{project}/app", "v1", layers=2)
+            for digest, data in image.blobs.items():
+                answer = reg.blob(f"{project}/app", digest, allow_redirects=False)
+                assert answer.status_code == 307
+                assert requests.get(answer.headers["Location"], timeout=10).content == data
+        found = cluster.admin.get(f"/apis/image.openshift.io/v1/images/{image.digest}")
+        assert found.status_code == 200, found.text
+        assert found.json()["dockerImageMetadata"]["Architecture"] == "amd64"
+    assert {blob_key(digest) for digest in image.blobs} == set(moto.keys(bucket))
