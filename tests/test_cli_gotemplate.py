@@ -67,6 +67,7 @@ OBJECT: dict[str, Any] = {
         ("{{(index .items 0).metadata.annotations}}", "<no value>"),
         ("{{1.5}} {{-2}} {{0x10}} {{nil | print}}", "1.5 -2 16 <nil>"),
         ("{{exists . \"items\"}} {{exists . \"nope\"}}", "true false"),
+        ('{{print "a" "b" 1 2 "c"}}', "ab1 2c"),
     ],
 )
 def test_render(template: str, expected: str) -> None:

@@ -638,10 +638,10 @@ def _join(items: Any, separator: Any) -> str:
 
 
 def _print(*args: Any) -> str:
-    # Go's Sprint puts spaces only between operands that are not both strings.
+    # Go's Sprint puts a space between two operands only when neither is a string.
     out = ""
     for index, arg in enumerate(args):
-        if index and not (isinstance(arg, str) and isinstance(args[index - 1], str)):
+        if index and not (isinstance(arg, str) or isinstance(args[index - 1], str)):
             out += " "
         out += go_text(arg)
     return out
