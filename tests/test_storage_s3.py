@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -57,6 +58,36 @@ def test_large_copies_go_in_parts(moto: MotoServer) -> None:
     assert asyncio.run(scenario()) == first + second
     assert not moto.multipart_uploads(bucket)
     assert moto.keys(bucket, "uploads/") == []
+
+
+def test_a_tail_of_a_part_or_more_is_copied_as_a_part(moto: MotoServer) -> None:
+    """10 MiB parts, requests of 16 MiB: each leaves a 6 MiB tail, which the next request
+    copies into the upload as a part of its own (inside S3) instead of reading it back."""
+    requests_ = [random_bytes(16 * MiB, seed=n) for n in range(3)]
+    upload_id = "5b7e0c1a-0000-4000-8000-000000000003"
+    bucket = moto.new_bucket()
+
+    async def scenario() -> tuple[bytes | None, str]:
+        store = S3BlobStore(S3Settings(bucket=bucket, region_endpoint=moto.url))
+        try:
+            state, size, hasher = await store.begin(upload_id), 0, hashlib.sha256()
+            for data in requests_:
+                written = await store.append(upload_id, state, size, body(data), hasher)
+                size, state = size + written.size, written.state
+            digest = digest_of(b"".join(requests_))
+            assert f"sha256:{hasher.hexdigest()}" == digest
+            await store.commit(upload_id, state, size, digest)
+            return await store.read(digest, size), state
+        finally:
+            await store.close()
+
+    stored, state = asyncio.run(scenario())
+    assert stored == b"".join(requests_)
+    # Parts: 10, then the 6 MiB tail and 10 from each later request; 6 MiB left as the tail.
+    assert [size for _, size in json.loads(state)["parts"]] == [
+        10 * MiB, 6 * MiB, 10 * MiB, 6 * MiB, 10 * MiB
+    ]
+    assert json.loads(state)["tailSize"] == 6 * MiB
 
 
 def test_an_upload_aborted_underneath_is_gone(moto: MotoServer) -> None:

@@ -90,10 +90,16 @@ class Uploads:
                 await asyncio.shield(self.records.release(upload_id, holder))
 
     async def _renew(self, lease: Lease) -> None:
-        """Keep the lease while a long body arrives."""
+        """Keep the lease while a long body arrives. A renewal that fails is tried again at
+        the next turn; the lease lapses only if none succeeds for its whole length."""
         while True:
             await asyncio.sleep(LEASE.total_seconds() / 3)
-            if not await self.records.renew(lease.upload_id, lease.holder):
+            try:
+                renewed = await self.records.renew(lease.upload_id, lease.holder)
+            except Exception:
+                log.exception("renewing an upload lease failed", upload=lease.upload_id)
+                continue
+            if not renewed:
                 log.warning("upload lease lost", upload=lease.upload_id)
                 return
 

@@ -289,10 +289,10 @@ class S3BlobStore:
             s3.create_multipart_upload(Bucket=self.bucket, Key=key, **self.encryption())
         )
         multipart = created["UploadId"]
-        parts = await self._copy_parts(key, multipart, source, size)
+        parts = await self.copy_parts(key, multipart, source, size)
         return UploadState(multipart, parts, current.tail, current.tail_size, current.stale)
 
-    async def _copy_parts(
+    async def copy_parts(
         self, key: str, multipart: str, source: str, size: int, first: int = 1
     ) -> list[tuple[str, int]]:
         """Copy `source` into parts `first`... of the multipart upload, 5 GiB at most each."""
@@ -334,7 +334,7 @@ class S3BlobStore:
             if await self._size_of(data) != size:
                 if current.tail is not None:
                     assert current.multipart is not None
-                    current.parts += await self._copy_parts(
+                    current.parts += await self.copy_parts(
                         data, current.multipart, current.tail, current.tail_size,
                         first=len(current.parts) + 1,
                     )
@@ -376,7 +376,7 @@ class S3BlobStore:
             s3.create_multipart_upload(Bucket=self.bucket, Key=target, **self.encryption())
         )
         multipart = created["UploadId"]
-        parts = await self._copy_parts(target, multipart, source, size)
+        parts = await self.copy_parts(target, multipart, source, size)
         await guarded(
             s3.complete_multipart_upload(
                 Bucket=self.bucket,

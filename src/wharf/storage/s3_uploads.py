@@ -17,6 +17,9 @@ from .s3_calls import S3Content, guarded
 if TYPE_CHECKING:
     from .s3 import S3BlobStore
 
+# S3's smallest part but the last.
+MIN_PART = 5 * 1024 * 1024
+
 
 @dataclass
 class UploadState:
@@ -87,6 +90,20 @@ class PartWriter:
             self.state.stale = []
         if self.state.tail is None:
             return
+        if self.state.tail_size >= MIN_PART:
+            # Large enough to be a part itself: copied into the upload inside S3 instead of
+            # coming back through the registry (parts need not be of one size).
+            await self._ensure_multipart()
+            assert self.state.multipart is not None
+            self.state.parts += await self.store.copy_parts(
+                self.store.upload_prefix(self.upload_id) + "data",
+                self.state.multipart,
+                self.state.tail,
+                self.state.tail_size,
+                first=len(self.state.parts) + 1,
+            )
+            self.state.tail, self.state.tail_size = None, 0
+            return
         found = await guarded(s3.get_object(Bucket=self.store.bucket, Key=self.state.tail))
         content = S3Content(found["Body"])
         try:
@@ -121,17 +138,20 @@ class PartWriter:
         if self._in_flight is not None:
             self.state.parts.append(await self._in_flight)
             self._in_flight = None
-        if self.state.multipart is None:
-            s3 = await self.store.client()
-            key = self.store.upload_prefix(self.upload_id) + "data"
-            created = await guarded(
-                s3.create_multipart_upload(
-                    Bucket=self.store.bucket, Key=key, **self.store.encryption()
-                )
-            )
-            self.state.multipart = created["UploadId"]
+        await self._ensure_multipart()
         number = len(self.state.parts) + 1
         self._in_flight = asyncio.create_task(self._upload_part(number, part))
+
+    async def _ensure_multipart(self) -> None:
+        """Start the upload's multipart upload, at its first part."""
+        if self.state.multipart is not None:
+            return
+        s3 = await self.store.client()
+        key = self.store.upload_prefix(self.upload_id) + "data"
+        created = await guarded(
+            s3.create_multipart_upload(Bucket=self.store.bucket, Key=key, **self.store.encryption())
+        )
+        self.state.multipart = created["UploadId"]
 
     async def _upload_part(self, number: int, data: bytearray) -> tuple[str, int]:
         multipart = self.state.multipart
