@@ -114,3 +114,41 @@ def test_an_upload_aborted_underneath_is_gone(moto: MotoServer) -> None:
             await store.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"encrypt": True}, {"ServerSideEncryption": "AES256"}),
+        (
+            {"encrypt": True, "key_id": "alias/wharf"},
+            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "alias/wharf"},
+        ),
+    ],
+)
+def test_encryption_settings_reach_every_object(
+    moto: MotoServer, options: dict[str, object], expected: dict[str, str]
+) -> None:
+    """SSE-S3, or SSE-KMS with a key: on the blobs, small (copied from a tail) and large
+    (completed from parts, then copied)."""
+    bucket = moto.new_bucket()
+    blobs = [random_bytes(1000, seed=5), random_bytes(12 * MiB, seed=6)]
+
+    async def scenario() -> None:
+        settings = S3Settings(bucket=bucket, region_endpoint=moto.url, chunk_size_mib=5)
+        store = S3BlobStore(settings.model_copy(update=options))
+        try:
+            for n, data in enumerate(blobs):
+                upload_id = f"5b7e0c1a-0000-4000-8000-00000000001{n}"
+                state = await store.begin(upload_id)
+                written = await store.append(upload_id, state, 0, body(data), hashlib.sha256())
+                await store.commit(upload_id, written.state, written.size, digest_of(data))
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+    s3 = moto.client()
+    for data in blobs:
+        encoded = digest_of(data).removeprefix("sha256:")
+        head = s3.head_object(Bucket=bucket, Key=f"blobs/sha256/{encoded[:2]}/{encoded}")
+        assert {key: head.get(key) for key in expected} == expected
