@@ -135,18 +135,24 @@ CALLS = st.one_of(
 )
 PIPELINES = st.lists(CALLS, min_size=1, max_size=3).map(" | ".join)
 DECLARED = st.one_of(PIPELINES, PIPELINES.map(lambda p: f"$x := {p}"))
-SHAPED = st.recursive(
-    st.one_of(st.text(max_size=3), DECLARED.map(lambda p: "{{" + p + "}}")),
-    lambda inner: st.one_of(
-        st.tuples(st.sampled_from(["if", "with", "range"]), DECLARED, inner, inner).map(
+
+
+def blocks(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """if/with/range blocks, with else, around templates made so far."""
+    kinds = st.sampled_from(["if", "with", "range"])
+    return st.one_of(
+        st.tuples(kinds, DECLARED, inner, inner).map(
             lambda b: f"{{{{{b[0]} {b[1]}}}}}{b[2]}{{{{else}}}}{b[3]}{{{{end}}}}"
         ),
         st.tuples(PIPELINES, inner).map(
             lambda b: f"{{{{range $i, $x := {b[0]}}}}}{b[1]}{{{{end}}}}"
         ),
         st.lists(inner, min_size=2, max_size=3).map("".join),
-    ),
-    max_leaves=8,
+    )
+
+
+SHAPED = st.recursive(
+    st.one_of(st.text(max_size=3), DECLARED.map(lambda p: "{{" + p + "}}")), blocks, max_leaves=8
 )
 TEMPLATES = st.one_of(
     SHAPED, SHAPED, st.text(max_size=60), st.lists(PIECES, min_size=1, max_size=12).map("".join)
