@@ -410,6 +410,7 @@ def test_expired_token_was_a_token_of_a_real_user(world: World, expired_token: s
         pytest.param("Basic " + b64(b"\xff:\xfe"), id="not-utf8"),
         pytest.param("Basic " + b64("user:"), id="empty-password"),
         pytest.param("Basic ", id="empty"),
+        pytest.param("BASIC \xa0", id="not-ascii"),  # found by the fuzz: was a 500
     ],
 )
 def test_undecodable_basic_credentials(world: World, header: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,7 +55,7 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
         return None
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8: all ValueErrors
         return None
     user, sep, password = decoded.partition(":")
     return (user, password) if sep else None
