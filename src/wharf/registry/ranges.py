@@ -17,10 +17,9 @@ from .errors import RegistryError
 
 # One int-range or suffix-range of bytes (the unit is case-insensitive). Anything else (another
 # unit, several ranges, bad syntax) is ignored, as RFC 9110 allows: the whole blob is served.
-_BYTE_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE)
-# Positions with more digits than this are past any blob; int() is kept away from them (it
-# refuses strings of thousands of digits).
-_MAX_DIGITS = 18
+# ASCII-only case folding: the unit is a token, and a Unicode match would take "byte\u017f"
+# (long s) for "bytes".
+_BYTE_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE | re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,21 +68,28 @@ def byte_range(header: str, size: int) -> tuple[int, int] | None:
     if match is None or not (match[1] or match[2]):
         return None
     if not match[1]:  # the last N bytes
-        suffix = _position(match[2])
+        suffix = _position(match[2], size)
         if suffix == 0:
             raise unsatisfiable(size)
         # An empty blob has no byte range to name in a Content-Range: serve it whole.
         return None if size == 0 else (max(size - suffix, 0), min(suffix, size))
-    first = _position(match[1])
-    last = _position(match[2]) if match[2] else size - 1
+    first = _position(match[1], size)
+    last = _position(match[2], size) if match[2] else size - 1
     if first >= size or last < first:
         raise unsatisfiable(size)
     return first, min(last, size - 1) - first + 1
 
 
-def _position(digits: str) -> int:
+def _position(digits: str, size: int) -> int:
+    """The number `digits` spell, or `size + 1` for any number past the blob: every position
+    beyond the last byte means the same, and int() is kept away from strings of thousands of
+    digits (it refuses them). The cap depends on the size, not on a fixed count of digits, so
+    that no position within an int64 size is mistaken for a smaller one."""
     digits = digits.lstrip("0") or "0"
-    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
+    beyond = size + 1
+    if len(digits) > len(str(beyond)):
+        return beyond
+    return min(int(digits), beyond)
 
 
 def unsatisfiable(size: int) -> RegistryError:
