@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 from ..settings import S3Settings
 from .base import PartialWrite, StorageUnavailable, UploadGone, Written
 from .s3_calls import FAILURES, S3Content, gone_as, guarded, is_missing, unavailable
-from .s3_uploads import PartWriter, UploadState
+from .s3_uploads import PartBuffers, PartWriter, UploadState
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -55,6 +55,7 @@ class S3BlobStore:
         self.settings = settings
         self.bucket = settings.bucket
         self.part_size = settings.chunk_size_mib * MiB
+        self.buffers = PartBuffers(self.part_size)
         root = settings.root_directory
         self._prefix = f"{root}/" if root else ""
         self._client: S3Client | None = None

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 # S3's smallest part but the last.
 MIN_PART = 5 * 1024 * 1024
+# A body smaller than this is kept as its chunks, never in a part buffer.
+SMALL_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -61,10 +63,29 @@ class UploadState:
         return sum(size for _, size in self.parts)
 
 
+class PartBuffers:
+    """Buffers of one part's size, used again and again: a part's memory is allocated and
+    touched once, not allocated and zeroed for every part (which, with glibc's malloc, also
+    leaves the freed memory with the process). At most `keep` idle buffers are kept."""
+
+    def __init__(self, size: int, keep: int = 8) -> None:
+        self.size = size
+        self.keep = keep
+        self._idle: list[bytearray] = []
+
+    def take(self) -> bytearray:
+        return self._idle.pop() if self._idle else bytearray(self.size)
+
+    def give(self, buffer: bytearray) -> None:
+        if len(self._idle) < self.keep:
+            self._idle.append(buffer)
+
+
 class PartWriter:
     """The bytes of one append: whole parts sent as they fill, one in flight while the next
-    fills, and what is left kept as a new tail object. Each part is filled in a buffer of
-    its own size, so memory stays at about two parts per upload whatever the chunks."""
+    fills, and what is left kept as a new tail object. A body smaller than SMALL_BYTES (every
+    small blob) is kept as its chunks; a larger one fills part buffers, so memory stays at two
+    parts per upload whatever the chunks."""
 
     def __init__(self, store: S3BlobStore, upload_id: str, state: UploadState, hasher: Any) -> None:
         self.store = store
@@ -72,7 +93,8 @@ class PartWriter:
         self.state = state
         self.hasher = hasher
         self.received = 0
-        self._buffer = bytearray(store.part_size)  # zeroed lazily by the kernel
+        self._small: list[bytes] = []
+        self._buffer: bytearray | None = None
         self._filled = 0
         self._in_flight: asyncio.Task[tuple[str, int]] | None = None
         self._old_tail = state.tail
@@ -122,19 +144,35 @@ class PartWriter:
         await self._fill(chunk)
 
     async def _fill(self, chunk: bytes) -> None:
+        if self._buffer is None and self._filled + len(chunk) < SMALL_BYTES:
+            self._small.append(chunk)
+            self._filled += len(chunk)
+            return
+        if self._buffer is None:
+            self._buffer = self.store.buffers.take()
+            small, self._small, self._filled = self._small, [], 0
+            for piece in small:
+                self._copy_in(memoryview(piece))
         view = memoryview(chunk)
         while view:
-            room = len(self._buffer) - self._filled
-            taken = view[:room]
-            self._buffer[self._filled : self._filled + len(taken)] = taken
-            self._filled += len(taken)
-            view = view[len(taken) :]
+            view = self._copy_in(view)
             if self._filled == len(self._buffer):
                 await self._send_part()
+                if view:
+                    self._buffer = self.store.buffers.take()
+
+    def _copy_in(self, view: memoryview) -> memoryview:
+        """Copy what fits of `view` into the buffer; return the rest."""
+        assert self._buffer is not None
+        taken = view[: len(self._buffer) - self._filled]
+        self._buffer[self._filled : self._filled + len(taken)] = taken
+        self._filled += len(taken)
+        return view[len(taken) :]
 
     async def _send_part(self) -> None:
         part = self._buffer
-        self._buffer, self._filled = bytearray(self.store.part_size), 0
+        assert part is not None
+        self._buffer, self._filled = None, 0
         if self._in_flight is not None:
             self.state.parts.append(await self._in_flight)
             self._in_flight = None
@@ -173,6 +211,9 @@ class PartWriter:
         except (ClientError, StorageUnavailable):
             await self.store.check_multipart(self.upload_id, key, multipart)
             raise
+        finally:
+            # Sent or not, the transport holds its own copy of what it still has to write.
+            self.store.buffers.give(data)
         return sent["ETag"], len(data)
 
     async def finish(self) -> str:
@@ -183,23 +224,31 @@ class PartWriter:
         s3 = await self.store.client()
         if self._filled:
             key = self.store.upload_prefix(self.upload_id) + f"tail-{uuid.uuid4().hex}"
+            if self._buffer is None:
+                tail = b"".join(self._small)
+            else:
+                tail = bytes(memoryview(self._buffer)[: self._filled])
+            self.release()
             await guarded(
                 s3.put_object(
-                    Bucket=self.store.bucket,
-                    Key=key,
-                    Body=bytes(memoryview(self._buffer)[: self._filled]),
-                    **self.store.encryption(),
+                    Bucket=self.store.bucket, Key=key, Body=tail, **self.store.encryption()
                 )
             )
-            self.state.tail, self.state.tail_size = key, self._filled
+            self.state.tail, self.state.tail_size = key, len(tail)
         else:
             self.state.tail, self.state.tail_size = None, 0
         if self._old_tail is not None and self._old_tail != self.state.tail:
             self.state.stale.append(self._old_tail)  # its bytes are in the new tail or a part
-        self._buffer, self._filled = bytearray(), 0
         return self.state.dump()
 
+    def release(self) -> None:
+        """Give back the buffer being filled."""
+        if self._buffer is not None:
+            self.store.buffers.give(self._buffer)
+        self._buffer, self._small, self._filled = None, [], 0
+
     async def drop(self) -> None:
+        self.release()
         if self._in_flight is not None:
             self._in_flight.cancel()
             with contextlib.suppress(BaseException):
