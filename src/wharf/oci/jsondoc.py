@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 # Manifests and image configs nest a handful of levels. Anything deeper is refused, whatever
@@ -10,35 +11,63 @@ from typing import Any
 # places whose stack is already deep, and must never fail there.
 MAX_DEPTH = 64
 
+# A surrogate left in a decoded string came from a `\uXXXX` escape without its pair (pairs
+# become one character). Such a string cannot be encoded as UTF-8, so a document holding one
+# could be accepted and then fail wherever it is stored or served; I-JSON (RFC 7493) rules
+# them out.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 class InvalidJson(ValueError):
     """Bytes that are not a JSON document the registry takes."""
 
 
 def decode(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
-    """The document in `data`; InvalidJson when it is not JSON or nests deeper than allowed."""
+    """The document in `data`; InvalidJson when it is not JSON, nests deeper than allowed, or
+    holds a string that is not Unicode text."""
     try:
-        document = json.loads(data)
-    # ValueError covers syntax errors, bytes that are no Unicode, and integers longer than
-    # int() converts; RecursionError is the decoder's own nesting limit.
+        document = json.loads(data, parse_constant=_not_a_number)
+    # ValueError covers syntax errors, bytes that are no Unicode, integers longer than int()
+    # converts and the constants refused below; RecursionError is the decoder's own nesting
+    # limit.
     except (ValueError, RecursionError) as exc:
         raise InvalidJson(f"not valid JSON: {str(exc)[:200]}") from None
-    if _deeper_than(document, max_depth):
-        raise InvalidJson(f"JSON nested deeper than {max_depth} levels")
+    _check(document, max_depth)
     return document
 
 
-def _deeper_than(document: Any, limit: int) -> bool:
-    """Whether arrays and objects nest more than `limit` levels, walked level by level (no
-    recursion, so no depth can break the check itself)."""
+def _not_a_number(name: str) -> Any:
+    """Python's decoder takes NaN, Infinity and -Infinity; JSON (RFC 8259) has no such
+    numbers, and a document holding them could not be encoded as JSON again."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _check(document: Any, limit: int) -> None:
+    """Refuse arrays and objects nested more than `limit` levels, and lone surrogates in
+    strings and keys; walked level by level (no recursion, so no depth can break the check
+    itself)."""
     level = [document]  # the values at one depth, the document itself at depth 0
     for _ in range(limit):
-        level = [
-            child
-            for node in level
-            if isinstance(node, dict | list)
-            for child in (node.values() if isinstance(node, dict) else node)
-        ]
-        if not level:
-            return False
-    return any(isinstance(node, dict | list) for node in level)
+        children: list[Any] = []
+        for node in level:
+            if isinstance(node, dict):
+                _check_strings(node.keys())
+                children += node.values()
+            elif isinstance(node, list):
+                children += node
+            elif isinstance(node, str):
+                _check_strings((node,))
+        if not children:
+            return
+        level = children
+    if any(isinstance(node, dict | list) for node in level):
+        raise InvalidJson(f"JSON nested deeper than {limit} levels")
+    for node in level:  # the strings at the deepest level allowed
+        if isinstance(node, str):
+            _check_strings((node,))
+
+
+def _check_strings(strings: Any) -> None:
+    for text in strings:
+        if _LONE_SURROGATE.search(text):
+            raise InvalidJson("JSON string with a lone surrogate (\\ud800-\\udfff)")

@@ -29,6 +29,12 @@ class InvalidManifest(ValueError):
     """A payload that is not a manifest this registry can store."""
 
 
+def _check_media_type(cls: type, value: str | None) -> str | None:
+    if value is not None and not mediatypes.is_media_type(value):
+        raise ValueError(f"invalid media type {value!r}")
+    return value
+
+
 class _Model(BaseModel):
     # Unknown fields must be ignored, not refused (image-spec: extensibility).
     model_config = ConfigDict(extra="allow", strict=True)
@@ -51,12 +57,7 @@ class Descriptor(_Model):
     artifactType: StrictStr | None = None
     platform: Platform | None = None
 
-    @field_validator("mediaType", "artifactType")
-    @classmethod
-    def _media_type(cls, value: str | None) -> str | None:
-        if value is not None and not mediatypes.is_media_type(value):
-            raise ValueError(f"invalid media type {value!r}")
-        return value
+    _media_type = field_validator("mediaType", "artifactType")(_check_media_type)
 
     @field_validator("digest")
     @classmethod
@@ -74,6 +75,9 @@ class _Versioned(_Model):
     artifactType: StrictStr | None = None
     subject: Descriptor | None = None
     annotations: dict[StrictStr, StrictStr] | None = None
+
+    # The manifest's own artifactType is a media type as a descriptor's is (image-spec).
+    _artifact_type = field_validator("artifactType")(_check_media_type)
 
     @field_validator("schemaVersion")
     @classmethod
@@ -163,8 +167,11 @@ def parse_manifest(
     for layer in image.layers:
         if layer.urls and layer.mediaType not in mediatypes.FOREIGN_LAYERS:
             raise InvalidManifest(f"layer {layer.digest} has urls but is not a foreign layer")
-    stored = tuple(
-        d for d in (image.config, *image.layers) if d.mediaType not in mediatypes.FOREIGN_LAYERS
+    # Only layers may be non-distributable: the config is always a blob the repository must
+    # hold, whatever media type it claims.
+    stored = (
+        image.config,
+        *(d for d in image.layers if d.mediaType not in mediatypes.FOREIGN_LAYERS),
     )
     return ParsedManifest(
         media_type=media_type,
