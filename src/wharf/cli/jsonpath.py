@@ -171,13 +171,13 @@ def _literal(text: str) -> Literal:
         raise JsonPathError(f"unrecognized value {text!r} in filter") from None
 
 
-def _operand_path(text: str) -> Path:
+def _operand_path(text: str, depth: int) -> Path:
     if text[:1] not in ("@", "$"):
         raise JsonPathError(f"a filter compares @ or $ paths, not {text!r}")
-    return parse_path(text)
+    return parse_path(text, depth + 1)
 
 
-def _filter(text: str) -> Filter:
+def _filter(text: str, depth: int) -> Filter:
     quote = ""
     for index, char in enumerate(text):
         if quote:
@@ -191,13 +191,13 @@ def _filter(text: str) -> Filter:
             if text.startswith(symbol, index):
                 left, right = text[:index].strip(), text[index + len(symbol) :].strip()
                 operand: Path | Literal = (
-                    _operand_path(right) if right[:1] in ("@", "$") else _literal(right)
+                    _operand_path(right, depth) if right[:1] in ("@", "$") else _literal(right)
                 )
-                return Filter(_operand_path(left), symbol, operand)
-    return Filter(_operand_path(text.strip()), "", None)
+                return Filter(_operand_path(left, depth), symbol, operand)
+    return Filter(_operand_path(text.strip(), depth), "", None)
 
 
-def _bracket(content: str) -> Step:
+def _bracket(content: str, depth: int) -> Step:
     content = content.strip()
     if content == "*":
         return Wildcard()
@@ -205,7 +205,7 @@ def _bracket(content: str) -> Step:
         inner = content[1:].strip()
         if not (inner.startswith("(") and inner.endswith(")")):
             raise JsonPathError(f"malformed filter [{content}]")
-        return _filter(inner[1:-1])
+        return _filter(inner[1:-1], depth)
     parts = _split_outside_quotes(content, ":")
     if len(parts) in (2, 3):
         numbers: list[int | None] = []
@@ -216,6 +216,9 @@ def _bracket(content: str) -> Step:
             except ValueError:
                 raise JsonPathError(f"malformed slice [{content}]") from None
         numbers += [None] * (3 - len(numbers))
+        if numbers[2] == 0:
+            # Python's slices refuse a step of zero with a ValueError; kubectl refuses it too.
+            raise JsonPathError(f"slice step cannot be zero in [{content}]")
         return Slice(numbers[0], numbers[1], numbers[2])
     members: list[int | str] = []
     for part in _split_outside_quotes(content, ","):
@@ -232,7 +235,15 @@ def _bracket(content: str) -> Step:
     return Union(tuple(members))
 
 
-def parse_path(text: str) -> Path:
+# Filters nest paths that hold filters: parsing and evaluating them recurses once per level,
+# so the levels are bounded to keep any template from reaching Python's recursion limit.
+MAX_FILTER_DEPTH = 16
+
+
+def parse_path(text: str, depth: int = 0) -> Path:
+    """The path in `text`; `depth` counts the filters it stands in."""
+    if depth > MAX_FILTER_DEPTH:
+        raise JsonPathError(f"filters nested deeper than {MAX_FILTER_DEPTH} levels")
     text = text.strip()
     steps: list[Step] = []
     from_root = text.startswith("$")
@@ -254,7 +265,7 @@ def parse_path(text: str) -> Path:
             continue
         if char == "[":
             end = _closing(text, index, "[", "]")
-            steps.append(_bracket(text[index + 1 : end]))
+            steps.append(_bracket(text[index + 1 : end], depth))
             index = end + 1
             continue
         name = []
