@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from wharf.cli import jsonpath
 from wharf.cli.jsonpath import JsonPathError
 
-EXAMPLES = int(os.environ.get("WHARF_PROPERTY_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("WHARF_PROPERTY_EXAMPLES", "200"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True)
 
 KEYS = ["a", "b", "c", "items", "metadata", "name", "x-y", "k_1"]

@@ -34,7 +34,7 @@ from wharf.oci.manifest import (
     parse_manifest,
 )
 
-EXAMPLES = int(os.environ.get("WHARF_PROPERTY_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("WHARF_PROPERTY_EXAMPLES", "200"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True)
 
 Document = dict[str, Any]

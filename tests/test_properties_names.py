@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from wharf.oci.digest import Digest, InvalidDigest, is_digest
 from wharf.oci.names import MAX_NAME_LENGTH, is_valid_name, is_valid_tag
 
-EXAMPLES = int(os.environ.get("WHARF_PROPERTY_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("WHARF_PROPERTY_EXAMPLES", "200"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True)
 
 # The specs' grammars, written down here from their text (the oracle for membership).

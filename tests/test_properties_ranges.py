@@ -17,7 +17,7 @@ from wharf.oci.manifest import MAX_SIZE
 from wharf.registry.errors import RegistryError
 from wharf.registry.ranges import byte_range
 
-EXAMPLES = int(os.environ.get("WHARF_PROPERTY_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("WHARF_PROPERTY_EXAMPLES", "200"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True)
 
 IGNORE = "ignore"
