@@ -373,7 +373,9 @@ odd_documents = st.one_of(
     st.tuples(json_values(), st.sampled_from(NOT_JSON)).map(
         lambda t: json.dumps([t[0], "SLOT"]).replace('"SLOT"', t[1]).encode()
     ),
-    json_values().map(lambda v: json.dumps(v).encode("utf-16")),
+    st.tuples(json_values(), st.sampled_from(["utf-16", "utf-16-be", "utf-32", "utf-8-sig"])).map(
+        lambda t: json.dumps(t[0]).encode(t[1])
+    ),
     manifests().map(lambda m: json.dumps(m[1]).encode()),
     manifests().map(lambda m: json.dumps(m[1], ensure_ascii=True)[:-1].encode()),
 )
@@ -400,6 +402,9 @@ def test_the_decoder_takes_only_json_and_refuses_with_its_own_error(data: bytes)
         document = decode(data)
     except InvalidJson:
         return
+    # RFC 8259 §8.1: JSON between systems is UTF-8, with no byte order mark (Go's decoder,
+    # which the clients that pull these documents use, refuses both UTF-16 and a BOM).
+    assert not data.decode("utf-8").startswith("\ufeff")
     # Strict JSON, UTF-8, and the same document again (NaN would fail both).
     strict = json.dumps(document, allow_nan=False, ensure_ascii=False).encode("utf-8")
     assert json.loads(strict) == document
@@ -453,3 +458,12 @@ def test_manifest_with_invalid_artifact_type_is_refused() -> None:
         "layers": [],
     }
     refused(json.dumps(document).encode(), mediatypes.OCI_MANIFEST)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32", "utf-8-sig"])
+def test_decoder_takes_utf8_without_a_bom_only(encoding: str) -> None:
+    document = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": []}
+    with pytest.raises(InvalidJson):
+        decode(json.dumps(document).encode(encoding))
+    refused(json.dumps(document).encode(encoding), mediatypes.OCI_INDEX)
+    assert decode(json.dumps(document).encode("utf-8")) == document

@@ -26,10 +26,13 @@ def decode(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
     """The document in `data`; InvalidJson when it is not JSON, nests deeper than allowed, or
     holds a string that is not Unicode text."""
     try:
-        document = json.loads(data, parse_constant=_not_a_number)
-    # ValueError covers syntax errors, bytes that are no Unicode, integers longer than int()
-    # converts and the constants refused below; RecursionError is the decoder's own nesting
-    # limit.
+        # UTF-8 only (RFC 8259 §8.1): json.loads would guess UTF-16 and UTF-32 from bytes, and
+        # skip a byte order mark, but the clients that pull these documents back refuse them.
+        # Given a str, json.loads refuses a leading BOM itself.
+        document = json.loads(data.decode("utf-8"), parse_constant=_not_a_number)
+    # ValueError covers syntax errors, bytes that are no UTF-8, a BOM, integers longer than
+    # int() converts and the constants refused below; RecursionError is the decoder's own
+    # nesting limit.
     except (ValueError, RecursionError) as exc:
         raise InvalidJson(f"not valid JSON: {str(exc)[:200]}") from None
     _check(document, max_depth)
