@@ -234,6 +234,71 @@ def test_an_index_prints_that_item_or_nothing(listed: list[Any], index: int) -> 
     assert jsonpath.render(f"{{.items[{index}]}}", {"items": listed}) == expected
 
 
+numbered = st.lists(
+    st.fixed_dictionaries(
+        {"name": st.text("abc", min_size=1, max_size=3)},
+        optional={"n": st.integers(-3, 3)},
+    ),
+    max_size=6,
+)
+COMPARE = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+@PROPERTY
+@given(listed=numbered, op=st.sampled_from(sorted(COMPARE)), value=st.integers(-3, 3))
+def test_a_filter_keeps_the_items_whose_field_compares_true(
+    listed: list[dict[str, Any]], op: str, value: int
+) -> None:
+    """Items without the field are left out, whatever the operator."""
+    kept = [item["name"] for item in listed if "n" in item and COMPARE[op](item["n"], value)]
+    template = f"{{.items[?(@.n {op} {value})].name}}"
+    assert jsonpath.render(template, {"items": listed}) == " ".join(kept)
+
+
+@PROPERTY
+@given(
+    listed=st.lists(st.integers(0, 99), max_size=8),
+    start=st.none() | st.integers(-9, 9),
+    stop=st.none() | st.integers(-9, 9),
+    step=st.none() | st.integers(1, 3),
+)
+def test_a_slice_prints_the_items_it_spans(
+    listed: list[int], start: int | None, stop: int | None, step: int | None
+) -> None:
+    """Negative bounds count from the end; bounds past either end are clamped."""
+
+    def bound(value: int | None, default: int) -> int:
+        if value is None:
+            return default
+        return min(max(value + len(listed) if value < 0 else value, 0), len(listed))
+
+    spanned = listed[bound(start, 0) : bound(stop, len(listed)) : step or 1]
+    spec = ("" if start is None else str(start)) + ":" + ("" if stop is None else str(stop))
+    spec += "" if step is None else f":{step}"
+    expected = " ".join(str(item) for item in spanned)
+    assert jsonpath.render(f"{{.items[{spec}]}}", {"items": listed}) == expected
+
+
+@PROPERTY
+@given(listed=st.lists(st.integers(0, 99), max_size=6), indexes=st.lists(st.integers(-7, 7)))
+def test_a_union_prints_each_index_that_exists_in_order(
+    listed: list[int], indexes: list[int]
+) -> None:
+    if not indexes:
+        return
+    chosen = [listed[i] for i in indexes if -len(listed) <= i < len(listed)]
+    template = "{.items[" + ",".join(str(i) for i in indexes) + "]}"
+    expected = " ".join(str(item) for item in chosen)
+    assert jsonpath.render(template, {"items": listed}) == expected
+
+
 # Examples of what the properties found, kept as plain regressions.
 
 

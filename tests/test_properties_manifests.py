@@ -219,6 +219,22 @@ def test_reencoding_a_parsed_manifest_parses_the_same(
 
 
 @PROPERTY
+@given(
+    manifest=manifests(),
+    case=st.sampled_from([str.lower, str.upper, str.title]),
+    parameters=st.sampled_from(["", "; charset=utf-8", ";q=1", ' ; x="a;b"']),
+    spaces=st.sampled_from(["", " ", "\t"]),
+)
+def test_the_content_type_is_a_media_type_whatever_its_case_parameters_and_spaces(
+    manifest: tuple[str, Document], case: Any, parameters: str, spaces: str
+) -> None:
+    """RFC 9110 §8.3.1: type and subtype are case-insensitive, parameters follow a ';'."""
+    media_type, document = manifest
+    content_type = spaces + case(media_type) + spaces + parameters
+    assert parse_manifest(encode(document, {}), content_type).media_type == media_type
+
+
+@PROPERTY
 @given(manifest=manifests(), sha512=st.booleans())
 def test_the_digest_is_computed_with_the_algorithm_asked(
     manifest: tuple[str, Document], sha512: bool
