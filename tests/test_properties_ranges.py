@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from multidict import CIMultiDict
 
 from wharf.oci.manifest import MAX_SIZE
 from wharf.registry.errors import RegistryError
-from wharf.registry.ranges import byte_range
+from wharf.registry.ranges import byte_range, select
 
 EXAMPLES = int(os.environ.get("WHARF_PROPERTY_EXAMPLES", "200"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True)
@@ -142,6 +144,37 @@ lookalike_units = (
 def test_other_units_are_ignored(unit: str, size: int) -> None:
     """RFC 9110 §14.2: a range unit the server does not understand is ignored."""
     assert outcome(f"{unit}=0-0", size) == IGNORE
+
+
+DIGEST = "sha256:" + "a" * 64
+# Header values: anything a header can carry, and the ETag forms that name this blob.
+header_values = st.one_of(
+    st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=30),
+    st.sampled_from([f'"{DIGEST}"', f'W/"{DIGEST}"', "*", "W/*", '"x", *', '"', "bytes=0-0"]),
+)
+conditions = st.dictionaries(
+    st.sampled_from(["Range", "If-Range", "If-Match", "If-None-Match"]), header_values
+)
+
+
+@PROPERTY
+@given(headers=conditions, method=st.sampled_from(["GET", "HEAD"]), size=st.integers(0, 100))
+def test_any_conditions_answer_200_206_304_412_or_416(
+    headers: dict[str, str], method: str, size: int
+) -> None:
+    """The whole selection, with If-Match, If-None-Match and If-Range around the Range."""
+    request = make_mocked_request(method, f"/v2/a/blobs/{DIGEST}", headers=CIMultiDict(headers))
+    try:
+        selection = select(request, DIGEST, size)
+    except RegistryError as exc:
+        assert exc.status in (412, 416)
+        return
+    assert selection.status in (200, 206, 304)
+    if selection.status == 206:
+        assert method == "GET"
+        assert 0 <= selection.offset < selection.offset + selection.count <= size
+    elif selection.status == 200:
+        assert (selection.offset, selection.count) == (0, size)
 
 
 # Examples of what the properties found, kept as plain regressions.
