@@ -8,7 +8,13 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any, TypeVar
 
 import aiohttp
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from .base import StorageUnavailable, UploadGone
 
@@ -16,8 +22,17 @@ T = TypeVar("T")
 
 _READ_BYTES = 1024 * 1024
 MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
-# How a call to S3 fails besides an error answer: no connection, a timeout, a broken body.
-FAILURES = (BotoCoreError, OSError, TimeoutError, aiohttp.ClientError)
+# How a call to S3 fails besides an error answer: no connection, a timeout, a broken body,
+# no credentials. Other botocore errors (a parameter refused before sending) are bugs.
+FAILURES = (
+    BotoConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    OSError,
+    TimeoutError,
+    aiohttp.ClientError,
+)
 
 
 def is_missing(exc: ClientError) -> bool:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -61,6 +62,44 @@ class UploadState:
     @property
     def parts_size(self) -> int:
         return sum(size for _, size in self.parts)
+
+
+class PartStream(io.BytesIO):
+    """A part's buffer as a read-only BytesIO, which aiohttp sends 64 KiB at a time on the
+    event loop. As bytes it would first copy the whole part (a slice to the Content-Length)
+    and the transport would copy what the socket did not take at once; as another file it
+    would be read in worker threads, whose malloc arenas keep memory."""
+
+    def __init__(self, data: bytearray) -> None:
+        super().__init__()
+        self._data = data
+        self._position = 0
+
+    def getbuffer(self) -> memoryview:
+        return memoryview(self._data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._data)
+        if size is not None and size >= 0:
+            end = min(end, self._position + size)
+        with memoryview(self._data) as view:
+            chunk = bytes(view[self._position : end])
+        self._position = max(self._position, end)
+        return chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._data)}
+        self._position = max(0, base[whence] + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
 
 
 class PartBuffers:
@@ -196,6 +235,7 @@ class PartWriter:
         assert multipart is not None
         s3 = await self.store.client()
         key = self.store.upload_prefix(self.upload_id) + "data"
+        stream = PartStream(data)
         try:
             sent = await guarded(
                 s3.upload_part(
@@ -203,16 +243,15 @@ class PartWriter:
                     Key=key,
                     UploadId=multipart,
                     PartNumber=number,
-                    # Any bytes-like body works (botocore and aiohttp send it without a
-                    # copy); the stubs name only bytes.
-                    Body=cast(bytes, data),
+                    Body=stream,
+                    ContentLength=len(data),
                 )
             )
         except (ClientError, StorageUnavailable):
             await self.store.check_multipart(self.upload_id, key, multipart)
             raise
         finally:
-            # Sent or not, the transport holds its own copy of what it still has to write.
+            # Sent or not, nothing reads the stream any more.
             self.store.buffers.give(data)
         return sent["ETag"], len(data)
 
