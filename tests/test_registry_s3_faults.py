@@ -141,3 +141,28 @@ def test_s3_too_slow_is_503(wharf_behind: WharfProcess, proxy: TcpProxy) -> None
     wait_until(lambda: ready(wharf_behind) == 200, timeout=20)
     assert reg.blob("faults/slow", kept).content == b"patience"
     assert_no_internal_errors(wharf_behind)
+
+
+def test_s3_gone_while_a_blob_streams(wharf_behind: WharfProcess, proxy: TcpProxy) -> None:
+    """The status and length went out before S3 failed: the connection is cut, the client
+    gets a short body (and would retry), and Wharf serves again once S3 is back."""
+    reg = Registry(wharf_behind.url)
+    data = random_bytes(32 * MiB, seed=4)
+    digest = reg.push_blob("faults/streaming", data)
+    received = b""
+    with reg.http.get(reg.v2(f"faults/streaming/blobs/{digest}"), stream=True) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["Content-Length"] == str(len(data))
+        pieces = answer.iter_content(MiB)
+        received += next(pieces)
+        proxy.stop()
+        with pytest.raises(requests.exceptions.RequestException):
+            for piece in pieces:
+                received += piece
+    assert len(received) < len(data)
+    assert received == data[: len(received)]
+    proxy.start()
+    wait_until(lambda: ready(wharf_behind) == 200, timeout=20)
+    assert reg.blob("faults/streaming", digest).content == data
+    assert_no_internal_errors(wharf_behind)
+    assert "blob stream cut" in wharf_behind.log()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.web_request import BaseRequest
 
-from ..storage.base import BlobContent, FileSlice
+from ..storage.base import BlobContent, FileSlice, StorageUnavailable
 from .access import Action
 from .context import (
     authorized_repository,
@@ -20,6 +21,8 @@ from .context import (
 from .errors import RegistryError
 from .ranges import Selection, select
 from .sendfile import send_file
+
+log = structlog.get_logger("wharf.registry")
 
 # Larger bodies are sent from worker threads (wharf.registry.sendfile); smaller ones take one
 # sendfile call on the event loop, cheaper than a hop to a thread.
@@ -56,13 +59,24 @@ class BlobResponse(web.StreamResponse):
             if isinstance(content, FileSlice):
                 await self._send_file(request, content)
             elif content is not None:
-                async for chunk in content.chunks():
-                    await self.write(chunk)
-                await super().write_eof()
+                await self._stream(request, content)
             return writer
         finally:
             if content is not None:
                 await content.close()
+
+    async def _stream(self, request: BaseRequest, content: BlobContent) -> None:
+        """Send the bytes as the backend reads them. If the backend fails part way, the status
+        is long sent: the connection is cut, and the client sees a short body and retries."""
+        try:
+            async for chunk in content.chunks():
+                await self.write(chunk)
+        except StorageUnavailable as exc:
+            log.warning("blob stream cut: storage unavailable", reason=str(exc))
+            if request.transport is not None:
+                request.transport.close()
+            return
+        await super().write_eof()
 
     async def _send_file(self, request: BaseRequest, content: FileSlice) -> None:
         file, offset, count = content.file, content.offset, content.count
