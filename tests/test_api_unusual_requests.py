@@ -341,8 +341,11 @@ def test_an_internal_error_is_logged_as_one_line_without_the_secret(tmp_path: Pa
         assert value not in log and encoded not in log
         assert "Traceback" not in log
         lines = [line for line in log.splitlines() if request_id in line]
-        assert len(lines) == 1, lines
-        assert "IntegrityError" in lines[0] and "request failed" in lines[0], lines[0]
+        failures = [line for line in lines if "request failed" in line]
+        assert len(failures) == 1, lines
+        assert "IntegrityError" in failures[0], failures[0]
+        # and its access line, which names the answer
+        assert any("status=500" in line for line in lines if line not in failures), lines
 
 
 # Deleting answers as Kubernetes does: a Status, but the Namespace itself for a namespace

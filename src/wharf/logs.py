@@ -7,11 +7,13 @@ a rich traceback renders local variables, slowly, on the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -20,6 +22,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
+
+from .metrics import METRICS
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID = web.RequestKey("request_id", str)
@@ -63,7 +67,11 @@ def summarize_exception(
     return event
 
 
-def configure(level: str = "INFO", json_lines: bool = False) -> None:
+# OpenShift's log levels: Normal is INFO; the others all show what Debug shows.
+LEVELS = {"Normal": "INFO", "Debug": "DEBUG", "Trace": "DEBUG", "TraceAll": "DEBUG"}
+
+
+def configure(level: str = "Normal", json_lines: bool = False) -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
@@ -91,12 +99,35 @@ def configure(level: str = "INFO", json_lines: bool = False) -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(LEVELS.get(level, level))
     # Alembic tells of every migration step at INFO: only its warnings are worth a line.
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class InFlight:
+    """How many requests an app is answering: what a stopping server waits for."""
+
+    count: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if not self.count:
+            self.idle.set()
+
+
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 
 
 @web.middleware
@@ -105,8 +136,13 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
     header, so that a user's error answer and the server's log line can be matched."""
     request_id = uuid.uuid4().hex[:16]
     request[_REQUEST_ID] = request_id
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
-        return await handler(request)
+    tally = request.app[IN_FLIGHT]
+    tally.enter()
+    try:
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            return await handler(request)
+    finally:
+        tally.leave()
 
 
 async def _send_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -120,14 +156,19 @@ def request_id_of(request: web.Request) -> str:
 
 
 class AccessLog(AbstractAccessLogger):
-    """One line per request, once its answer is sent (aiohttp calls `log` then): never the query
-    string (it may carry a code or a token) and never a header's value."""
+    """Called by aiohttp once each answer is sent: the request's metrics, and one access-log
+    line (at INFO). Never the query string (it may carry a code or a token), never a header."""
 
     def __init__(self, logger: logging.Logger, log_format: str) -> None:
         super().__init__(logger, log_format)
         self._log = structlog.get_logger("wharf.access")
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        app = getattr(request, "app", None)
+        if app is not None and METRICS in app:
+            app[METRICS].observe(request, response, time)
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
         self._log.info(
             "request",
             request_id=request.get(_REQUEST_ID, ""),
@@ -142,10 +183,11 @@ class AccessLog(AbstractAccessLogger):
 
     @property
     def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
+        return True  # metrics are counted whatever the log level
 
 
 def install(app: web.Application) -> None:
     """Request ids on `app`: the outermost middleware, so every answer carries one."""
+    app[IN_FLIGHT] = InFlight()
     app.middlewares.insert(0, request_ids)
     app.on_response_prepare.append(_send_request_id)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
@@ -82,7 +83,7 @@ class RegistryMetrics:
         self.duration.labels(method).observe(seconds)
         self.request_size.observe(request.content_length or 0)
         self.response_size.observe(response.body_length)
-        operation = request.get(OPERATION)
+        operation = request.get(OPERATION) or _handler_name(request)
         if operation:
             self.operation_duration.labels(operation).observe(seconds)
 
@@ -97,6 +98,13 @@ class RegistryMetrics:
             raise
         finally:
             self.storage_duration.labels(operation).observe(time.perf_counter() - began)
+
+
+def _handler_name(request: BaseRequest) -> str:
+    """The operation a registry request was, named by its handler (get_blob, put_manifest)."""
+    match_info = getattr(request, "match_info", None)
+    route = getattr(match_info, "route", None)
+    return str(getattr(getattr(route, "handler", None), "__name__", ""))
 
 
 @dataclass
@@ -134,8 +142,15 @@ class ApiMetrics:
         self.duration.labels(verb, resource).observe(seconds)
 
 
-Metrics = RegistryMetrics | ApiMetrics
-METRICS = web.AppKey("metrics", RegistryMetrics | ApiMetrics)  # type: ignore[arg-type]
+class Metrics(Protocol):
+    """What an app's metrics offer: their registry, and a request to count once answered."""
+
+    registry: CollectorRegistry
+
+    def observe(self, request: BaseRequest, response: StreamResponse, seconds: float) -> None: ...
+
+
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 
 def exposition(metrics: Metrics) -> web.Response:

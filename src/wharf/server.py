@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import ssl
 from collections.abc import Awaitable, Callable
@@ -12,12 +13,13 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 
-from . import logs
+from . import logs, metrics
 from .apiserver import bootstrap
 from .apiserver.addresses import RouteAddresses
 from .apiserver.app import build_kinds
 from .apiserver.app import install as install_api
 from .apiserver.context import Api
+from .apiserver.rest import end_watches
 from .auth.authenticator import Authenticator
 from .auth.htpasswd import Htpasswd
 from .auth.rbac import RbacAuthorizer
@@ -98,7 +100,7 @@ async def build_apps(settings: Settings) -> Apps:
     registry_web.router.add_get("/healthz", healthz)
     registry_web.router.add_get("/readyz", readyz(store))
     if settings.auth:
-        access = ClusterAccess(authenticator, rbac)
+        access = ClusterAccess(authenticator, rbac, settings.metrics_secret)
         publisher: Publisher = StreamPublisher(
             metadata, objects, store, rbac, addresses.internal_address
         )
@@ -109,6 +111,9 @@ async def build_apps(settings: Settings) -> Apps:
         authorizer, publisher = AllowAll(), LocalTags(metadata)
     registry = Registry(metadata, store, Uploads(metadata, store), authorizer, publisher)
     registry_app.install(registry_web, registry)
+    registry_metrics = metrics.RegistryMetrics()
+    registry_web[metrics.METRICS] = registry_metrics
+    registry_web.middlewares.append(metrics.in_flight(registry_metrics))
     registry_web.on_cleanup.append(lambda _app: store.close())
     logs.install(registry_web)
     registry_web.cleanup_ctx.append(
@@ -118,21 +123,35 @@ async def build_apps(settings: Settings) -> Apps:
     api_web = web.Application()
     kinds = build_kinds(objects, authenticator, rbac, addresses.addresses)
     install_api(api_web, Api(objects, kinds, authenticator, rbac), authenticator)
+    api_metrics = metrics.ApiMetrics()
+    api_web[metrics.METRICS] = api_metrics
+    database.timed = lambda kind, seconds: api_metrics.database.labels(kind).observe(seconds)
     logs.install(api_web)
     return Apps(registry_web, api_web, database)
 
 
 async def _start(
-    app: web.Application, host: str, port: int, context: ssl.SSLContext | None = None
+    settings: Settings,
+    app: web.Application,
+    host: str,
+    port: int,
+    context: ssl.SSLContext | None = None,
 ) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
+    # aiohttp calls the access logger once each answer is sent: one line, and the metrics.
+    access = logging.getLogger("wharf.access")
+    runner = web.AppRunner(
+        app,
+        access_log_class=logs.AccessLog,
+        access_log=access,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=1024, ssl_context=context).start()
     return runner
 
 
 async def serve(settings: Settings) -> None:
-    logs.configure()
+    logs.configure(settings.log_level, settings.log_format == "json")
     # File work (fsync, rename, hashing) runs in threads: more than the default handful, so
     # that many concurrent uploads do not queue behind each other's fsyncs.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
@@ -142,8 +161,16 @@ async def serve(settings: Settings) -> None:
     certificates.ensure([settings.api_host, settings.listen_host, public])
     registry_context = certificates.server_context() if settings.registry_tls else None
     runners = [
-        await _start(apps.registry, settings.listen_host, settings.listen_port, registry_context),
-        await _start(apps.api, settings.api_host, settings.api_port, certificates.server_context()),
+        await _start(
+            settings, apps.registry, settings.listen_host, settings.listen_port, registry_context
+        ),
+        await _start(
+            settings,
+            apps.api,
+            settings.api_host,
+            settings.api_port,
+            certificates.server_context(),
+        ),
     ]
     scheme = "https" if settings.registry_tls else "http"
     log.info(
@@ -157,6 +184,28 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    for runner in runners:
-        await runner.cleanup()
+    await _stop(apps, runners, settings.shutdown_timeout)
     await apps.database.dispose()
+    log.info("stopped")
+
+
+async def _stop(apps: Apps, runners: list[web.AppRunner], deadline: float) -> None:
+    """Stop taking connections, let the requests in flight finish (until the deadline), then
+    close everything. aiohttp's own cleanup stops reading request bodies at once, which would
+    cut every upload in progress: the wait comes first."""
+    for runner in runners:
+        for site in list(runner.sites):
+            await site.stop()
+    await end_watches(apps.api)  # a watch lasts until its client or the server ends it
+    tallies = [apps.registry[logs.IN_FLIGHT], apps.api[logs.IN_FLIGHT]]
+    log.info(
+        "stopping",
+        requests_in_flight=sum(t.count for t in tallies),
+        deadline_seconds=deadline,
+    )
+    try:
+        async with asyncio.timeout(deadline):
+            await asyncio.gather(*(t.idle.wait() for t in tallies))
+    except TimeoutError:
+        log.warning("deadline passed", requests_cut=sum(t.count for t in tallies))
+    await asyncio.gather(*(runner.cleanup() for runner in runners))

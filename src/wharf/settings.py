@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     # Seconds an OAuth access token lasts; events kept for watches (older: 410 Gone).
     token_lifetime: int = Field(default=DEFAULT_LIFETIME, ge=1)
     retained_events: int = Field(default=ObjectStore.RETAINED_EVENTS, ge=1)
+    # Logs: console lines for a terminal, or JSON lines; the level by OpenShift's names.
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["Normal", "Debug", "Trace", "TraceAll"] = "Normal"
+    # Seconds a stopping server lets requests in flight finish before it cuts them.
+    shutdown_timeout: float = Field(default=30.0, ge=0)
+    # A bearer token that may read the registry's metrics without a cluster login (OpenShift's
+    # `openshift.metrics.secret`); unset: only callers allowed `get registry/metrics`.
+    metrics_secret: str | None = None
 
     @field_validator("listen", "api_listen")
     @classmethod

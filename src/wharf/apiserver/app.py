@@ -12,6 +12,7 @@ from ..auth.rbac import RbacAuthorizer
 from ..auth.user import Attributes
 from ..db.objects import ObjectStore
 from ..logs import request_id_of
+from ..metrics import METRICS, exposition
 from . import (
     core_kinds,
     discovery,
@@ -160,6 +161,20 @@ async def _ok(_request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+async def _metrics(request: web.Request) -> web.Response:
+    """The API's metrics, for who may `get` the non-resource URL /metrics (system:monitoring)."""
+    api = request.app[API]
+    user = await api.authenticate(request)
+    wanted = Attributes(user, "get", non_resource_path="/metrics")
+    if not await api.authorizer.allowed(wanted):
+        raise ApiError(
+            403,
+            f'forbidden: User "{user.name}" cannot get path "/metrics"',
+            "Forbidden",
+        )
+    return exposition(request.app[METRICS])
+
+
 async def _token_request(request: web.Request) -> web.Response:
     """POST serviceaccounts/<name>/token: a TokenRequest."""
     api = request.app[API]
@@ -194,6 +209,7 @@ def install(app: web.Application, api: Api, authenticator: Authenticator) -> Non
     for path in ("/healthz", "/readyz", "/livez"):
         r.add_get(path, _ok)
     r.add_get("/version", discovery.version)
+    r.add_get("/metrics", _metrics)
     r.add_get("/api", discovery.api_versions)
     r.add_get("/api/", discovery.api_versions)
     r.add_get("/api/v1", _resource_list)

@@ -88,6 +88,19 @@ def serve_command(
     config: Annotated[
         Path | None, typer.Option(help="A YAML or JSON settings file; default: $WHARF_CONFIG")
     ] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="console (default) or json: one JSON object a line")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="Normal (default), Debug, Trace or TraceAll")
+    ] = None,
+    shutdown_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds requests in flight may take to finish on SIGTERM [default: 30]"),
+    ] = None,
+    metrics_secret: Annotated[
+        str | None, typer.Option(help="A bearer token that may read the registry's metrics")
+    ] = None,
     token_lifetime: Annotated[
         int | None, typer.Option(help="Seconds an OAuth access token lasts", **_HIDDEN)
     ] = None,

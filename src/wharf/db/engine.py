@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -47,6 +48,8 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        # Told how long each read and write took ("read" or "write", seconds): metrics.
+        self.timed: Callable[[str, float], None] = _untimed
         self._group: GroupCommit | None
         self._thread_writer: ThreadWriter | None = None
         self._sync_reader: Engine | None = None
@@ -83,6 +86,13 @@ class Database:
         """`fn(connection)` in a reader thread. A `small` read (one indexed lookup) runs right
         here instead: SQLite answers it in microseconds from the page cache (a WAL reader never
         waits for writers), less than handing it to a thread would cost."""
+        began = time.perf_counter()
+        try:
+            return await self._read(fn, small)
+        finally:
+            self.timed("read", time.perf_counter() - began)
+
+    async def _read(self, fn: Callable[[Connection], T], small: bool) -> T:
         reader = self._sync_reader
         if reader is None:
             async with self.reader.connect() as conn:
@@ -99,20 +109,28 @@ class Database:
 
     async def run_write(self, fn: Callable[[Connection], T]) -> T:
         """`fn(connection)` in a write transaction; durable once this returns."""
-        if self._thread_writer is not None:
-            return await self._thread_writer.run(fn)
-        async with self.writer.begin() as conn:
-            return await conn.run_sync(fn)
+        began = time.perf_counter()
+        try:
+            if self._thread_writer is not None:
+                return await self._thread_writer.run(fn)
+            async with self.writer.begin() as conn:
+                return await conn.run_sync(fn)
+        finally:
+            self.timed("write", time.perf_counter() - began)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction; when the block returns, what it wrote is durable."""
-        if self._group is not None:
-            async with self._group.write() as conn:
-                yield conn
-        else:
-            async with self.writer.begin() as conn:
-                yield conn
+        began = time.perf_counter()
+        try:
+            if self._group is not None:
+                async with self._group.write() as conn:
+                    yield conn
+            else:
+                async with self.writer.begin() as conn:
+                    yield conn
+        finally:
+            self.timed("write", time.perf_counter() - began)
 
     async def migrate(self) -> None:
         async with self.writer.begin() as conn:
@@ -128,6 +146,10 @@ class Database:
         await self.reader.dispose()
         if self.writer is not self.reader:
             await self.writer.dispose()
+
+
+def _untimed(_kind: str, _seconds: float) -> None:
+    return None
 
 
 def _beginner(statement: str) -> Any:

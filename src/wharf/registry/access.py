@@ -25,6 +25,9 @@ class Authorizer(Protocol):
     async def may_pull(self, request: web.Request, repository: str) -> bool:
         """Whether the caller may pull `repository`, without raising (catalog, mount source)."""
 
+    async def authorize_metrics(self, request: web.Request) -> None:
+        """Return if the caller may read the registry's metrics; raise as `authorize` does."""
+
 
 class AllowAll:
     """Everybody may do everything: the data plane on its own, before logins exist."""
@@ -36,3 +39,6 @@ class AllowAll:
 
     async def may_pull(self, request: web.Request, repository: str) -> bool:
         return True
+
+    async def authorize_metrics(self, request: web.Request) -> None:
+        return None

@@ -11,6 +11,7 @@ from datetime import timedelta
 import structlog
 from aiohttp import HttpVersion11, hdrs, web
 
+from ..metrics import METRICS, exposition
 from ..oci.names import NAME_PATTERN
 from ..storage.base import StorageUnavailable, UploadGone
 from . import blob_handlers, listing_handlers, manifest_handlers, upload_handlers
@@ -120,6 +121,12 @@ async def expect(request: web.Request) -> web.StreamResponse | None:
     return None
 
 
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """OpenShift's metrics extension, in Prometheus' text format."""
+    await registry_of(request).authorizer.authorize_metrics(request)
+    return exposition(request.app[METRICS])
+
+
 async def _add_version_header(_request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Docker-Distribution-API-Version"] = "registry/2.0"
     # As OpenShift's registry: clients may use its image-signature extension endpoints.
@@ -129,6 +136,7 @@ async def _add_version_header(_request: web.Request, response: web.StreamRespons
 def add_routes(app: web.Application) -> None:
     r = app.router
     _add(r, "GET", "/v2/", base)
+    _add(r, "GET", "/extensions/v2/metrics", metrics_endpoint)
     _add(r, "GET", "/v2/_catalog", listing_handlers.catalog)
     _add_endpoints(r, "[^/]+", first=True)
     # A digest, reference or upload id with a slash in it matches none of the routes above;

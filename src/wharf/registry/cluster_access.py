@@ -12,14 +12,16 @@ token names a user, and the user's RBAC permissions on the project's image resou
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Sequence
 
 from aiohttp import web
 
-from ..auth.authenticator import Authenticator, basic_credentials
+from ..auth.authenticator import Authenticator, basic_credentials, bearer_token
 from ..auth.rbac import RbacAuthorizer
 from ..auth.user import ANONYMOUS, Attributes, UserInfo
+from ..logs import USER_NAME
 from .access import Action
 from .errors import RegistryError
 
@@ -113,9 +115,15 @@ def presented_token(request: web.Request) -> str | None:
 
 
 class ClusterAccess:
-    def __init__(self, authenticator: Authenticator, rbac: RbacAuthorizer) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        rbac: RbacAuthorizer,
+        metrics_secret: str | None = None,
+    ) -> None:
         self.authenticator = authenticator
         self.rbac = rbac
+        self.metrics_secret = metrics_secret
 
     async def user_for(self, token: str) -> UserInfo | None:
         return await self.authenticator.user_for_token(token)
@@ -129,6 +137,7 @@ class ClusterAccess:
         if user is None:
             raise access_denied()
         request[USER_KEY] = user
+        request[USER_NAME] = user.name
         return user
 
     async def allowed(self, user: UserInfo, repository: str, action: Action) -> bool:
@@ -155,6 +164,17 @@ class ClusterAccess:
         for action in actions:
             if repository is not None and not await self.allowed(user, repository, action):
                 raise access_denied(f"{user.name} may not {action.value} {repository}")
+
+    async def authorize_metrics(self, request: web.Request) -> None:
+        """As OpenShift's registry: `get` on `registry/metrics` in image.openshift.io (the
+        ClusterRole registry-monitoring grants it), asked at the cluster scope; or the metrics
+        secret as the bearer token."""
+        secret = self.metrics_secret
+        if secret and hmac.compare_digest(bearer_token(request) or "", secret):
+            return
+        user = await self.caller(request)
+        if not await self.rbac.allowed(Attributes(user, "get", GROUP, "registry", "metrics")):
+            raise access_denied(f"{user.name} may not read the registry's metrics")
 
     async def may_pull(self, request: web.Request, repository: str) -> bool:
         if split_repository(repository) is None:
