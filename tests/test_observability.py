@@ -95,6 +95,8 @@ def test_registry_metrics_need_registry_monitoring(wharf: WharfProcess, cluster:
     assert 'imageregistry_http_requests_total{code="401",method="GET"}' in text
     assert "imageregistry_http_in_flight_requests" in text
     assert 'imageregistry_request_duration_seconds_count{operation="metrics_endpoint"}' in text
+    # The push of the first test went to storage: its calls are timed by operation.
+    assert 'imageregistry_storage_duration_seconds_count{operation="commit"}' in text
 
 
 def test_api_metrics_need_system_monitoring(cluster: Cluster) -> None:

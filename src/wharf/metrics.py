@@ -5,11 +5,12 @@ time. Each app gets its own collector registry and its own exposition endpoint."
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
@@ -98,6 +99,27 @@ class RegistryMetrics:
             raise
         finally:
             self.storage_duration.labels(operation).observe(time.perf_counter() - began)
+
+
+class MeasuredStore:
+    """A blob store whose every call is timed as `imageregistry_storage_duration_seconds`, and
+    counted in `imageregistry_storage_errors_total` when it raises: one wrapper for every
+    backend, so that no backend measures itself."""
+
+    def __init__(self, store: object, metrics: RegistryMetrics) -> None:
+        self._store = store
+        self._metrics = metrics
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._store, name)
+        if not inspect.iscoroutinefunction(found):
+            return found
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            with self._metrics.storage(name):
+                return await found(*args, **kwargs)
+
+        return timed
 
 
 def _handler_name(request: BaseRequest) -> str:

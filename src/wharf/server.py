@@ -9,6 +9,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import cast
 
 import structlog
 from aiohttp import web
@@ -94,7 +95,8 @@ async def build_apps(settings: Settings) -> Apps:
     await bootstrap.ensure_route(objects, settings.public_host or settings.internal_address)
     addresses = RouteAddresses(objects, settings.internal_address)
 
-    store = build_store(settings)
+    registry_metrics = metrics.RegistryMetrics()
+    store = cast(BlobStore, metrics.MeasuredStore(build_store(settings), registry_metrics))
     metadata = RegistryMetadata(database)
     registry_web = web.Application()
     registry_web.router.add_get("/healthz", healthz)
@@ -111,7 +113,6 @@ async def build_apps(settings: Settings) -> Apps:
         authorizer, publisher = AllowAll(), LocalTags(metadata)
     registry = Registry(metadata, store, Uploads(metadata, store), authorizer, publisher)
     registry_app.install(registry_web, registry)
-    registry_metrics = metrics.RegistryMetrics()
     registry_web[metrics.METRICS] = registry_metrics
     registry_web.middlewares.append(metrics.in_flight(registry_metrics))
     registry_web.on_cleanup.append(lambda _app: store.close())
