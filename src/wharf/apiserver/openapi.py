@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .kinds import Kind, KindRegistry
-from .shapes import openapi
+from .shapes import ANY, INT, S, Shape, openapi
 
 STATUS = "io.k8s.apimachinery.pkg.apis.meta.v1.Status"
 LIST_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"
@@ -28,108 +28,63 @@ PATCH_TYPES = {
     "application/apply-patch+yaml": PATCH,
 }
 
-_STATUS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "The answer to every request that fails, and to some that succeed.",
-    "properties": {
-        "kind": {"type": "string"},
-        "apiVersion": {"type": "string"},
-        "metadata": {"$ref": f"#/components/schemas/{LIST_META}"},
-        "status": {"type": "string"},
-        "message": {"type": "string"},
-        "reason": {"type": "string"},
-        "code": {"type": "integer"},
-        "details": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string"},
-                "group": {"type": "string"},
-                "kind": {"type": "string"},
-                "uid": {"type": "string"},
-                "retryAfterSeconds": {"type": "integer"},
-                "causes": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "reason": {"type": "string"},
-                            "message": {"type": "string"},
-                            "field": {"type": "string"},
-                        },
-                    },
-                },
-            },
-        },
-    },
-    "required": ["kind", "apiVersion", "status"],
-}
-_LIST_META_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "resourceVersion": {"type": "string"},
-        "continue": {"type": "string"},
-        "remainingItemCount": {"type": "integer"},
-        "selfLink": {"type": "string"},
+# The shared schemas, in the shapes' own notation (wharf.apiserver.shapes).
+_LIST_META: Shape = {"resourceVersion": S, "continue": S, "remainingItemCount": INT, "selfLink": S}
+_CAUSE: Shape = {"reason": S, "message": S, "field": S}
+_STATUS: Shape = {
+    "kind": S,
+    "apiVersion": S,
+    "metadata": _LIST_META,
+    "status": S,
+    "message": S,
+    "reason": S,
+    "code": INT,
+    "details": {
+        "name": S,
+        "group": S,
+        "kind": S,
+        "uid": S,
+        "retryAfterSeconds": INT,
+        "causes": [_CAUSE],
     },
 }
 # What a DELETE body may carry that the server reads: its preconditions.
-_DELETE_OPTIONS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "kind": {"type": "string"},
-        "apiVersion": {"type": "string"},
-        "preconditions": {
-            "type": "object",
-            "properties": {"uid": {"type": "string"}, "resourceVersion": {"type": "string"}},
-        },
-    },
+_DELETE_OPTIONS: Shape = {
+    "kind": S,
+    "apiVersion": S,
+    "preconditions": {"uid": S, "resourceVersion": S},
 }
-_PATCH_SCHEMA: dict[str, Any] = {"type": "object", "description": "A merge or apply patch."}
+_TOKEN_REQUEST: Shape = {
+    "kind": S,
+    "apiVersion": S,
+    "metadata": ANY,
+    "spec": {"audiences": [S], "expirationSeconds": INT},
+    "status": {"token": S, "expirationTimestamp": S},
+}
 _JSON_PATCH_SCHEMA: dict[str, Any] = {
     "type": "array",
     "description": "A JSON patch (RFC 6902).",
     "items": {
         "type": "object",
         "properties": {
+            **openapi({"path": S, "from": S, "value": ANY})["properties"],
             "op": {"type": "string", "enum": ["add", "remove", "replace", "move", "copy", "test"]},
-            "path": {"type": "string"},
-            "from": {"type": "string"},
-            "value": {},
         },
         "required": ["op", "path"],
     },
 }
+SHARED_SCHEMAS = {
+    STATUS: {**openapi(_STATUS), "required": ["kind", "apiVersion", "status"]},
+    LIST_META: openapi(_LIST_META),
+    DELETE_OPTIONS: openapi(_DELETE_OPTIONS),
+    PATCH: {"type": "object", "description": "A merge or apply patch."},
+    JSON_PATCH: _JSON_PATCH_SCHEMA,
+}
 _TOKEN_REQUEST_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "kind": {"type": "string"},
-        "apiVersion": {"type": "string"},
-        "metadata": {"type": "object"},
-        "spec": {
-            "type": "object",
-            "properties": {
-                "audiences": {"type": "array", "items": {"type": "string"}},
-                "expirationSeconds": {"type": "integer"},
-            },
-        },
-        "status": {
-            "type": "object",
-            "properties": {
-                "token": {"type": "string"},
-                "expirationTimestamp": {"type": "string"},
-            },
-        },
-    },
+    **openapi(_TOKEN_REQUEST),
     "x-kubernetes-group-version-kind": [
         {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}
     ],
-}
-SHARED_SCHEMAS = {
-    STATUS: _STATUS_SCHEMA,
-    LIST_META: _LIST_META_SCHEMA,
-    DELETE_OPTIONS: _DELETE_OPTIONS_SCHEMA,
-    PATCH: _PATCH_SCHEMA,
-    JSON_PATCH: _JSON_PATCH_SCHEMA,
 }
 
 
