@@ -125,6 +125,15 @@ def test_catalog_refuses_pages_over_1000_as_distribution(reg: Registry, n: str) 
     assert_error(response, 400, "PAGINATION_NUMBER_INVALID")
 
 
+def test_an_upload_opened_adds_nothing_to_the_catalog(fresh_wharf: WharfProcess) -> None:
+    reg = Registry(fresh_wharf.url)
+    opened = reg.http.post(f"{reg.url}/v2/only/opened/blobs/uploads/")
+    assert opened.status_code == 202, opened.text
+    assert "only/opened" not in reg.http.get(f"{reg.url}/v2/_catalog").json()["repositories"]
+    reg.push_blob("only/opened", b"now it holds something")
+    assert "only/opened" in reg.http.get(f"{reg.url}/v2/_catalog").json()["repositories"]
+
+
 def test_catalog_pages_by_100_when_n_is_absent(fresh_wharf: WharfProcess) -> None:
     reg = Registry(fresh_wharf.url)
     names = sorted(f"many/r{i:03}" for i in range(105))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, select
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, or_, select
 
 from ..db.engine import Database
 from ..db.prepared import Prepared
@@ -284,7 +284,13 @@ class RegistryMetadata:
         return await self.db.run_read(lambda conn: statement.scalars(conn, **values), small=True)
 
     async def catalog(self, limit: int | None, last: str | None) -> list[str]:
-        query = select(repositories.c.name).order_by(repositories.c.name)
+        """Repositories that hold something: opening an upload makes a repository row, but it
+        is listed only once a blob or a manifest is stored in it."""
+        holds = or_(
+            exists().where(repository_blobs.c.repository_id == repositories.c.id),
+            exists().where(repository_manifests.c.repository_id == repositories.c.id),
+        )
+        query = select(repositories.c.name).where(holds).order_by(repositories.c.name)
         if last:
             query = query.where(repositories.c.name > last)
         if limit is not None:
