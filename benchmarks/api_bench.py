@@ -382,8 +382,14 @@ class Bench:
                 )
             return raw
 
-    async def call_json(self, method: str, path: str, body: Object | None = None,
-                        expect: int = 200, headers: dict[str, str] | None = None) -> Any:
+    async def call_json(
+        self,
+        method: str,
+        path: str,
+        body: Object | None = None,
+        expect: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         return json.loads(await self.call(method, path, body, expect, headers))
 
     @contextmanager
@@ -519,10 +525,16 @@ READER_ROLE: Object = {
     "kind": "Role",
     "metadata": {"name": "bench-reader"},
     "rules": [
-        {"apiGroups": [""], "resources": ["secrets", "serviceaccounts"],
-         "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["image.openshift.io"], "resources": ["imagestreams", "imagestreamtags"],
-         "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": [""],
+            "resources": ["secrets", "serviceaccounts"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": ["image.openshift.io"],
+            "resources": ["imagestreams", "imagestreamtags"],
+            "verbs": ["get", "list", "watch"],
+        },
     ],
 }
 
@@ -635,8 +647,12 @@ async def write_directly(data_dir: Path, items: Sequence[tuple[str, str, Object]
 def stored_copy(template: Object, name: str, changes: Object) -> Object:
     """An object as the API would have stored it: `template` (one it stored) renamed, with a
     uid of its own, and `changes` (top-level fields; "metadata" fields are merged)."""
-    meta = {**template["metadata"], **changes.get("metadata", {}), "name": name,
-            "uid": str(uuid.uuid4())}
+    meta = {
+        **template["metadata"],
+        **changes.get("metadata", {}),
+        "name": name,
+        "uid": str(uuid.uuid4()),
+    }
     meta.pop("resourceVersion", None)
     return {**copy.deepcopy(template), **changes, "metadata": meta}
 
@@ -669,8 +685,11 @@ async def run_seed(bench: Bench, data_dir: Path) -> tuple[list[str], str]:
         ]
         with bench.phase("seed Secrets directly") as phase:
             await write_directly(data_dir, rest)
-        bench.report.add("ObjectStore create in-process (no HTTP/auth), 500/tx",
-                         len(rest) / phase.wall, "objects/s")
+        bench.report.add(
+            "ObjectStore create in-process (no HTTP/auth), 500/tx",
+            len(rest) / phase.wall,
+            "objects/s",
+        )
     bench.report.note(
         f"seeded {p.seed_objects} Secrets: {done} over the API, {p.seed_objects - done} "
         "written directly to the database"
@@ -680,8 +699,13 @@ async def run_seed(bench: Bench, data_dir: Path) -> tuple[list[str], str]:
 
 def _secret_changes(index: int) -> Object:
     body = secret("", index)
-    return {"data": body["data"], "metadata": {"labels": body["metadata"]["labels"],
-                                               "annotations": body["metadata"]["annotations"]}}
+    return {
+        "data": body["data"],
+        "metadata": {
+            "labels": body["metadata"]["labels"],
+            "annotations": body["metadata"]["annotations"],
+        },
+    }
 
 
 async def run_get(bench: Bench, names: list[str]) -> None:
@@ -695,11 +719,13 @@ async def run_get(bench: Bench, names: list[str]) -> None:
     bench.latency_lines("GET Secret, 1 client", latencies)
     with bench.phase("get 16 clients") as phase:
         latencies, wall = await bench.clients(p.clients, p.get_load_max, p.get_load_seconds, get)
-    bench.report.add(f"GET Secret, {p.clients} clients: throughput", len(latencies) / wall,
-                     "requests/s")
+    bench.report.add(
+        f"GET Secret, {p.clients} clients: throughput", len(latencies) / wall, "requests/s"
+    )
     bench.latency_lines(f"GET Secret, {p.clients} clients", latencies)
-    bench.report.add("GET Secret: server CPU per request",
-                     ms(phase.server_cpu / max(1, len(latencies))), "ms")
+    bench.report.add(
+        "GET Secret: server CPU per request", ms(phase.server_cpu / max(1, len(latencies))), "ms"
+    )
 
 
 async def run_list(bench: Bench, seeded: int) -> None:
@@ -746,8 +772,11 @@ async def run_list(bench: Bench, seeded: int) -> None:
             if items != seeded:
                 raise BenchError(f"the paged list walked {items} items, wanted {seeded}")
     bench.report.note(f"paged list: {pages} pages of {p.page_limit}, {len(times)} walks")
-    bench.report.add(f"LIST in pages of {p.page_limit} (continue): total time",
-                     ms(statistics.median(times)), "ms")
+    bench.report.add(
+        f"LIST in pages of {p.page_limit} (continue): total time",
+        ms(statistics.median(times)),
+        "ms",
+    )
 
 
 STREAMS_NS = "bench-streams"
@@ -831,14 +860,20 @@ async def run_streams(
             raise BenchError(f"the pages held {walked} streams, wanted {p.streams}")
 
     figures = {}
-    for label, op in (("whole list", whole), ("first page of 500", first_page),
-                      ("all pages of 500", every_page)):
+    for label, op in (
+        ("whole list", whole),
+        ("first page of 500", first_page),
+        ("all pages of 500", every_page),
+    ):
         with bench.phase(f"streams {label}"):
             latencies, _ = await bench.clients(1, p.stream_samples, p.stream_seconds, op)
         figures[label] = statistics.median(latencies)
         bench.report.add(f"LIST {p.streams} ImageStreams, {label}: p50", ms(figures[label]), "ms")
-    bench.report.add("ImageStreams: all pages / whole list",
-                     figures["all pages of 500"] / figures["whole list"], "x")
+    bench.report.add(
+        "ImageStreams: all pages / whole list",
+        figures["all pages of 500"] / figures["whole list"],
+        "x",
+    )
     # kubectl pages by 500 and, past a burst of 10 requests, throttles itself to 5 a second
     # (client-go's default rate limit): from the 11th page on it waits 200 ms before each.
     for label, flags in (("pages of 500", ()), ("--chunk-size=0", ("--chunk-size=0",))):
@@ -849,8 +884,9 @@ async def run_streams(
         bench.report.add(
             f"kubectl get imagestreams, {p.streams} streams, {label}: wall", ms(took), "ms"
         )
-    bench.report.note("targets: a page of 500 < 50 ms, all pages < 1.5x the whole list, "
-                      "kubectl get < 1000 ms")
+    bench.report.note(
+        "targets: a page of 500 < 50 ms, all pages < 1.5x the whole list, kubectl get < 1000 ms"
+    )
 
 
 async def run_watch(bench: Bench, names: list[str], seeded_from: str) -> None:
@@ -897,8 +933,9 @@ async def run_watch(bench: Bench, names: list[str], seeded_from: str) -> None:
             f"the watcher saw {received} of {len(written)} burst writes; errors {watcher.errors}"
         )
     bench.report.note(f"burst: {len(written)} writes at {len(written) / wrote:.0f}/s")
-    bench.report.add("WATCH burst: events received by one watcher",
-                     received / (watcher.last - began), "events/s")
+    bench.report.add(
+        "WATCH burst: events received by one watcher", received / (watcher.last - began), "events/s"
+    )
 
     # Replay: a watch from the resourceVersion before seeding gets every seeded Secret.
     replay = Watcher(bench, SECRETS, seeded_from)
@@ -914,15 +951,13 @@ async def run_watch(bench: Bench, names: list[str], seeded_from: str) -> None:
     bench.short("replayed events", replay.events, len(names))
     if replay.errors or not replay.events:
         raise BenchError(f"the replay watch failed: {replay.errors}")
-    bench.report.add("WATCH replay of the seeded Secrets from an old RV", replay.events / took,
-                     "events/s")
+    bench.report.add(
+        "WATCH replay of the seeded Secrets from an old RV", replay.events / took, "events/s"
+    )
 
     # Many watchers: every one receives every event.
     version = await list_version(bench, WATCH_SECRETS)
-    watchers = [
-        Watcher(bench, WATCH_SECRETS, version)
-        for _ in range(p.watchers)
-    ]
+    watchers = [Watcher(bench, WATCH_SECRETS, version) for _ in range(p.watchers)]
     delays: list[float] = []
     with bench.phase("watch many"):
         await asyncio.gather(*(w.start() for w in watchers))
@@ -954,10 +989,14 @@ async def run_watch(bench: Bench, names: list[str], seeded_from: str) -> None:
             f"{len(watchers) - complete} of {len(watchers)} watchers missed events "
             f"({len(delays)} of {len(watchers) * len(sent)} delivered)"
         )
-    bench.report.add(f"WATCH {p.watchers} watchers: watchers that got every event", complete,
-                     "watchers")
-    bench.report.add(f"WATCH {p.watchers} watchers: writes/s sustained (paced at "
-                     f"{p.watcher_rate:.0f}/s)", len(sent) / writing, "writes/s")
+    bench.report.add(
+        f"WATCH {p.watchers} watchers: watchers that got every event", complete, "watchers"
+    )
+    bench.report.add(
+        f"WATCH {p.watchers} watchers: writes/s sustained (paced at {p.watcher_rate:.0f}/s)",
+        len(sent) / writing,
+        "writes/s",
+    )
     bench.latency_lines(f"WATCH {p.watchers} watchers: delivery", delays)
 
 
@@ -975,16 +1014,14 @@ async def run_rbac(bench: Bench, data_dir: Path, user_token: str) -> None:
     namespaces = [binding_namespace(k) for k in range(p.binding_namespaces)]
     for ns in namespaces:
         await bench.call("POST", "/api/v1/namespaces", namespace(ns), expect=201)
-        await bench.call("POST", f"/apis/{RBAC}/v1/namespaces/{ns}/roles", READER_ROLE,
-                         expect=201)
+        await bench.call("POST", f"/apis/{RBAC}/v1/namespaces/{ns}/roles", READER_ROLE, expect=201)
     plan = binding_plan(p)
     # Over the API first, so that the bindings every measurement relies on come from it.
     plan.sort(key=lambda item: item[1]["metadata"]["name"].startswith("rb-"))
 
     async def bind(index: int) -> None:
         ns, body = plan[index]
-        await bench.call("POST", f"/apis/{RBAC}/v1/namespaces/{ns}/rolebindings", body,
-                         expect=201)
+        await bench.call("POST", f"/apis/{RBAC}/v1/namespaces/{ns}/rolebindings", body, expect=201)
 
     wanted = min(p.binding_api_max, len(plan))
     with bench.phase("seed RoleBindings over the API") as phase:
@@ -992,22 +1029,30 @@ async def run_rbac(bench: Bench, data_dir: Path, user_token: str) -> None:
     done = len(latencies)
     if done < min(wanted, 2 * p.binding_namespaces):
         raise BenchError(f"only {done} RoleBindings were created within the time bound")
-    bench.report.add(f"create RoleBinding, {p.clients} clients: throughput", done / wall,
-                     "objects/s")
+    bench.report.add(
+        f"create RoleBinding, {p.clients} clients: throughput", done / wall, "objects/s"
+    )
     bench.latency_lines(f"create RoleBinding, {p.clients} clients", latencies)
-    bench.report.add("create RoleBinding: server CPU per object", ms(phase.server_cpu / done),
-                     "ms")
+    bench.report.add("create RoleBinding: server CPU per object", ms(phase.server_cpu / done), "ms")
     if done < len(plan):
         ns, body = plan[0]
         template = await bench.call_json(
             "GET", f"/apis/{RBAC}/v1/namespaces/{ns}/rolebindings/{body['metadata']['name']}"
         )
         rest = [
-            (ROLE_BINDINGS, ns, stored_copy(
-                template, body["metadata"]["name"],
-                {"metadata": {"namespace": ns}, "roleRef": body["roleRef"],
-                 "subjects": body["subjects"]},
-            ))
+            (
+                ROLE_BINDINGS,
+                ns,
+                stored_copy(
+                    template,
+                    body["metadata"]["name"],
+                    {
+                        "metadata": {"namespace": ns},
+                        "roleRef": body["roleRef"],
+                        "subjects": body["subjects"],
+                    },
+                ),
+            )
             for ns, body in plan[done:]
         ]
         with bench.phase("seed RoleBindings directly"):
@@ -1039,8 +1084,13 @@ async def in_process_decisions(bench: Bench, data_dir: Path) -> None:
         authorizer = RbacAuthorizer(store)
         snapshot = await authorizer.snapshot()
         lists = [(await store.items(resource))[0] for resource in RBAC_RESOURCES]
-        counts = dict(zip(("clusterroles", "clusterrolebindings", "roles", "rolebindings"),
-                          map(len, lists), strict=True))
+        counts = dict(
+            zip(
+                ("clusterroles", "clusterrolebindings", "roles", "rolebindings"),
+                map(len, lists),
+                strict=True,
+            )
+        )
         bench.report.note(f"RBAC objects in the snapshot: {counts}")
         groups = (AUTHENTICATED, AUTHENTICATED_OAUTH)
         alice = UserInfo(ALICE, "", ("bench-team", *groups))  # a group bound nowhere
@@ -1051,16 +1101,31 @@ async def in_process_decisions(bench: Bench, data_dir: Path) -> None:
         far = binding_namespace((p.binding_namespaces * 2) // 3)
         bound = f"user in {p.binding_namespaces} ns"
         cases = [
-            ("alice allowed (own namespace)",
-             Attributes(alice, "get", "", "secrets", "", home, "s-1"), True),
-            ("alice denied (other namespace)",
-             Attributes(alice, "get", "", "secrets", "", other, "s-1"), False),
-            (f"{bound} allowed",
-             Attributes(many, "list", "image.openshift.io", "imagestreams", "", far), True),
-            (f"{bound} denied",
-             Attributes(many, "create", "image.openshift.io", "imagestreams", "", far), False),
-            ("cluster-admin allowed",
-             Attributes(admin, "delete", "", "secrets", "", far, "s-1"), True),
+            (
+                "alice allowed (own namespace)",
+                Attributes(alice, "get", "", "secrets", "", home, "s-1"),
+                True,
+            ),
+            (
+                "alice denied (other namespace)",
+                Attributes(alice, "get", "", "secrets", "", other, "s-1"),
+                False,
+            ),
+            (
+                f"{bound} allowed",
+                Attributes(many, "list", "image.openshift.io", "imagestreams", "", far),
+                True,
+            ),
+            (
+                f"{bound} denied",
+                Attributes(many, "create", "image.openshift.io", "imagestreams", "", far),
+                False,
+            ),
+            (
+                "cluster-admin allowed",
+                Attributes(admin, "delete", "", "secrets", "", far, "s-1"),
+                True,
+            ),
         ]
         for label, attributes, expected in cases:
             if await authorizer.allowed(attributes) is not expected:
@@ -1085,11 +1150,13 @@ async def in_process_decisions(bench: Bench, data_dir: Path) -> None:
             return (time.perf_counter() - began) / done * 1e6
 
         for label, attributes, _expected in cases:
-            bench.report.add(f"RBAC allowed(), warm: {label}",
-                             await per_decision(attributes, False), "us")
+            bench.report.add(
+                f"RBAC allowed(), warm: {label}", await per_decision(attributes, False), "us"
+            )
         for label, attributes, _expected in cases[:4]:
-            bench.report.add(f"RBAC allowed(), cold cache: {label}",
-                             await per_decision(attributes, True), "us")
+            bench.report.add(
+                f"RBAC allowed(), cold cache: {label}", await per_decision(attributes, True), "us"
+            )
 
         builds: list[float] = []
         reloads: list[float] = []
@@ -1103,10 +1170,12 @@ async def in_process_decisions(bench: Bench, data_dir: Path) -> None:
             began = time.perf_counter()
             await authorizer.snapshot()
             reloads.append(time.perf_counter() - began)
-        bench.report.add("RBAC snapshot build from the objects", ms(statistics.median(builds)),
-                         "ms")
-        bench.report.add("RBAC snapshot reload (database read + build)",
-                         ms(statistics.median(reloads)), "ms")
+        bench.report.add(
+            "RBAC snapshot build from the objects", ms(statistics.median(builds)), "ms"
+        )
+        bench.report.add(
+            "RBAC snapshot reload (database read + build)", ms(statistics.median(reloads)), "ms"
+        )
     finally:
         await database.dispose()
 
@@ -1121,9 +1190,14 @@ async def reviews(bench: Bench, user_token: str) -> None:
         return {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {"namespace": far, "verb": verb,
-                                            "group": "image.openshift.io",
-                                            "resource": "imagestreams"}},
+            "spec": {
+                "resourceAttributes": {
+                    "namespace": far,
+                    "verb": verb,
+                    "group": "image.openshift.io",
+                    "resource": "imagestreams",
+                }
+            },
         }
 
     async def ask(verb: str, expected: bool) -> None:
@@ -1151,8 +1225,7 @@ async def reviews(bench: Bench, user_token: str) -> None:
         deadline = time.perf_counter() + p.changed_seconds
         while len(after) < p.changed_reviews and time.perf_counter() < deadline:
             patch = {"metadata": {"labels": {"bench-toggle": str(len(after))}}}
-            await bench.call("PATCH", binding, patch,
-                             content_type="application/merge-patch+json")
+            await bench.call("PATCH", binding, patch, content_type="application/merge-patch+json")
             began = time.perf_counter()
             await ask("list", True)
             after.append(time.perf_counter() - began)
@@ -1164,27 +1237,43 @@ async def reviews(bench: Bench, user_token: str) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="benchmarks/run-api", description=__doc__,
+        prog="benchmarks/run-api",
+        description=__doc__,
         formatter_class=argparse.RawTextHelpFormatter,
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a few seconds")
-    parser.add_argument("--json", type=Path,
-                        help="where the JSON goes (default benchmarks/results/api-latest.json, "
-                        "api-smoke.json with --smoke)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="where the JSON goes (default benchmarks/results/api-latest.json, "
+        "api-smoke.json with --smoke)",
+    )
     parser.add_argument("--workdir", type=Path, help="parent of the temporary directory")
     parser.add_argument("--keep", action="store_true", help="keep the data directory and log")
-    parser.add_argument("--revision", metavar="REV",
-                        help="measure src/ of this git revision (e.g. HEAD) instead of the "
-                        "working tree, which other work may be changing")
-    parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="record the server with py-spy (--gil) during each phase: "
-                        "collapsed stacks in DIR")
+    parser.add_argument(
+        "--revision",
+        metavar="REV",
+        help="measure src/ of this git revision (e.g. HEAD) instead of the "
+        "working tree, which other work may be changing",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record the server with py-spy (--gil) during each phase: collapsed stacks in DIR",
+    )
     return parser.parse_args(argv)
 
 
 async def measure(
-    report: Report, wharf_pid: int, api_url: str, ca_file: Path, data_dir: Path,
-    admin_token: str, user_token: str, profiler: Profiler,
+    report: Report,
+    wharf_pid: int,
+    api_url: str,
+    ca_file: Path,
+    data_dir: Path,
+    admin_token: str,
+    user_token: str,
+    profiler: Profiler,
 ) -> None:
     bench = Bench(report, api_url, ca_file, admin_token, wharf_pid, profiler)
     try:
@@ -1210,8 +1299,13 @@ def use_source(source: Path) -> None:
 
 def describe_source(revision: str | None) -> str:
     def git(*args: str) -> str:
-        result = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True,
-                                text=True, timeout=30, check=False)
+        result = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         return result.stdout.strip()
 
     if revision is not None:
@@ -1242,13 +1336,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         with running_wharf(work / "data") as wharf:
             report.note(f"wharf pid {wharf.process.pid}, API {wharf.api_url}, data {work}")
             try:
-                admin_token = login(wharf.api_url, wharf.ca_file, "kubeadmin",
-                                    wharf.kubeadmin_password)
-                user_token = bench_user_token(wharf.api_url, wharf.ca_file, wharf.data_dir,
-                                              BENCH_USER)
+                admin_token = login(
+                    wharf.api_url, wharf.ca_file, "kubeadmin", wharf.kubeadmin_password
+                )
+                user_token = bench_user_token(
+                    wharf.api_url, wharf.ca_file, wharf.data_dir, BENCH_USER
+                )
                 asyncio.run(
-                    measure(report, wharf.process.pid, wharf.api_url, wharf.ca_file,
-                            wharf.data_dir, admin_token, user_token, Profiler(args.profile))
+                    measure(
+                        report,
+                        wharf.process.pid,
+                        wharf.api_url,
+                        wharf.ca_file,
+                        wharf.data_dir,
+                        admin_token,
+                        user_token,
+                        Profiler(args.profile),
+                    )
                 )
             except BaseException:
                 failed = True
@@ -1265,8 +1369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if busiest is not None and busiest.wall >= 0.5:
         share = busiest.other_cpu / busiest.wall
         if share > BUSY_SHARE:
-            report.warn(f"other processes used {100 * share:.0f}% of a core during "
-                        f"'{busiest.name}': the machine was not quiet, figures are noisy")
+            report.warn(
+                f"other processes used {100 * share:.0f}% of a core during "
+                f"'{busiest.name}': the machine was not quiet, figures are noisy"
+            )
     print(render(report))
     target = args.json or RESULTS / ("api-smoke.json" if args.smoke else "api-latest.json")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -441,8 +441,19 @@ def make_big_blobs(work: Path, profile: Profile) -> tuple[list[BigBlob], list[Bi
 async def curl(args: Sequence[str], timeout: float) -> tuple[int, str, int]:
     """Run curl; return (HTTP status, Location header, bytes downloaded)."""
     process = await asyncio.create_subprocess_exec(
-        "curl", "-sS", "--noproxy", "*", "--max-time", str(int(timeout)), "-o", "/dev/null",
-        "-H", "Expect:", "-w", "%{http_code} %{size_download}\n%header{location}", *args,
+        "curl",
+        "-sS",
+        "--noproxy",
+        "*",
+        "--max-time",
+        str(int(timeout)),
+        "-o",
+        "/dev/null",
+        "-H",
+        "Expect:",
+        "-w",
+        "%{http_code} %{size_download}\n%header{location}",
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -471,8 +482,13 @@ async def push_monolithic(
     assert blob.path is not None
     location = await start_upload(session, base, repo)
     status, _, _ = await curl(
-        ["-T", str(blob.path), "-H", "Content-Type: application/octet-stream",
-         with_query(location, digest=blob.digest)],
+        [
+            "-T",
+            str(blob.path),
+            "-H",
+            "Content-Type: application/octet-stream",
+            with_query(location, digest=blob.digest),
+        ],
         timeout,
     )
     if status != 201:
@@ -487,8 +503,17 @@ async def push_chunked(
     for path in blob.chunks:
         length = path.stat().st_size
         status, next_location, _ = await curl(
-            ["-X", "PATCH", "-T", str(path), "-H", "Content-Type: application/octet-stream",
-             "-H", f"Content-Range: {offset}-{offset + length - 1}", location],
+            [
+                "-X",
+                "PATCH",
+                "-T",
+                str(path),
+                "-H",
+                "Content-Type: application/octet-stream",
+                "-H",
+                f"Content-Range: {offset}-{offset + length - 1}",
+                location,
+            ],
             timeout,
         )
         if status != 202 or not next_location:
@@ -533,17 +558,21 @@ async def push_large(
     async with aiohttp.ClientSession() as session:
         os.sync()
         with measured(server) as mono:
-            await asyncio.gather(*(
-                push_monolithic(session, server.url, f"big/mono{round_}", b, timeout)
-                for b in whole
-            ))
+            await asyncio.gather(
+                *(
+                    push_monolithic(session, server.url, f"big/mono{round_}", b, timeout)
+                    for b in whole
+                )
+            )
         report.measured(f"{server.name} large push monolithic, round {round_}", mono)
         os.sync()
         with measured(server) as chunks:
-            await asyncio.gather(*(
-                push_chunked(session, server.url, f"big/chunked{round_}", b, timeout)
-                for b in chunked
-            ))
+            await asyncio.gather(
+                *(
+                    push_chunked(session, server.url, f"big/chunked{round_}", b, timeout)
+                    for b in chunked
+                )
+            )
         report.measured(f"{server.name} large push chunked, round {round_}", chunks)
     return mono.wall, chunks.wall
 
@@ -557,9 +586,9 @@ async def pull_large(
     rates = []
     for _ in range(profile.pull_rounds):
         with measured(server) as usage:
-            await asyncio.gather(*(
-                pull_blob(server.url, "big/mono0", b, profile.transfer_timeout) for b in whole
-            ))
+            await asyncio.gather(
+                *(pull_blob(server.url, "big/mono0", b, profile.transfer_timeout) for b in whole)
+            )
         rates.append(total / usage.wall)
         report.measured(f"{server.name} large pull", usage)
     return statistics.median(rates)
@@ -613,23 +642,30 @@ def make_small_images(count: int, seed: int = 1) -> list[SmallImage]:
     images = []
     for index in range(count):
         layers = [os.urandom(rng.randint(2048, 6144)) for _ in range(2)]
-        config = json.dumps({
-            "architecture": "amd64",
-            "os": "linux",
-            "created": "2024-01-01T00:00:00Z",
-            "config": {"Labels": {"bench.index": str(index)}},
-            "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer) for layer in layers]},
-        }).encode()
+        config = json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "created": "2024-01-01T00:00:00Z",
+                "config": {"Labels": {"bench.index": str(index)}},
+                "rootfs": {
+                    "type": "layers",
+                    "diff_ids": [sha256_digest(layer) for layer in layers],
+                },
+            }
+        ).encode()
         blobs = ((sha256_digest(config), config), *((sha256_digest(x), x) for x in layers))
-        manifest = json.dumps({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": blobs[0][0], "size": len(config)},
-            "layers": [
-                {"mediaType": OCI_LAYER, "digest": digest, "size": len(data)}
-                for digest, data in blobs[1:]
-            ],
-        }).encode()
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": blobs[0][0], "size": len(config)},
+                "layers": [
+                    {"mediaType": OCI_LAYER, "digest": digest, "size": len(data)}
+                    for digest, data in blobs[1:]
+                ],
+            }
+        ).encode()
         images.append(SmallImage(blobs, manifest))
     return images
 
@@ -731,8 +767,10 @@ async def run_small(
 
         with measured(server) as usage:
             latencies, wall = await run_workers(
-                profile.small_clients, min(profile.small_push_max, len(images)),
-                profile.small_push_seconds, push,
+                profile.small_clients,
+                min(profile.small_push_max, len(images)),
+                profile.small_push_seconds,
+                push,
             )
         pushed = len(latencies)
         report.measured(f"{server.name} small push", usage, f"{pushed} images")
@@ -785,13 +823,15 @@ async def seed(
                 f"{url}/v2/{repo}/blobs/uploads/?mount={digest}&from=seed/base"
             ) as response:
                 await expect(response, 201)
-            manifest = json.dumps({
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": digest, "size": len(config)},
-                "layers": [],
-                "annotations": {"bench.repository": repo},
-            }).encode()
+            manifest = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": OCI_MANIFEST,
+                    "config": {"mediaType": OCI_CONFIG, "digest": digest, "size": len(config)},
+                    "layers": [],
+                    "annotations": {"bench.repository": repo},
+                }
+            ).encode()
             async with session.put(
                 f"{url}/v2/{repo}/manifests/v1",
                 data=manifest,
@@ -871,9 +911,7 @@ async def run_listing(
                     raise BenchError(f"the first catalog page does not hold {first} names")
 
         with measured(server) as usage:
-            latencies = await sample(
-                profile.listing_samples, profile.listing_seconds, first_page
-            )
+            latencies = await sample(profile.listing_samples, profile.listing_seconds, first_page)
         figures["catalog_page_p50"] = percentile(latencies, 0.5) * 1000
         report.measured(f"{server.name} catalog first page", usage, f"{len(latencies)} requests")
 
@@ -897,7 +935,8 @@ async def run_listing(
             latencies = await sample(profile.catalog_walks, profile.listing_seconds * 3, walk)
         figures["catalog_walk_p50"] = percentile(latencies, 0.5) * 1000
         report.measured(
-            f"{server.name} catalog walk", usage,
+            f"{server.name} catalog walk",
+            usage,
             f"{len(latencies)} walks of {walked[-1]} repositories",
         )
     return figures
@@ -987,9 +1026,7 @@ async def run(
             wharf_storage = s3.wharf_options(s3.create_bucket("wharf"))
             report.note(f"S3: moto server at {s3.endpoint}, buckets reference and wharf")
         servers = [
-            stack.enter_context(
-                running_reference(work / "reference", storage=reference_storage)
-            ),
+            stack.enter_context(running_reference(work / "reference", storage=reference_storage)),
             stack.enter_context(
                 running_wharf(
                     work / "wharf", python=wharf_python, source=source, storage=wharf_storage
@@ -997,14 +1034,15 @@ async def run(
             ),
         ]
         report.note(
-            "servers: " + ", ".join(f"{s.name} pid {s.pid} at {s.url}" for s in servers)
+            "servers: "
+            + ", ".join(f"{s.name} pid {s.pid} at {s.url}" for s in servers)
             + f"; wharf source {source_state(wharf_rev)}; load average at start "
             + " ".join(f"{x:.2f}" for x in os.getloadavg())
         )
         if "large" in phases:
-            for name, found in (await run_large(
-                servers, profile, work / "data", report, profiler
-            )).items():
+            for name, found in (
+                await run_large(servers, profile, work / "data", report, profiler)
+            ).items():
                 figures[name] |= found
             shutil.rmtree(work / "data", ignore_errors=True)
         small = {"small", "auth"} & set(phases)
@@ -1024,10 +1062,15 @@ async def run(
             # Seeding is not measured: both registries seed at once, and Wharf with extra
             # processes on its data directory, to keep the run short.
             helpers = [
-                stack.enter_context(running_wharf(
-                    work / "wharf", python=wharf_python, data_dir=servers[1].data_dir,
-                    name=f"wharf-seeder-{n}", source=source,
-                ))
+                stack.enter_context(
+                    running_wharf(
+                        work / "wharf",
+                        python=wharf_python,
+                        data_dir=servers[1].data_dir,
+                        name=f"wharf-seeder-{n}",
+                        source=source,
+                    )
+                )
                 for n in range(profile.seed_helpers)
             ]
             seeded = await asyncio.gather(
@@ -1043,8 +1086,7 @@ async def run(
             report.note(f"{server.name} VmHWM at the end of the run: {(hwm or 0) / 1024:.1f} MiB")
         report.note("stopping the servers")
     report.note(
-        "servers stopped; load average at the end "
-        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+        "servers stopped; load average at the end " + " ".join(f"{x:.2f}" for x in os.getloadavg())
     )
     ref, wharf, authed = figures["reference"], figures["wharf"], figures["wharf-auth"]
     for key, name, unit, higher, target, ratio in LINES:
@@ -1055,15 +1097,32 @@ async def run(
     if "peak_mib" in wharf:
         limit = PEAK_LIMIT[storage]
         report.lines.append(
-            Line(PEAK_NAME, "MiB", ref["peak_mib"], wharf["peak_mib"], False,
-                 f"wharf < {limit:.0f}", None, limit)
+            Line(
+                PEAK_NAME,
+                "MiB",
+                ref["peak_mib"],
+                wharf["peak_mib"],
+                False,
+                f"wharf < {limit:.0f}",
+                None,
+                limit,
+            )
         )
     for key, name, unit, target, ratio in AUTH_LINES:
         if key in wharf and key in authed:
-            report.lines.append(Line(
-                name, unit, wharf[key], authed[key], True, target, ratio,
-                reference_is=WHARF_NO_AUTH, wharf_is=WHARF_AUTH,
-            ))
+            report.lines.append(
+                Line(
+                    name,
+                    unit,
+                    wharf[key],
+                    authed[key],
+                    True,
+                    target,
+                    ratio,
+                    reference_is=WHARF_NO_AUTH,
+                    wharf_is=WHARF_AUTH,
+                )
+            )
     return report
 
 
@@ -1093,7 +1152,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         f"(default: all; with --storage s3: {','.join(S3_PHASES)})",
     )
     parser.add_argument(
-        "--storage", choices=STORAGES, default="filesystem",
+        "--storage",
+        choices=STORAGES,
+        default="filesystem",
         help="where both registries keep blobs: local disk, or S3 on a moto server started for "
         "the run (moto[server] from the test extras)",
     )
@@ -1104,14 +1165,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="parent of the temporary directory")
     parser.add_argument("--keep", action="store_true", help="keep data directories and logs")
     parser.add_argument(
-        "--py-spy", type=Path, metavar="DIR",
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
         help="record Wharf with py-spy (raw collapsed stacks) into DIR/<phase>.txt",
     )
     parser.add_argument(
         "--wharf-python", default=sys.executable, help="the Python that runs `-m wharf`"
     )
     parser.add_argument(
-        "--wharf-rev", metavar="REV",
+        "--wharf-rev",
+        metavar="REV",
         help="run Wharf's src/ as of git revision REV (e.g. HEAD) instead of the working tree",
     )
     return parser.parse_args(argv)
@@ -1139,7 +1203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = asyncio.run(
             run(
-                profile, work, phases, Profiler(args.py_spy), args.wharf_python, args.wharf_rev,
+                profile,
+                work,
+                phases,
+                Profiler(args.py_spy),
+                args.wharf_python,
+                args.wharf_rev,
                 args.storage,
             )
         )

@@ -118,7 +118,9 @@ def export_source(revision: str, target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(
         ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", revision, "src"],
-        capture_output=True, timeout=60, check=True,
+        capture_output=True,
+        timeout=60,
+        check=True,
     )
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, timeout=60, check=True)
     return target / "src"
@@ -131,8 +133,18 @@ def py_spy(pid: int, output: Path, *options: str) -> Iterator[None]:
     executable = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     output.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [executable, "record", "--pid", str(pid), "--format", "raw", "--nonblocking",
-         *options, "--output", str(output)],
+        [
+            executable,
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--nonblocking",
+            *options,
+            "--output",
+            str(output),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -190,7 +202,10 @@ def wharf_serve_options(python: str, source: Path | None = None) -> frozenset[st
     """The options this `wharf serve` knows (they grow as Wharf does)."""
     result = subprocess.run(
         [python, "-m", "wharf", "serve", "--help"],
-        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
         env={**wharf_env(source), "COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"},
     )
     return frozenset(re.findall(r"--[a-z][a-z-]*", result.stdout))
@@ -216,8 +231,14 @@ def wharf_command(
     python = python or sys.executable
     known = wharf_serve_options(python, source)
     command = [
-        python, "-m", "wharf", "serve",
-        "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir),
+        python,
+        "-m",
+        "wharf",
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--data-dir",
+        str(data_dir),
     ]
     options = _AUTH_OPTIONS if auth else _COMPARABLE_OPTIONS
     command += [option for option in options if option in known]
@@ -396,8 +417,10 @@ class S3Storage:
 
     def reference_storage(self, bucket: str) -> str:
         return REFERENCE_S3.format(
-            access_key=self.access_key, secret_key=self.secret_key,
-            endpoint=self.endpoint, bucket=bucket,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            endpoint=self.endpoint,
+            bucket=bucket,
         )
 
 
@@ -410,7 +433,9 @@ def running_moto(work: Path, timeout: float = 60) -> Iterator[S3Storage]:
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     storage = S3Storage(f"http://127.0.0.1:{port}")
     saved = {name: os.environ.get(name) for name in storage.environment()}

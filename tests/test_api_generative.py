@@ -148,7 +148,10 @@ def excused(path: str, deleted: set[str]) -> bool:
     parts = path.split("/namespaces/", 1)
     if len(parts) == 2:
         namespace = parts[1].split("/", 1)[0]
-        if {f"/api/v1/namespaces/{namespace}", f"/apis/project.openshift.io/v1/projects/{namespace}"} & deleted:  # noqa: E501
+        if {
+            f"/api/v1/namespaces/{namespace}",
+            f"/apis/project.openshift.io/v1/projects/{namespace}",
+        } & deleted:
             return True
     return path in deleted or quote(path, safe="/:~") in deleted
 

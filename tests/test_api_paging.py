@@ -61,9 +61,7 @@ def test_pages_cover_the_list_once_in_order(admin: Api, cluster: Cluster) -> Non
     assert names(whole) == created and "continue" not in whole["metadata"]
 
 
-def test_pages_see_every_object_once_while_others_come_and_go(
-    admin: Api, cluster: Cluster
-) -> None:
+def test_pages_see_every_object_once_while_others_come_and_go(admin: Api, cluster: Cluster) -> None:
     ns = cluster.new_project(admin, unique("churn"))
     stable = [f"s-{i:03}-stable" for i in range(60)]
     for name in stable:

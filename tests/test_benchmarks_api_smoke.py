@@ -13,14 +13,22 @@ ROOT = Path(__file__).resolve().parent.parent
 def _figure(table: str, name: str) -> float:
     row = next((r for r in table.splitlines() if r.startswith(name + " ")), None)
     assert row is not None, f"no line {name!r} in the table:\n{table}"
-    return float(row[len(name):].split()[0])
+    return float(row[len(name) :].split()[0])
 
 
 def test_smoke_run_prints_every_line_with_a_positive_figure(tmp_path: Path) -> None:
     result_file = tmp_path / "result.json"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.api_bench", "--smoke",
-         "--json", str(result_file), "--workdir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.api_bench",
+            "--smoke",
+            "--json",
+            str(result_file),
+            "--workdir",
+            str(tmp_path),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -41,8 +49,14 @@ def test_smoke_run_prints_every_line_with_a_positive_figure(tmp_path: Path) -> N
             r.startswith(line["name"] + " ") and r.rstrip().endswith(line["unit"])
             for r in result.stdout.splitlines()
         ), line
-    for part in ("create Secret", "GET Secret", "LIST", "WATCH", "RBAC allowed()",
-                 "SelfSubjectAccessReview"):
+    for part in (
+        "create Secret",
+        "GET Secret",
+        "LIST",
+        "WATCH",
+        "RBAC allowed()",
+        "SelfSubjectAccessReview",
+    ):
         assert any(name.startswith(part) for name in names), part
     assert document["load_average"]["before"] and document["load_average"]["after"]
     assert not document["warnings"] or all("not quiet" in w for w in document["warnings"])

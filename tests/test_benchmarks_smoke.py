@@ -24,15 +24,23 @@ pytestmark = pytest.mark.skipif(
 def _figures(table: str, name: str) -> tuple[float, float, float]:
     line = next((row for row in table.splitlines() if row.startswith(name + " ")), None)
     assert line is not None, f"no line {name!r} in the table:\n{table}"
-    reference, wharf, ratio = line[len(name):].split()[:3]
+    reference, wharf, ratio = line[len(name) :].split()[:3]
     return float(reference), float(wharf), float(ratio.removesuffix("x"))
 
 
 def test_smoke_run_prints_every_line_with_positive_figures(tmp_path: Path) -> None:
     result_file = tmp_path / "result.json"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.registry_bench", "--smoke",
-         "--json", str(result_file), "--workdir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.registry_bench",
+            "--smoke",
+            "--json",
+            str(result_file),
+            "--workdir",
+            str(tmp_path),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -49,7 +57,8 @@ def test_smoke_run_prints_every_line_with_positive_figures(tmp_path: Path) -> No
     assert "reference = Wharf without auth" in table
     auth_names = [name for _, name, *_ in AUTH_LINES]
     assert auth_names == [
-        "small-image push, auth on (images/s)", "small-image pull, auth on (images/s)"
+        "small-image push, auth on (images/s)",
+        "small-image pull, auth on (images/s)",
     ]
     for name in auth_names:
         reference, wharf, ratio = _figures(table, name)
@@ -81,8 +90,18 @@ def test_smoke_run_on_s3_compares_both_registries_on_one_moto_server(tmp_path: P
     storage phases only, with the S3 targets."""
     result_file = tmp_path / "result.json"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.registry_bench", "--smoke", "--storage", "s3",
-         "--json", str(result_file), "--workdir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.registry_bench",
+            "--smoke",
+            "--storage",
+            "s3",
+            "--json",
+            str(result_file),
+            "--workdir",
+            str(tmp_path),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -94,7 +113,9 @@ def test_smoke_run_on_s3_compares_both_registries_on_one_moto_server(tmp_path: P
     assert document["storage"] == "s3"
     lines = {line["name"]: line for line in document["lines"]}
     assert set(lines) == {name for name in LINE_NAMES if "auth on" not in name} - {
-        "tags/list p50 (ms)", "catalog first page p50 (ms)", "catalog full walk p50 (ms)"
+        "tags/list p50 (ms)",
+        "catalog first page p50 (ms)",
+        "catalog full walk p50 (ms)",
     }
     for line in lines.values():
         assert line["reference"] > 0 and line["wharf"] > 0 and line["ratio"] > 0

@@ -73,11 +73,17 @@ def test_the_registry_route_host_by_jsonpath(admin: Cli) -> None:
     # The seed workflow: podman login ... $(wharf -n openshift-image-registry get route
     # default-route -o jsonpath='{.spec.host}')
     out = admin.ok(
-        "-n", "openshift-image-registry", "get", "route", "default-route",
-        "-o", "jsonpath={.spec.host}",
+        "-n",
+        "openshift-image-registry",
+        "get",
+        "route",
+        "default-route",
+        "-o",
+        "jsonpath={.spec.host}",
     )
-    obj = json.loads(admin.ok("get", "route", "default-route", "-n", "openshift-image-registry",
-                              "-o", "json"))
+    obj = json.loads(
+        admin.ok("get", "route", "default-route", "-n", "openshift-image-registry", "-o", "json")
+    )
     assert out == obj["spec"]["host"]
     assert out and out.strip() == out and "\n" not in out
 
@@ -103,8 +109,9 @@ def test_type_names_of_groups_and_short_names(cli: Cli) -> None:
         assert [r[:2] for r in rows(cli.ok("get", spelling))] == [r[:2] for r in rows(bindings)]
     assert project in cli.ok("get", "projects.project.openshift.io", "-o", "name")
     assert "user.openshift.io/kubeadmin" in cli.ok("get", "users", "-o", "name")
-    assert f"project.project.openshift.io/{project}" in cli.ok("get", "project", project,
-                                                               "-o", "name")
+    assert f"project.project.openshift.io/{project}" in cli.ok(
+        "get", "project", project, "-o", "name"
+    )
 
 
 def test_image_kinds_are_found_through_discovery(cli: Cli) -> None:
@@ -125,13 +132,21 @@ def test_unknown_type(admin: Cli) -> None:
 
 def test_tables_wide_all_namespaces_and_labels(cli: Cli) -> None:
     project = current(cli)
-    cli.ok("create", "-f", "-", input=manifest(
-        route("web", "web.example.com", app="web"), route("api", "api.example.com", app="api"),
-    ))
+    cli.ok(
+        "create",
+        "-f",
+        "-",
+        input=manifest(
+            route("web", "web.example.com", app="web"),
+            route("api", "api.example.com", app="api"),
+        ),
+    )
     table = rows(cli.ok("get", "routes"))
     assert table[0] == ["NAME", "HOST/PORT", "PATH", "SERVICES", "TERMINATION", "AGE"]
-    assert [r[:3] for r in table[1:]] == [["api", "api.example.com", "web"],
-                                          ["web", "web.example.com", "web"]]
+    assert [r[:3] for r in table[1:]] == [
+        ["api", "api.example.com", "web"],
+        ["web", "web.example.com", "web"],
+    ]
     assert rows(cli.ok("get", "routes", "-o", "wide"))[0][0] == "NAME"
 
     everywhere = rows(cli.ok("get", "routes", "-A"))
@@ -158,7 +173,10 @@ def test_output_formats(cli: Cli) -> None:
 
     one = json.loads(cli.ok("get", "sa", "robot", "-o", "json"))
     assert (one["kind"], one["metadata"]["name"], one["metadata"]["namespace"]) == (
-        "ServiceAccount", "robot", project)
+        "ServiceAccount",
+        "robot",
+        project,
+    )
     listed = json.loads(cli.ok("get", "sa", "-o", "json"))
     assert listed["kind"] == "List"
     assert {i["metadata"]["name"] for i in listed["items"]} >= {"robot", "droid", "builder"}
@@ -172,12 +190,17 @@ def test_output_formats(cli: Cli) -> None:
     names = cli.ok("get", "sa", "-o", "jsonpath={.items[*].metadata.name}").split()
     assert names == sorted(names) and {"robot", "droid"} <= set(names)
     ranged = cli.ok(
-        "get", "sa", "-l", "team=a", "-o",
+        "get",
+        "sa",
+        "-l",
+        "team=a",
+        "-o",
         'jsonpath={range .items[*]}{.metadata.name}{"\\t"}{.metadata.namespace}{"\\n"}{end}',
     )
     assert ranged == f"robot\t{project}\n"
-    filtered = cli.ok("get", "sa", "-o",
-                      'jsonpath={.items[?(@.metadata.name=="droid")].metadata.name}')
+    filtered = cli.ok(
+        "get", "sa", "-o", 'jsonpath={.items[?(@.metadata.name=="droid")].metadata.name}'
+    )
     assert filtered == "droid"
     spec = "custom-columns=NAME:.metadata.name,TEAM:.metadata.labels.team"
     columns = rows(cli.ok("get", "sa", "-o", spec))
@@ -193,7 +216,7 @@ def test_go_templates(cli: Cli) -> None:
     """`oc get -o template --template=...` and `-o go-template=...`, as oc users write them."""
     project = current(cli)
     cli.ok("create", "-f", "-", input=manifest(account("robot", team="a"), account("droid")))
-    names = "{{range .items}}{{.metadata.name}}{{\"\\n\"}}{{end}}"
+    names = '{{range .items}}{{.metadata.name}}{{"\\n"}}{{end}}'
     listed = cli.ok("get", "sa", "-o", "template", "--template", names).splitlines()
     assert {"robot", "droid", "builder"} <= set(listed)
     assert cli.ok("get", "sa", "-o", f"go-template={names}").splitlines() == listed
@@ -201,7 +224,10 @@ def test_go_templates(cli: Cli) -> None:
     # --template alone means a Go template, as in kubectl.
     assert cli.ok("get", "sa", "--template", names).splitlines() == listed
     one = cli.ok(
-        "get", "sa", "robot", "-o",
+        "get",
+        "sa",
+        "robot",
+        "-o",
         'go-template={{.metadata.namespace}}/{{.metadata.name}} {{index .metadata.labels "team"}}'
         "{{if .metadata.labels.team}} labelled{{end}} {{.metadata.missing}}",
     )
@@ -349,10 +375,12 @@ def test_describe(cli: Cli) -> None:
 def test_create_apply_delete_from_files(cli: Cli, tmp_path: Path) -> None:
     project = current(cli)
     path = tmp_path / "objects.yaml"
-    path.write_text(manifest(
-        route("site", "site.example.com"),
-        {"apiVersion": "v1", "kind": "List", "items": [account("one"), account("two")]},
-    ))
+    path.write_text(
+        manifest(
+            route("site", "site.example.com"),
+            {"apiVersion": "v1", "kind": "List", "items": [account("one"), account("two")]},
+        )
+    )
     assert cli.ok("create", "-f", str(path)) == (
         f"route.{ROUTE_GROUP}/site created\nserviceaccount/one created\n"
         "serviceaccount/two created\n"
@@ -382,8 +410,13 @@ def test_create_apply_delete_from_files(cli: Cli, tmp_path: Path) -> None:
 
     # JSON from stdin, and the real kubectl sees what wharf made.
     cli.ok("apply", "-f", "-", input=json.dumps(account("four")))
-    done = subprocess.run([kubectl(), "get", "sa", "four", "-n", project, "-o", "name"],
-                          capture_output=True, text=True, env=cli.environment(), timeout=60)
+    done = subprocess.run(
+        [kubectl(), "get", "sa", "four", "-n", project, "-o", "name"],
+        capture_output=True,
+        text=True,
+        env=cli.environment(),
+        timeout=60,
+    )
     assert done.stdout == "serviceaccount/four\n", done.stderr
 
     assert cli.ok("delete", "-f", str(path)) == (

@@ -117,8 +117,13 @@ def test_login_trusts_the_ca_of_a_local_data_directory(
 
 def test_login_insecure_skip_tls_verify(cli: Cli, server: WharfProcess) -> None:
     cli.ok(
-        "login", server.api_url, "--insecure-skip-tls-verify",
-        "-u", "kubeadmin", "-p", server.kubeadmin_password,
+        "login",
+        server.api_url,
+        "--insecure-skip-tls-verify",
+        "-u",
+        "kubeadmin",
+        "-p",
+        server.kubeadmin_password,
     )
     assert entry(cli.config(), "clusters", nickname(server)) == {
         "server": server.api_url,
@@ -131,8 +136,14 @@ def test_login_takes_the_server_without_scheme_and_from_the_current_context(
     cli: Cli, server: WharfProcess
 ) -> None:
     cli.ok(
-        "login", f"127.0.0.1:{server.api_port}", "--certificate-authority", str(server.ca_file),
-        "-u", "kubeadmin", "-p", server.kubeadmin_password,
+        "login",
+        f"127.0.0.1:{server.api_port}",
+        "--certificate-authority",
+        str(server.ca_file),
+        "-u",
+        "kubeadmin",
+        "-p",
+        server.kubeadmin_password,
     )
     assert cli.ok("whoami", "--show-server") == f"{server.api_url}\n"
     name, password = add_user(cli, server)
@@ -162,14 +173,26 @@ def test_login_with_a_token(cli: Cli, tmp_path: Path, server: WharfProcess) -> N
 
 def test_login_with_a_wrong_password(cli: Cli, server: WharfProcess) -> None:
     err = cli.fails(
-        "login", server.api_url, "--certificate-authority", str(server.ca_file),
-        "-u", "kubeadmin", "-p", "wrong",
+        "login",
+        server.api_url,
+        "--certificate-authority",
+        str(server.ca_file),
+        "-u",
+        "kubeadmin",
+        "-p",
+        "wrong",
     )
     assert err.startswith("error: Login failed (401 Unauthorized)")
     assert not cli.kubeconfig.exists()
     err = cli.fails(
-        "login", server.api_url, "--certificate-authority", str(server.ca_file),
-        "-u", "nobody-at-all", "-p", "x",
+        "login",
+        server.api_url,
+        "--certificate-authority",
+        str(server.ca_file),
+        "-u",
+        "nobody-at-all",
+        "-p",
+        "x",
     )
     assert err.startswith("error: Login failed (401 Unauthorized)")
 
@@ -227,8 +250,16 @@ def test_kubeconfig_option_beats_the_environment(
 ) -> None:
     chosen = tmp_path / "chosen.yaml"
     cli.ok(
-        "--kubeconfig", str(chosen), "login", server.api_url, "--certificate-authority",
-        str(server.ca_file), "-u", "kubeadmin", "-p", server.kubeadmin_password,
+        "--kubeconfig",
+        str(chosen),
+        "login",
+        server.api_url,
+        "--certificate-authority",
+        str(server.ca_file),
+        "-u",
+        "kubeadmin",
+        "-p",
+        server.kubeadmin_password,
     )
     assert chosen.exists()
     assert not cli.kubeconfig.exists()
@@ -238,8 +269,9 @@ def test_kubeconfig_option_beats_the_environment(
 
 def test_server_down(cli: Cli, tmp_path: Path, server: WharfProcess) -> None:
     port = free_port()
-    err = cli.fails("login", f"https://127.0.0.1:{port}", "--insecure-skip-tls-verify",
-                    "-u", "a", "-p", "b")
+    err = cli.fails(
+        "login", f"https://127.0.0.1:{port}", "--insecure-skip-tls-verify", "-u", "a", "-p", "b"
+    )
     assert err.startswith(f"error: The connection to the server 127.0.0.1:{port} was refused")
 
     # A kubeconfig whose server has gone away.
@@ -287,7 +319,9 @@ def test_login_to_a_wrong_url_says_what_to_check(
     for url in ("https://[::1", "https://127.0.0.1:99999", "https://127.0.0.1:8443:1", "ftp://x"):
         err = cli.fails("login", url, "-u", "a", "-p", "b")
         assert err.startswith(f"error: invalid server URL '{url}'"), err
-    for err in (cli.fails("login", f"https://{server.host}", *ca),
-                cli.fails("login", f"http://127.0.0.1:{server.api_port}", "-u", "a", "-p", "b")):
+    for err in (
+        cli.fails("login", f"https://{server.host}", *ca),
+        cli.fails("login", f"http://127.0.0.1:{server.api_port}", "-u", "a", "-p", "b"),
+    ):
         assert "Error(" not in err and "Connection(" not in err and "ValueError" not in err
     assert not cli.kubeconfig.exists()

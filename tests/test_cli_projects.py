@@ -52,8 +52,14 @@ def someone(tmp_path_factory: pytest.TempPathFactory, admin: Cli, server: WharfP
     admin.ok("user", "add", name, "-p", password, "--data-dir", str(server.data_dir))
     cli = new_cli(tmp_path_factory.mktemp(name))
     cli.ok(
-        "login", server.api_url, "--certificate-authority", str(server.ca_file),
-        "-u", name, "-p", password,
+        "login",
+        server.api_url,
+        "--certificate-authority",
+        str(server.ca_file),
+        "-u",
+        name,
+        "-p",
+        password,
     )
     return User(name, cli)
 
@@ -79,9 +85,7 @@ def test_new_project_switches_to_it(admin: Cli, server: WharfProcess) -> None:
     assert listing.endswith(f'Using project "{name}" on server "{server.api_url}".\n')
     assert name in admin.ok("projects", "-q").split()
 
-    annotations = admin.ok(
-        "get", "project", name, "-o", "jsonpath={.metadata.annotations}"
-    )
+    annotations = admin.ok("get", "project", name, "-o", "jsonpath={.metadata.annotations}")
     assert '"openshift.io/description":"Mine"' in annotations
     assert '"openshift.io/requester":"kubeadmin"' in annotations
     # The project comes with its service accounts.
@@ -125,7 +129,9 @@ def test_add_role_to_user_then_remove_it(admin: Cli, someone: User, project: str
     assert out == f'clusterrole.{RBAC}/system:image-builder added: "{bob}"\n'
     made = binding(admin, project, "system:image-builder")
     assert made["roleRef"] == {
-        "apiGroup": RBAC, "kind": "ClusterRole", "name": "system:image-builder"
+        "apiGroup": RBAC,
+        "kind": "ClusterRole",
+        "name": "system:image-builder",
     }
     assert made["subjects"] == [{"apiGroup": RBAC, "kind": "User", "name": bob}]
     assert user.ok("auth", "can-i", "create", "imagestreams", "-n", project) == "yes\n"
@@ -135,11 +141,16 @@ def test_add_role_to_user_then_remove_it(admin: Cli, someone: User, project: str
 
     # More users join the same binding; service-account users become ServiceAccount subjects.
     out = admin.ok(
-        "policy", "add-role-to-user", "system:image-builder", "carol",
-        f"system:serviceaccount:{project}:deployer", "-n", project,
+        "policy",
+        "add-role-to-user",
+        "system:image-builder",
+        "carol",
+        f"system:serviceaccount:{project}:deployer",
+        "-n",
+        project,
     )
     assert out == (
-        f'clusterrole.{RBAC}/system:image-builder added: '
+        f"clusterrole.{RBAC}/system:image-builder added: "
         f'["carol" "system:serviceaccount:{project}:deployer"]\n'
     )
     subjects = binding(admin, project, "system:image-builder")["subjects"]
@@ -155,13 +166,17 @@ def test_add_role_to_user_then_remove_it(admin: Cli, someone: User, project: str
     out = admin.ok("policy", "remove-role-from-user", "system:image-builder", bob, "-n", project)
     assert out == f'clusterrole.{RBAC}/system:image-builder removed: "{bob}"\n'
     assert user.run("auth", "can-i", "create", "imagestreams", "-n", project).code == 1
-    err = admin.fails("policy", "remove-role-from-user", "system:image-builder", bob,
-                      "-n", project)
+    err = admin.fails("policy", "remove-role-from-user", "system:image-builder", bob, "-n", project)
     assert err == f"error: unable to find target [{bob}]\n"
     # Once its last subject goes, the binding goes.
     admin.ok(
-        "policy", "remove-role-from-user", "system:image-builder", "carol",
-        f"system:serviceaccount:{project}:deployer", "-n", project,
+        "policy",
+        "remove-role-from-user",
+        "system:image-builder",
+        "carol",
+        f"system:serviceaccount:{project}:deployer",
+        "-n",
+        project,
     )
     assert "not found" in admin.fails("get", "rolebinding", "system:image-builder", "-n", project)
     err = admin.fails("policy", "remove-role-from-user", "view", bob, "-n", project)
@@ -170,13 +185,22 @@ def test_add_role_to_user_then_remove_it(admin: Cli, someone: User, project: str
 
 def test_binding_names_get_suffixes(admin: Cli, project: str) -> None:
     # A binding named `view` exists already, for another role.
-    admin.ok("create", "-n", project, "-f", "-", input=manifest({
-        "apiVersion": f"{RBAC}/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "view"},
-        "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "edit"},
-        "subjects": [{"kind": "User", "apiGroup": RBAC, "name": "someone"}],
-    }))
+    admin.ok(
+        "create",
+        "-n",
+        project,
+        "-f",
+        "-",
+        input=manifest(
+            {
+                "apiVersion": f"{RBAC}/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "view"},
+                "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "edit"},
+                "subjects": [{"kind": "User", "apiGroup": RBAC, "name": "someone"}],
+            }
+        ),
+    )
     admin.ok("policy", "add-role-to-user", "view", "dave", "-n", project)
     assert binding(admin, project, "view-0")["roleRef"]["name"] == "view"
     assert binding(admin, project, "view")["roleRef"]["name"] == "edit"
@@ -185,18 +209,29 @@ def test_binding_names_get_suffixes(admin: Cli, project: str) -> None:
 
 
 def test_roles_of_the_namespace_and_groups(admin: Cli, project: str) -> None:
-    admin.ok("create", "-n", project, "-f", "-", input=manifest({
-        "apiVersion": f"{RBAC}/v1",
-        "kind": "Role",
-        "metadata": {"name": "reader"},
-        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}],
-    }))
-    out = admin.ok("policy", "add-role-to-user", "reader", "erin", "-n", project,
-                   "--role-namespace", project)
+    admin.ok(
+        "create",
+        "-n",
+        project,
+        "-f",
+        "-",
+        input=manifest(
+            {
+                "apiVersion": f"{RBAC}/v1",
+                "kind": "Role",
+                "metadata": {"name": "reader"},
+                "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}],
+            }
+        ),
+    )
+    out = admin.ok(
+        "policy", "add-role-to-user", "reader", "erin", "-n", project, "--role-namespace", project
+    )
     assert out == f'role.{RBAC}/reader added: "erin"\n'
     assert binding(admin, project, "reader")["roleRef"]["kind"] == "Role"
-    err = admin.fails("policy", "add-role-to-user", "reader", "erin", "-n", project,
-                      "--role-namespace", "default")
+    err = admin.fails(
+        "policy", "add-role-to-user", "reader", "erin", "-n", project, "--role-namespace", "default"
+    )
     assert "can't reference role in different namespace" in err
 
     out = admin.ok("policy", "add-role-to-group", "view", "devs", "-n", project)
@@ -272,9 +307,7 @@ def test_auth_can_i(admin: Cli, someone: User, project: str) -> None:
     assert "doesn't have a resource type 'widgets'" in unknown.err
 
 
-def test_a_role_for_a_user_who_never_logged_in_warns_and_binds(
-    admin: Cli, project: str
-) -> None:
+def test_a_role_for_a_user_who_never_logged_in_warns_and_binds(admin: Cli, project: str) -> None:
     """As `oc`: a User object exists once its user first logged in; before that the binding is
     still made (the README grants bob a role before bob exists), with a warning."""
     bob = f"bob-{uuid.uuid4().hex[:6]}"

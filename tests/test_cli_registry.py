@@ -471,14 +471,26 @@ def test_trust_without_a_login_says_exactly_what_to_pass(
     assert "--registry HOST:PORT" in err and "--data-dir" not in err.split("pass")[-1], err
     # What it said to pass works.
     certs = tmp_path / "certs.d"
-    cli.ok("registry", "trust", "--data-dir", str(data), "--registry", server.host,
-           "--certs-dir", str(certs))
+    cli.ok(
+        "registry",
+        "trust",
+        "--data-dir",
+        str(data),
+        "--registry",
+        server.host,
+        "--certs-dir",
+        str(certs),
+    )
     assert (certs / server.host / "ca.crt").read_bytes() == server.ca_file.read_bytes()
 
 
 def test_trust_under_sudo_reads_the_invoking_users_login(
-    admin: Cli, project: tuple[str, str], server: WharfProcess, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    admin: Cli,
+    project: tuple[str, str],
+    server: WharfProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`sudo wharf registry trust` as root: $HOME is root's and $KUBECONFIG is gone, so the
     login is taken from the kubeconfig of $SUDO_USER (here a stand-in user whose home is a
@@ -541,7 +553,6 @@ def test_help_lists_the_verbs(admin: Cli) -> None:
     for verb in ("info", "login", "trust"):
         assert verb in text
     assert "SOURCE DEST..." in admin.ok("tag", "--help")
-
 
 
 def test_describe_imagestream_reads_like_oc(admin: Cli, server: WharfProcess) -> None:

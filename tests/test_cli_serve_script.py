@@ -63,7 +63,11 @@ class Checkout:
         started = time.monotonic()
         done = subprocess.run(
             [str(self.root / "scripts" / "serve"), *args],
-            capture_output=True, text=True, env=env, cwd="/", timeout=60,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd="/",
+            timeout=60,
         )
         elapsed = time.monotonic() - started
         assert done.returncode == 0, done.stderr

@@ -131,21 +131,45 @@ class _Offline(Discovery):
 def test_type_resolution() -> None:
     types = [
         ResourceType("", "v1", "namespaces", "namespace", "Namespace", False, (), ("ns",)),
-        ResourceType("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, (),
-                     ("sa",)),
-        ResourceType("image.openshift.io", "v1", "imagestreams", "imagestream", "ImageStream",
-                     True, (), ("is",)),
-        ResourceType("image.openshift.io", "v1", "imagestreamtags", "imagestreamtag",
-                     "ImageStreamTag", True, (), ("istag",)),
-        ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding",
-                     "RoleBinding", True),
+        ResourceType(
+            "", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, (), ("sa",)
+        ),
+        ResourceType(
+            "image.openshift.io",
+            "v1",
+            "imagestreams",
+            "imagestream",
+            "ImageStream",
+            True,
+            (),
+            ("is",),
+        ),
+        ResourceType(
+            "image.openshift.io",
+            "v1",
+            "imagestreamtags",
+            "imagestreamtag",
+            "ImageStreamTag",
+            True,
+            (),
+            ("istag",),
+        ),
+        ResourceType(
+            "rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", True
+        ),
     ]
     found = _Offline(types)
     for text, plural in [
-        ("ns", "namespaces"), ("Namespace", "namespaces"), ("namespaces.v1", "namespaces"),
-        ("is", "imagestreams"), ("istag", "imagestreamtags"), ("ImageStreamTag", "imagestreamtags"),
-        ("imagestreams.image.openshift.io", "imagestreams"), ("imagestream.image", "imagestreams"),
-        ("rolebindings.rbac", "rolebindings"), ("SA", "serviceaccounts"),
+        ("ns", "namespaces"),
+        ("Namespace", "namespaces"),
+        ("namespaces.v1", "namespaces"),
+        ("is", "imagestreams"),
+        ("istag", "imagestreamtags"),
+        ("ImageStreamTag", "imagestreamtags"),
+        ("imagestreams.image.openshift.io", "imagestreams"),
+        ("imagestream.image", "imagestreams"),
+        ("rolebindings.rbac", "rolebindings"),
+        ("SA", "serviceaccounts"),
     ]:
         assert found.resolve(text).plural == plural, text
     for text in ("widgets", "imagestreams.rbac", "ns.image.openshift.io", ""):
@@ -159,14 +183,36 @@ def test_type_resolution() -> None:
 
 
 VERBS = [
-    [], ["serve"], ["login"], ["logout"], ["whoami"], ["new-project"], ["project"], ["projects"],
-    ["get"], ["describe"], ["create"], ["create", "token"], ["apply"], ["delete"], ["policy"],
-    ["policy", "add-role-to-user"], ["policy", "remove-role-from-user"],
-    ["policy", "add-role-to-group"], ["policy", "remove-role-from-group"], ["adm"],
-    ["adm", "policy"], ["adm", "policy", "add-cluster-role-to-user"],
+    [],
+    ["serve"],
+    ["login"],
+    ["logout"],
+    ["whoami"],
+    ["new-project"],
+    ["project"],
+    ["projects"],
+    ["get"],
+    ["describe"],
+    ["create"],
+    ["create", "token"],
+    ["apply"],
+    ["delete"],
+    ["policy"],
+    ["policy", "add-role-to-user"],
+    ["policy", "remove-role-from-user"],
+    ["policy", "add-role-to-group"],
+    ["policy", "remove-role-from-group"],
+    ["adm"],
+    ["adm", "policy"],
+    ["adm", "policy", "add-cluster-role-to-user"],
     ["adm", "policy", "remove-cluster-role-from-user"],
     ["adm", "policy", "add-cluster-role-to-group"],
-    ["auth"], ["auth", "can-i"], ["user"], ["user", "add"], ["user", "remove"], ["user", "list"],
+    ["auth"],
+    ["auth", "can-i"],
+    ["user"],
+    ["user", "add"],
+    ["user", "remove"],
+    ["user", "list"],
     ["htpasswd"],
 ]
 
@@ -182,10 +228,20 @@ def test_every_verb_has_help(verb: list[str], capsys: pytest.CaptureFixture[str]
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [
-        (0.4, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
-        (119, "About a minute"), (120, "2 minutes"), (3599, "59 minutes"), (3600, "About an hour"),
-        (5400, "2 hours"), (47 * 3600, "47 hours"), (48 * 3600, "2 days"),
-        (14 * 86400, "2 weeks"), (60 * 86400, "2 months"), (800 * 86400, "2 years"),
+        (0.4, "Less than a second"),
+        (1, "1 second"),
+        (59, "59 seconds"),
+        (60, "About a minute"),
+        (119, "About a minute"),
+        (120, "2 minutes"),
+        (3599, "59 minutes"),
+        (3600, "About an hour"),
+        (5400, "2 hours"),
+        (47 * 3600, "47 hours"),
+        (48 * 3600, "2 days"),
+        (14 * 86400, "2 weeks"),
+        (60 * 86400, "2 months"),
+        (800 * 86400, "2 years"),
     ],
 )
 def test_ages_in_ocs_words(seconds: float, text: str) -> None:

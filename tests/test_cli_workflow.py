@@ -43,8 +43,13 @@ def test_the_seed_workflow(tmp_path: Path, server: WharfProcess) -> None:
     project = f"demo-{uuid.uuid4().hex[:6]}"
     alice.ok("new-project", project)
     host = alice.ok(
-        "-n", "openshift-image-registry", "get", "route", "default-route",
-        "-o", "jsonpath={.spec.host}",
+        "-n",
+        "openshift-image-registry",
+        "get",
+        "route",
+        "default-route",
+        "-o",
+        "jsonpath={.spec.host}",
     )
     assert host == server.host
 
@@ -65,8 +70,13 @@ def test_the_seed_workflow(tmp_path: Path, server: WharfProcess) -> None:
 
         def push(tag: str) -> Result:
             return clients.podman(
-                storage, "push", "--cert-dir", str(certs), image.reference,
-                f"{host}/{project}/app:{tag}", check=False,
+                storage,
+                "push",
+                "--cert-dir",
+                str(certs),
+                image.reference,
+                f"{host}/{project}/app:{tag}",
+                check=False,
             )
 
         image = clients.build(storage, "app", [{"/app/hello.txt": b"hello\n"}])
@@ -76,7 +86,10 @@ def test_the_seed_workflow(tmp_path: Path, server: WharfProcess) -> None:
 
         done = subprocess.run(
             [kubectl(), "get", "imagestreams", "-n", project, "-o", "name"],
-            capture_output=True, text=True, env=alice.environment(), timeout=60,
+            capture_output=True,
+            text=True,
+            env=alice.environment(),
+            timeout=60,
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.split() == ["imagestream.image.openshift.io/app"]

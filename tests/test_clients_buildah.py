@@ -23,6 +23,7 @@ from tests.support.server import WharfProcess
 pytest_plugins = ("tests.support.client_fixtures",)
 pytestmark = pytest.mark.clients
 
+
 @pytest.mark.parametrize(
     ("push_format", "media_type"),
     [
@@ -42,8 +43,15 @@ def test_buildah_push_and_pull(
 ) -> None:
     digestfile = clients.home / f"{repo.replace('/', '-')}.digest"
     clients.buildah(
-        images.storage, "push", NO_TLS, "--format", push_format, "--digestfile", str(digestfile),
-        images.app.reference, f"docker://{wharf.host}/{repo}:v1",
+        images.storage,
+        "push",
+        NO_TLS,
+        "--format",
+        push_format,
+        "--digestfile",
+        str(digestfile),
+        images.app.reference,
+        f"docker://{wharf.host}/{repo}:v1",
     )
     digest = digestfile.read_text().strip()
 
@@ -82,8 +90,17 @@ def test_manifest_list_push_all(
 ) -> None:
     digestfile = clients.home / f"{repo.replace('/', '-')}.digest"
     clients.buildah(
-        images.storage, "manifest", "push", NO_TLS, "--all", "--format", list_format,
-        "--digestfile", str(digestfile), images.index, f"docker://{wharf.host}/{repo}:multi",
+        images.storage,
+        "manifest",
+        "push",
+        NO_TLS,
+        "--all",
+        "--format",
+        list_format,
+        "--digestfile",
+        str(digestfile),
+        images.index,
+        f"docker://{wharf.host}/{repo}:multi",
     )
     digest = digestfile.read_text().strip()
 

@@ -111,8 +111,12 @@ def test_second_push_uploads_nothing(
     and only puts the manifest under the new tag."""
     digest = clients.push(images.storage, images.app.reference, f"{wharf.host}/{repo}:one")
     again = clients.podman(
-        images.storage, "--log-level=debug", "push", "--tls-verify=false",
-        images.app.reference, f"{wharf.host}/{repo}:two",
+        images.storage,
+        "--log-level=debug",
+        "push",
+        "--tls-verify=false",
+        images.app.reference,
+        f"{wharf.host}/{repo}:two",
     )
 
     sent = requests_made(again.stderr)
@@ -204,10 +208,16 @@ def test_search_and_list_tags(
         images.storage, "search", "--tls-verify=false", "--format", "json", f"{wharf.host}/{term}"
     ).json()
     assert sorted(entry["Name"] for entry in found) == [
-        f"{wharf.host}/{repo}/app", f"{wharf.host}/{repo}/tool"
+        f"{wharf.host}/{repo}/app",
+        f"{wharf.host}/{repo}/tool",
     ]
     tags = clients.podman(
-        images.storage, "search", "--tls-verify=false", "--list-tags", "--format", "json",
+        images.storage,
+        "search",
+        "--tls-verify=false",
+        "--list-tags",
+        "--format",
+        "json",
         f"{wharf.host}/{repo}/app",
     ).json()
     assert tags == [{"Name": f"{wharf.host}/{repo}/app", "Tags": ["v1", "v2"]}]
@@ -254,7 +264,8 @@ def test_push_by_digest_leaves_no_tag(
     digest = clients.push(images.storage, images.app.reference, f"{wharf.host}/{repo}/tagged:v1")
 
     clients.copy(
-        f"docker://{wharf.host}/{repo}/tagged:v1", f"docker://{wharf.host}/{repo}/untagged@{digest}",
+        f"docker://{wharf.host}/{repo}/tagged:v1",
+        f"docker://{wharf.host}/{repo}/untagged@{digest}",
         "--preserve-digests",
     )
 

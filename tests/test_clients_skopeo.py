@@ -64,8 +64,10 @@ def test_copy_between_repositories_mounts_the_blobs(
     assert all(registry_http.blob_status(destination, layer) == 404 for layer in layers)
 
     copied = clients.copy(
-        f"docker://{wharf.host}/{source}:v1", f"docker://{wharf.host}/{destination}:v1",
-        "--preserve-digests", debug=True,
+        f"docker://{wharf.host}/{source}:v1",
+        f"docker://{wharf.host}/{destination}:v1",
+        "--preserve-digests",
+        debug=True,
     )
 
     # Every layer was linked with POST .../blobs/uploads/?mount=...&from=..., none uploaded.
@@ -120,22 +122,29 @@ def test_copy_all_of_a_multi_architecture_index(
 ) -> None:
     source, destination = f"{repo}/multi", f"{repo}/mirror"
     clients.buildah(
-        images.storage, "manifest", "push", NO_TLS, "--all", "--format", list_format, images.index,
+        images.storage,
+        "manifest",
+        "push",
+        NO_TLS,
+        "--all",
+        "--format",
+        list_format,
+        images.index,
         f"docker://{wharf.host}/{source}:1.0",
     )
 
     clients.copy(
-        f"docker://{wharf.host}/{source}:1.0", f"docker://{wharf.host}/{destination}:1.0",
-        "--all", "--preserve-digests",
+        f"docker://{wharf.host}/{source}:1.0",
+        f"docker://{wharf.host}/{destination}:1.0",
+        "--all",
+        "--preserve-digests",
     )
 
     raw = clients.raw_manifest(f"{wharf.host}/{destination}:1.0")
     assert raw == clients.raw_manifest(f"{wharf.host}/{source}:1.0")
     index = json.loads(raw)
     assert index["mediaType"] == media_type
-    assert {child["platform"]["architecture"] for child in index["manifests"]} == {
-        "amd64", "arm64"
-    }
+    assert {child["platform"]["architecture"] for child in index["manifests"]} == {"amd64", "arm64"}
     for child in index["manifests"]:
         child_raw = clients.raw_manifest(f"{wharf.host}/{destination}@{child['digest']}")
         assert sha256(child_raw) == child["digest"]
@@ -199,7 +208,8 @@ def test_delete_removes_the_manifest_and_its_tags(
     clients.push(images.storage, images.app.reference, f"{wharf.host}/{doomed}:v2")
     other = clients.push(images.storage, images.base.reference, f"{wharf.host}/{doomed}:base")
     clients.copy(
-        f"docker://{wharf.host}/{doomed}:v1", f"docker://{wharf.host}/{kept}:v1",
+        f"docker://{wharf.host}/{doomed}:v1",
+        f"docker://{wharf.host}/{kept}:v1",
         "--preserve-digests",
     )
 
@@ -256,10 +266,12 @@ def test_oci_layout_and_dir_round_trips(
     assert files == images.app.files
 
     # And back into the registry, unchanged, under new names.
-    clients.copy(f"oci:{layout}:v1", f"docker://{wharf.host}/{repo}/from-oci:v1",
-                 "--preserve-digests")
-    clients.copy(f"dir:{directory}", f"docker://{wharf.host}/{repo}/from-dir:v1",
-                 "--preserve-digests")
+    clients.copy(
+        f"oci:{layout}:v1", f"docker://{wharf.host}/{repo}/from-oci:v1", "--preserve-digests"
+    )
+    clients.copy(
+        f"dir:{directory}", f"docker://{wharf.host}/{repo}/from-dir:v1", "--preserve-digests"
+    )
     for name in ("from-oci", "from-dir"):
         response = registry_http.manifest(f"{repo}/{name}", "v1")
         assert response.status_code == 200, response.text
@@ -305,8 +317,9 @@ def test_copy_converts_oci_to_docker(
     source = f"{wharf.host}/{repo}/oci:v1"
     clients.push(images.storage, images.app.reference, source)
 
-    clients.copy(f"docker://{source}", f"docker://{wharf.host}/{repo}/docker:v1",
-                 "--format", "v2s2")
+    clients.copy(
+        f"docker://{source}", f"docker://{wharf.host}/{repo}/docker:v1", "--format", "v2s2"
+    )
 
     response = registry_http.manifest(f"{repo}/docker", "v1")
     assert response.headers["Content-Type"] == DOCKER_MANIFEST
@@ -328,8 +341,15 @@ def test_sync_copies_every_tag(
     }
 
     clients.skopeo(
-        "sync", "--src", "docker", "--dest", "docker", "--src-tls-verify=false",
-        "--dest-tls-verify=false", "--preserve-digests", f"{wharf.host}/{repo}/app",
+        "sync",
+        "--src",
+        "docker",
+        "--dest",
+        "docker",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--preserve-digests",
+        f"{wharf.host}/{repo}/app",
         f"{wharf.host}/{repo}/mirror",
     )
 

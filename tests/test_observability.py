@@ -54,8 +54,14 @@ def test_each_request_is_one_access_line_without_its_token(
 
     wait_until(logged, timeout=10)
     (line,) = access_lines(wharf, request_id)
-    for part in ("method=GET", f"path=/v2/{project}/app/manifests/v1", "status=200",
-                 "user=kubeadmin", "bytes_out=", "ms="):
+    for part in (
+        "method=GET",
+        f"path=/v2/{project}/app/manifests/v1",
+        "status=200",
+        "user=kubeadmin",
+        "bytes_out=",
+        "ms=",
+    ):
         assert part in line, line
     api = cluster.admin.get("/api/v1/namespaces", params={"limit": "1"})
     wait_until(lambda: len(access_lines(wharf, api.headers["X-Request-Id"])) == 1, timeout=10)
@@ -70,12 +76,14 @@ def test_registry_metrics_need_registry_monitoring(wharf: WharfProcess, cluster:
     anonymous = requests.get(path, verify=str(wharf.ca_file), timeout=30)
     assert_error(anonymous, 401, "UNAUTHORIZED")
     user = cluster.user("scraper")
-    denied = requests.get(path, headers={"Authorization": bearer(user.token)},
-                          verify=str(wharf.ca_file), timeout=30)
+    denied = requests.get(
+        path, headers={"Authorization": bearer(user.token)}, verify=str(wharf.ca_file), timeout=30
+    )
     # As OpenShift's registry answers any refusal: 401 with "access denied".
-    assert "may not read the registry's metrics" in assert_error(denied, 401, "UNAUTHORIZED")[
-        "message"
-    ]
+    assert (
+        "may not read the registry's metrics"
+        in assert_error(denied, 401, "UNAUTHORIZED")["message"]
+    )
     binding = {
         "metadata": {"name": unique("monitoring")},
         "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "registry-monitoring"},
@@ -85,13 +93,18 @@ def test_registry_metrics_need_registry_monitoring(wharf: WharfProcess, cluster:
     assert made.status_code == 201, made.text
 
     def allowed() -> bool:
-        response = requests.get(path, headers={"Authorization": bearer(user.token)},
-                                verify=str(wharf.ca_file), timeout=30)
+        response = requests.get(
+            path,
+            headers={"Authorization": bearer(user.token)},
+            verify=str(wharf.ca_file),
+            timeout=30,
+        )
         return response.status_code == 200
 
     wait_until(allowed, timeout=10)
-    text = requests.get(path, headers={"Authorization": bearer(user.token)},
-                        verify=str(wharf.ca_file), timeout=30).text
+    text = requests.get(
+        path, headers={"Authorization": bearer(user.token)}, verify=str(wharf.ca_file), timeout=30
+    ).text
     assert 'imageregistry_http_requests_total{code="401",method="GET"}' in text
     assert "imageregistry_http_in_flight_requests" in text
     assert 'imageregistry_request_duration_seconds_count{operation="metrics_endpoint"}' in text
@@ -179,11 +192,19 @@ def test_a_metrics_secret_reads_the_registry_metrics(tmp_path: Path) -> None:
     secret = "metrics-" + unique("s")
     with running_wharf(tmp_path / "data", "--metrics-secret", secret, integrated=True) as wharf:
         path = f"{wharf.url}/extensions/v2/metrics"
-        read = requests.get(path, headers={"Authorization": f"Bearer {secret}"},
-                            verify=str(wharf.ca_file), timeout=30)
+        read = requests.get(
+            path,
+            headers={"Authorization": f"Bearer {secret}"},
+            verify=str(wharf.ca_file),
+            timeout=30,
+        )
         assert read.status_code == 200 and "imageregistry_http_requests_total" in read.text
-        wrong = requests.get(path, headers={"Authorization": f"Bearer {secret}x"},
-                             verify=str(wharf.ca_file), timeout=30)
+        wrong = requests.get(
+            path,
+            headers={"Authorization": f"Bearer {secret}x"},
+            verify=str(wharf.ca_file),
+            timeout=30,
+        )
         assert_error(wrong, 401, "UNAUTHORIZED")
         assert secret not in wharf.log()
 

@@ -184,9 +184,7 @@ def test_unsatisfiable_range_is_416(reg: Registry, repo: str, header: str) -> No
     ],
     ids=lambda header: header[:20],
 )
-def test_range_that_is_not_one_byte_range_is_ignored(
-    reg: Registry, repo: str, header: str
-) -> None:
+def test_range_that_is_not_one_byte_range_is_ignored(reg: Registry, repo: str, header: str) -> None:
     """RFC 9110: a server may ignore Range; an unknown unit, a set of ranges or a malformed
     one is ignored, and the whole blob served."""
     digest = reg.push_blob(repo, BLOB_2048)
@@ -360,9 +358,7 @@ def test_large_blob_is_served_whole(reg: Registry, repo: str) -> None:
     ("start", "end"),
     [(1, 3 * 1024 * 1024), (2 * 1024 * 1024 + 7, len(LARGE_BLOB) - 1), (0, 1024 * 1024 - 1)],
 )
-def test_large_blob_ranges_answer_the_slice(
-    reg: Registry, repo: str, start: int, end: int
-) -> None:
+def test_large_blob_ranges_answer_the_slice(reg: Registry, repo: str, start: int, end: int) -> None:
     digest = reg.push_blob(repo, LARGE_BLOB)
     response = reg.blob(repo, digest, headers={"Range": f"bytes={start}-{end}"})
     assert response.status_code == 206

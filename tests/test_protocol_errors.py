@@ -413,9 +413,7 @@ def test_deeply_nested_or_undecodable_manifest_is_manifest_invalid(
     assert_error(reg.get_manifest(repo, digest_of(body)), 404, "MANIFEST_UNKNOWN")
 
 
-def test_nesting_deeper_than_a_manifest_needs_is_manifest_invalid(
-    reg: Registry, repo: str
-) -> None:
+def test_nesting_deeper_than_a_manifest_needs_is_manifest_invalid(reg: Registry, repo: str) -> None:
     """Decodable, but deeper than the registry takes: what it stores must stay encodable and
     walkable wherever it is read later, whatever the stack depth there."""
     deep = manifest_with(reg, repo, x=json.loads(nested(100)))

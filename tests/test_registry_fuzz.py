@@ -186,10 +186,10 @@ def assert_kept(target: Target) -> None:
 
 _LOWER = "abcdefghijklmnopqrstuvwxy0123456789"  # no "z"
 component = st.builds(
-    lambda parts, separators: "".join(
-        part + separator for part, separator in zip(parts[:-1], separators, strict=False)
-    )
-    + parts[-1],
+    lambda parts, separators: (
+        "".join(part + separator for part, separator in zip(parts[:-1], separators, strict=False))
+        + parts[-1]
+    ),
     st.lists(st.text(_LOWER, min_size=1, max_size=6), min_size=1, max_size=3),
     st.lists(st.sampled_from([".", "_", "__", "-", "--"]), min_size=2, max_size=2),
 )

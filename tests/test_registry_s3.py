@@ -123,9 +123,7 @@ def test_manifests_are_served_by_the_registry(
     assert answer.content == image.payload
 
 
-def test_disabled_redirects_stream_blobs_and_ranges(
-    tmp_path: Path, moto: MotoServer
-) -> None:
+def test_disabled_redirects_stream_blobs_and_ranges(tmp_path: Path, moto: MotoServer) -> None:
     bucket = moto.new_bucket()
     args = s3_args(moto, bucket, "--s3-disable-redirect")
     with running_wharf(tmp_path / "data", *args) as server:

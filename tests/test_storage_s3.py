@@ -85,7 +85,11 @@ def test_a_tail_of_a_part_or_more_is_copied_as_a_part(moto: MotoServer) -> None:
     assert stored == b"".join(requests_)
     # Parts: 10, then the 6 MiB tail and 10 from each later request; 6 MiB left as the tail.
     assert [size for _, size in json.loads(state)["parts"]] == [
-        10 * MiB, 6 * MiB, 10 * MiB, 6 * MiB, 10 * MiB
+        10 * MiB,
+        6 * MiB,
+        10 * MiB,
+        6 * MiB,
+        10 * MiB,
     ]
     assert json.loads(state)["tailSize"] == 6 * MiB
 

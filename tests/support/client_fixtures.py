@@ -50,9 +50,7 @@ def images(clients: Clients) -> Images:
     index = "localhost/app-list"
     clients.buildah(storage, "manifest", "create", index)
     for image in (app, arm):
-        clients.buildah(
-            storage, "manifest", "add", index, f"containers-storage:{image.reference}"
-        )
+        clients.buildah(storage, "manifest", "add", index, f"containers-storage:{image.reference}")
     return Images(storage, base, app, app_docker, arm, index)
 
 

@@ -220,8 +220,17 @@ class Clients:
 
     def podman(self, storage: Storage, *args: str, check: bool = True) -> Result:
         return self.run(
-            ["podman", *storage.flags, "--tmpdir", str(storage.tmpdir), "--events-backend",
-             "none", "--cgroup-manager", "cgroupfs", *args],
+            [
+                "podman",
+                *storage.flags,
+                "--tmpdir",
+                str(storage.tmpdir),
+                "--events-backend",
+                "none",
+                "--cgroup-manager",
+                "cgroupfs",
+                *args,
+            ],
             check=check,
         )
 
@@ -279,8 +288,14 @@ class Clients:
                 config += ["--created-by", f"wharf tests: {name}"]
                 self.buildah(storage, "config", *config, container_id)
             committed = self.buildah(
-                storage, "commit", "--quiet", "--rm", "--format", format if last else "oci",
-                container_id, target_name,
+                storage,
+                "commit",
+                "--quiet",
+                "--rm",
+                "--format",
+                format if last else "oci",
+                container_id,
+                target_name,
             )
             previous = target_name
         all_files: dict[str, bytes] = dict(base.files) if base else {}
@@ -304,8 +319,9 @@ class Clients:
     def push(self, storage: Storage, image: str, destination: str, *args: str) -> str:
         """`podman push` to the registry; the manifest digest it pushed."""
         digestfile = self.home / f"digest-{uuid.uuid4().hex}"
-        self.podman(storage, "push", NO_TLS, "--digestfile", str(digestfile), *args, image,
-                    destination)
+        self.podman(
+            storage, "push", NO_TLS, "--digestfile", str(digestfile), *args, image, destination
+        )
         return digestfile.read_text().strip()
 
     def pull(self, storage: Storage, reference: str, *args: str) -> str:
@@ -340,8 +356,13 @@ class Clients:
     def copy(self, source: str, destination: str, *args: str, debug: bool = False) -> Result:
         """`skopeo copy`; registry references need their `docker://`."""
         return self.skopeo(
-            "copy", "--src-tls-verify=false", "--dest-tls-verify=false", *args, source,
-            destination, debug=debug,
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            *args,
+            source,
+            destination,
+            debug=debug,
         )
 
 

@@ -41,7 +41,6 @@ class WharfProcess:
     api_port: int
     integrated: bool = False
 
-
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
@@ -67,9 +66,7 @@ class WharfProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def _healthy(
-    url: str, process: subprocess.Popen[bytes], ca_file: Path | None = None
-) -> bool:
+def _healthy(url: str, process: subprocess.Popen[bytes], ca_file: Path | None = None) -> bool:
     if process.poll() is not None:
         raise AssertionError(f"wharf exited with {process.returncode}")
     if ca_file is not None and not ca_file.exists():
@@ -99,8 +96,19 @@ def running_wharf(
     log_path = data_dir.parent / f"wharf-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "wharf", "serve", "--listen", f"127.0.0.1:{port}",
-             "--api-listen", f"127.0.0.1:{api_port}", "--data-dir", str(data_dir), *args],
+            [
+                sys.executable,
+                "-m",
+                "wharf",
+                "serve",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--api-listen",
+                f"127.0.0.1:{api_port}",
+                "--data-dir",
+                str(data_dir),
+                *args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -108,8 +116,10 @@ def running_wharf(
     wharf = WharfProcess(process, port, data_dir, log_path, api_port, integrated)
     try:
         wait_until(
-            lambda: _healthy(f"{wharf.api_url}/readyz", process, wharf.ca_file)
-            and _healthy(f"{wharf.url}/healthz", process, wharf.ca_file if integrated else None),
+            lambda: (
+                _healthy(f"{wharf.api_url}/readyz", process, wharf.ca_file)
+                and _healthy(f"{wharf.url}/healthz", process, wharf.ca_file if integrated else None)
+            ),
             timeout=60,
         )
         yield wharf

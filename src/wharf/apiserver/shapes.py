@@ -22,6 +22,7 @@ class Nullable:
 
     shape: Shape
 
+
 OBJECT_META: Shape = {
     "name": S,
     "generateName": S,

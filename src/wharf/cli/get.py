@@ -176,7 +176,7 @@ def get(
         typer.Option(
             "--template",
             help="The template of -o go-template, template or jsonpath (alone: a Go template, "
-            'e.g. \'{{range .items}}{{.metadata.name}}{{"\\n"}}{{end}}\')',
+            "e.g. '{{range .items}}{{.metadata.name}}{{\"\\n\"}}{{end}}')",
         ),
     ] = None,
     watch: Annotated[

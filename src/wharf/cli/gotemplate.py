@@ -172,8 +172,10 @@ def _split(template: str) -> Iterator[tuple[str, str]]:
         if start < 0:
             yield "text", text.lstrip() if trim_next else text
             return
-        left_trim = template.startswith("{{- ", start) or template.startswith("{{-\t", start) or (
-            template.startswith("{{-\n", start)
+        left_trim = (
+            template.startswith("{{- ", start)
+            or template.startswith("{{-\t", start)
+            or (template.startswith("{{-\n", start))
         )
         if trim_next:
             text = text.lstrip()

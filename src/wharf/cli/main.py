@@ -153,9 +153,7 @@ app.add_typer(create_app, name="create")
 
 # Who may do what
 app.add_typer(policy.app, name="policy")
-adm_app = typer.Typer(
-    no_args_is_help=True, help="Cluster administration", rich_markup_mode=None
-)
+adm_app = typer.Typer(no_args_is_help=True, help="Cluster administration", rich_markup_mode=None)
 adm_app.add_typer(policy.app, name="policy")
 app.add_typer(adm_app, name="adm")
 app.add_typer(access.auth_app, name="auth")

@@ -77,8 +77,9 @@ async def put_manifest(request: web.Request) -> web.Response:
     name = await authorized_repository(request, Action.PULL, Action.PUSH)
     reference, by_digest = _reference(request, "MANIFEST_INVALID")
     if request.content_length is not None and request.content_length > MAX_MANIFEST_BYTES:
-        raise RegistryError("SIZE_INVALID", f"manifests are limited to {MAX_MANIFEST_BYTES} bytes",
-                            status=413)
+        raise RegistryError(
+            "SIZE_INVALID", f"manifests are limited to {MAX_MANIFEST_BYTES} bytes", status=413
+        )
     payload = await _read_limited(request)
     try:
         manifest = parse_manifest(

@@ -188,9 +188,7 @@ class RegistryMetadata:
             annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
             created_at=now,
         )
-        _LINK_MANIFEST.run(
-            conn, repository_id=repository_id, digest=digest, created_at=now
-        )
+        _LINK_MANIFEST.run(conn, repository_id=repository_id, digest=digest, created_at=now)
         return repository_id
 
     def _check_references(
@@ -209,9 +207,12 @@ class RegistryMetadata:
                     f"size of {descriptor.digest} is {size}, not {descriptor.size}",
                 )
         for descriptor in manifest.children:
-            if _MANIFEST_IS_LINKED.first(
-                conn, repository_id=repository_id, digest=descriptor.digest
-            ) is None:
+            if (
+                _MANIFEST_IS_LINKED.first(
+                    conn, repository_id=repository_id, digest=descriptor.digest
+                )
+                is None
+            ):
                 raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digest": descriptor.digest})
 
     async def manifest(

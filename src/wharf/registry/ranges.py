@@ -49,9 +49,7 @@ def select(request: web.BaseRequest, digest: str, size: int) -> Selection:
 
 
 def _matches(digest: str, etags: tuple[ETag, ...], *, weak: bool) -> bool:
-    return any(
-        etag.value in (digest, ETAG_ANY) for etag in etags if weak or not etag.is_weak
-    )
+    return any(etag.value in (digest, ETAG_ANY) for etag in etags if weak or not etag.is_weak)
 
 
 def _if_range_holds(request: web.BaseRequest, digest: str) -> bool:

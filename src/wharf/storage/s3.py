@@ -336,7 +336,10 @@ class S3BlobStore:
                 if current.tail is not None:
                     assert current.multipart is not None
                     current.parts += await self.copy_parts(
-                        data, current.multipart, current.tail, current.tail_size,
+                        data,
+                        current.multipart,
+                        current.tail,
+                        current.tail_size,
                         first=len(current.parts) + 1,
                     )
                 await self._complete(upload_id, current)
