@@ -55,6 +55,14 @@ def wharf(
         yield process
 
 
+@pytest.fixture(scope="module")
+def integrated_wharf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WharfProcess]:
+    """A Wharf of this test module's own, run as users run it: TLS, cluster logins and
+    permissions, image streams."""
+    with running_wharf(tmp_path_factory.mktemp("integrated") / "data", integrated=True) as w:
+        yield w
+
+
 @pytest.fixture
 def fresh_wharf(tmp_path: Path) -> Iterator[WharfProcess]:
     """A Wharf of this test's own, for tests that look at the whole registry."""

@@ -7,7 +7,6 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,19 @@ from kubernetes.client import api_client
 
 from tests.support.cluster import Cluster, unique
 from tests.support.oci import Registry
-from tests.support.server import WharfProcess, running_wharf
+from tests.support.server import WharfProcess
 
 WITHIN = 1.0  # the promise: a watcher sees a push within a second
 
 
 @pytest.fixture(scope="module")
-def integrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WharfProcess]:
-    with running_wharf(tmp_path_factory.mktemp("watch") / "data", integrated=True) as wharf:
-        yield wharf
+def integrated(integrated_wharf: WharfProcess) -> WharfProcess:
+    return integrated_wharf
 
 
 @pytest.fixture(scope="module")
-def cluster(integrated: WharfProcess, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
-    return Cluster(integrated, tmp_path_factory.mktemp("watch-cluster"))
+def cluster(integrated_wharf: WharfProcess, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    return Cluster(integrated_wharf, tmp_path_factory.mktemp("watch-cluster"))
 
 
 def registry_for(wharf: WharfProcess, token: str) -> Registry:

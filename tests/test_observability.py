@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,13 @@ RBAC = "rbac.authorization.k8s.io"
 
 
 @pytest.fixture(scope="module")
-def wharf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WharfProcess]:
-    with running_wharf(tmp_path_factory.mktemp("observe") / "data", integrated=True) as process:
-        yield process
+def wharf(integrated_wharf: WharfProcess) -> WharfProcess:
+    return integrated_wharf
 
 
 @pytest.fixture(scope="module")
-def cluster(wharf: WharfProcess, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
-    return Cluster(wharf, tmp_path_factory.mktemp("observe-cluster"))
+def cluster(integrated_wharf: WharfProcess, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    return Cluster(integrated_wharf, tmp_path_factory.mktemp("observe-cluster"))
 
 
 def access_lines(wharf: WharfProcess, request_id: str) -> list[str]:

@@ -119,6 +119,8 @@ class MeasuredStore:
             with self._metrics.storage(name):
                 return await found(*args, **kwargs)
 
+        # Kept: the next call finds it without __getattr__ (the store is on the byte path).
+        setattr(self, name, timed)
         return timed
 
 

@@ -287,13 +287,7 @@ def _ref3(name: str) -> dict[str, Any]:
 
 def _v3_operation(op: Operation) -> dict[str, Any]:
     rendered: dict[str, Any] = {
-        "operationId": f"{op.action}{op.kind.kind}{_suffix(op)}",
-        "x-kubernetes-action": op.action,
-        "x-kubernetes-group-version-kind": {
-            "group": op.kind.group,
-            "version": op.kind.version,
-            "kind": op.kind.kind,
-        },
+        **_head(op),
         "parameters": op.parameters,
         "responses": {
             str(code): {
@@ -311,6 +305,26 @@ def _v3_operation(op: Operation) -> dict[str, Any]:
     return rendered
 
 
+def _head(op: Operation) -> dict[str, Any]:
+    """What both OpenAPI versions say of an operation before its parameters."""
+    return {
+        "operationId": f"{op.action}{op.kind.kind}{_suffix(op)}",
+        "x-kubernetes-action": op.action,
+        "x-kubernetes-group-version-kind": {
+            "group": op.kind.group,
+            "version": op.kind.version,
+            "kind": op.kind.kind,
+        },
+    }
+
+
+def _paths(operations: list[Operation], render: Any) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method] = render(op)
+    return paths
+
+
 def _suffix(op: Operation) -> str:
     """Tells a subresource's operations from the kind's own: operationIds are unique."""
     for subresource in ("status", "token"):
@@ -325,13 +339,10 @@ def _description(code: int) -> str:
 
 def v3_document(registry: KindRegistry, group: str, version: str) -> dict[str, Any]:
     operations, schemas = _contents(registry, group, version)
-    paths: dict[str, Any] = {}
-    for op in operations:
-        paths.setdefault(op.path, {})[op.method] = _v3_operation(op)
     return {
         "openapi": "3.0.0",
         "info": {"title": "Wharf", "version": "v1"},
-        "paths": paths,
+        "paths": _paths(operations, _v3_operation),
         "components": {
             "schemas": schemas,
             "securitySchemes": {"BearerToken": {"type": "http", "scheme": "bearer"}},
@@ -379,13 +390,7 @@ def _v2_operation(op: Operation) -> dict[str, Any]:
             }
         )
     rendered: dict[str, Any] = {
-        "operationId": f"{op.action}{op.kind.kind}{_suffix(op)}",
-        "x-kubernetes-action": op.action,
-        "x-kubernetes-group-version-kind": {
-            "group": op.kind.group,
-            "version": op.kind.version,
-            "kind": op.kind.kind,
-        },
+        **_head(op),
         "produces": [JSON],
         "parameters": parameters,
         "responses": {
@@ -403,13 +408,10 @@ def _v2_operation(op: Operation) -> dict[str, Any]:
 
 def v2_document(registry: KindRegistry) -> dict[str, Any]:
     operations, schemas = _contents(registry, None, None)
-    paths: dict[str, Any] = {}
-    for op in operations:
-        paths.setdefault(op.path, {})[op.method] = _v2_operation(op)
     return {
         "swagger": "2.0",
         "info": {"title": "Wharf", "version": "v1"},
-        "paths": paths,
+        "paths": _paths(operations, _v2_operation),
         "definitions": _to_v2(schemas),
         "securityDefinitions": {
             "BearerToken": {"type": "apiKey", "name": "authorization", "in": "header"}
