@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import rest
 from .kinds import Kind, KindRegistry
 from .shapes import ANY, INT, S, Shape, openapi
 
@@ -22,10 +23,7 @@ JSON = "application/json"
 YAML = "application/yaml"
 # The patch types `rest.patch_object` applies; the JSON patch is an array, the others objects.
 PATCH_TYPES = {
-    "application/json-patch+json": JSON_PATCH,
-    "application/merge-patch+json": PATCH,
-    "application/strategic-merge-patch+json": PATCH,
-    "application/apply-patch+yaml": PATCH,
+    media: PATCH if media in rest.MERGE_PATCHES else JSON_PATCH for media in rest.PATCH_TYPES
 }
 
 # The shared schemas, in the shapes' own notation (wharf.apiserver.shapes).
