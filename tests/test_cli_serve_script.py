@@ -1,6 +1,6 @@
-"""`./scripts/serve` sets up once: pip runs the first time (and again only when pyproject.toml
-or the script change, or the virtual environment is gone), and a later start goes straight to
-`wharf serve`. Run in a copy of the checkout whose python3, pip and wharf are stand-ins that
+"""`./scripts/serve` sets up once: pip runs the first time (and again only when pyproject.toml,
+requirements.lock or the script change, or the virtual environment is gone), and a later start
+goes straight to `wharf serve`. Run in a copy of the checkout whose python3, pip and wharf are stand-ins that
 record their calls, so that no real environment is built."""
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class Checkout:
         self.root = base / "wharf"
         (self.root / "scripts").mkdir(parents=True)
         shutil.copy(REPO / "scripts" / "serve", self.root / "scripts" / "serve")
-        shutil.copy(REPO / "pyproject.toml", self.root / "pyproject.toml")
+        for name in ("pyproject.toml", "requirements.lock"):
+            shutil.copy(REPO / name, self.root / name)
         self.calls = base / "calls"
         self.calls.touch()
         shims = base / "shims"
@@ -79,7 +80,11 @@ def checkout(tmp_path: Path) -> Checkout:
     return Checkout(tmp_path)
 
 
-PIP = "pip install --disable-pip-version-check -e ."
+# The locked dependencies, hashes checked, then Wharf itself without resolving anything.
+PIP = [
+    "pip install --disable-pip-version-check --require-hashes -r requirements.lock",
+    "pip install --disable-pip-version-check --no-deps --no-build-isolation -e .",
+]
 
 
 def test_a_fresh_checkout_is_set_up_once(checkout: Checkout) -> None:
@@ -88,7 +93,7 @@ def test_a_fresh_checkout_is_set_up_once(checkout: Checkout) -> None:
         "python3 -c import sys; sys.exit(sys.version_info < (3, 11))",
         "python3 -c import ensurepip, venv",
         "python3 -m venv .venv",
-        PIP,
+        *PIP,
     ]
     assert "Setting up Wharf in .venv" in err and "Creating the virtual environment" in err
     assert (checkout.root / ".venv" / ".wharf-setup").is_file()
@@ -107,12 +112,17 @@ def test_pip_runs_again_only_when_the_setup_changed(checkout: Checkout) -> None:
     pyproject = checkout.root / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + "\n# a new dependency\n")
     calls, err, _ = checkout.serve()
-    assert calls == [PIP]  # the venv is kept: no new one
+    assert calls == PIP  # the venv is kept: no new one
     assert "Setting up Wharf" in err
+    assert checkout.serve()[0] == []
+    # A refreshed lock file (scripts/lock) installs again.
+    lock = checkout.root / "requirements.lock"
+    lock.write_text(lock.read_text() + "# refreshed\n")
+    assert checkout.serve()[0] == PIP
     assert checkout.serve()[0] == []
     # A venv without the command (or without the stamp) is set up again.
     (checkout.root / ".venv" / "bin" / "wharf").unlink()
-    assert checkout.serve()[0] == [PIP]
+    assert checkout.serve()[0] == PIP
     (checkout.root / ".venv" / ".wharf-setup").unlink()
-    assert checkout.serve()[0] == [PIP]
+    assert checkout.serve()[0] == PIP
     assert checkout.serve()[0] == []
