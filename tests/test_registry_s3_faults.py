@@ -88,6 +88,13 @@ def test_s3_stopped_mid_run_then_back(wharf_behind: WharfProcess, proxy: TcpProx
         )
     )
     wait_until(lambda: ready(wharf_behind) == 503, timeout=20)
+    # The answer names the part that failed; the reason is in the log, once.
+    answer = requests.get(f"{wharf_behind.url}/readyz", timeout=10).text
+    assert answer.splitlines() == [
+        "[+]database ok",
+        "[-]storage failed: reason withheld",
+        "readyz check failed",
+    ]
     assert requests.get(f"{wharf_behind.url}/healthz", timeout=5).status_code == 200
     # What the database knows needs no S3.
     assert reg.head_blob("faults/app", layer).status_code == 200
@@ -96,6 +103,8 @@ def test_s3_stopped_mid_run_then_back(wharf_behind: WharfProcess, proxy: TcpProx
 
     proxy.start()
     wait_until(lambda: ready(wharf_behind) == 200, timeout=20)
+    log = wharf_behind.log()
+    assert log.count("not ready") == 1 and "part=storage" in log and "ready again" in log
     for digest, data in image.blobs.items():
         assert reg.blob("faults/app", digest).content == data
     # The upload continues from what was acknowledged before S3 went away.

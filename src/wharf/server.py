@@ -6,9 +6,9 @@ import asyncio
 import logging
 import signal
 import ssl
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import cast
 
 import structlog
@@ -24,8 +24,10 @@ from .apiserver.rest import end_watches
 from .auth.authenticator import Authenticator
 from .auth.htpasswd import Htpasswd
 from .auth.rbac import RbacAuthorizer
+from .db import health as db_health
 from .db.engine import Database, sqlite_url
 from .db.objects import ObjectStore
+from .readiness import Readiness, storage_check
 from .registry import app as registry_app
 from .registry import token_endpoint
 from .registry.access import AllowAll, Authorizer
@@ -46,19 +48,6 @@ log = structlog.get_logger("wharf")
 
 async def healthz(_request: web.Request) -> web.Response:
     return web.Response(text="ok", headers={"Cache-Control": "no-cache"})
-
-
-def readyz(store: BlobStore) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Readiness: 200 while the storage backend answers, 503 while it does not (liveness is
-    /healthz, which says only that the process serves)."""
-
-    async def ready(_request: web.Request) -> web.Response:
-        headers = {"Cache-Control": "no-cache"}
-        if await store.ready():
-            return web.Response(text="ok", headers=headers)
-        return web.Response(status=503, text="storage not ready", headers=headers)
-
-    return ready
 
 
 def build_store(settings: Settings) -> BlobStore:
@@ -100,7 +89,11 @@ async def build_apps(settings: Settings) -> Apps:
     metadata = RegistryMetadata(database)
     registry_web = web.Application()
     registry_web.router.add_get("/healthz", healthz)
-    registry_web.router.add_get("/readyz", readyz(store))
+    database_ready = partial(db_health.check, database)
+    registry_ready = Readiness(
+        "registry", {"database": database_ready, "storage": storage_check(store.ready)}
+    )
+    registry_web.router.add_get("/readyz", registry_ready.handle)
     if settings.auth:
         access = ClusterAccess(authenticator, rbac, settings.metrics_secret)
         publisher: Publisher = StreamPublisher(
@@ -124,6 +117,7 @@ async def build_apps(settings: Settings) -> Apps:
     api_web = web.Application()
     kinds = build_kinds(objects, authenticator, rbac, addresses.addresses)
     install_api(api_web, Api(objects, kinds, authenticator, rbac), authenticator)
+    api_web.router.add_get("/readyz", Readiness("api", {"database": database_ready}).handle)
     api_metrics = metrics.ApiMetrics()
     api_web[metrics.METRICS] = api_metrics
     database.timed = lambda kind, seconds: api_metrics.database.labels(kind).observe(seconds)
