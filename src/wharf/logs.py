@@ -99,9 +99,15 @@ def configure(level: str = "Normal", json_lines: bool = False) -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(LEVELS.get(level, level))
+    set_level(level)
     # Alembic tells of every migration step at INFO: only its warnings are worth a line.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def set_level(level: str) -> None:
+    """The level of every logger from now on, by OpenShift's name (the operator calls this when
+    the Config's logLevel changes)."""
+    logging.getLogger().setLevel(LEVELS.get(level, level))
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

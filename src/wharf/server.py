@@ -14,7 +14,7 @@ from typing import cast
 import structlog
 from aiohttp import web
 
-from . import logs, metrics
+from . import logs, metrics, operator
 from .apiserver import bootstrap
 from .apiserver.addresses import RouteAddresses
 from .apiserver.app import build_kinds
@@ -81,7 +81,6 @@ async def build_apps(settings: Settings) -> Apps:
         # Printed once, on the first start; it is also kept in the data directory.
         print(f"kubeadmin password: {password}", flush=True)
 
-    await bootstrap.ensure_route(objects, settings.public_host or settings.internal_address)
     addresses = RouteAddresses(objects, settings.internal_address)
 
     registry_metrics = metrics.RegistryMetrics()
@@ -122,6 +121,8 @@ async def build_apps(settings: Settings) -> Apps:
     api_web[metrics.METRICS] = api_metrics
     database.timed = lambda kind, seconds: api_metrics.database.labels(kind).observe(seconds)
     logs.install(api_web)
+    # The registry's Config: bootstrapped and applied now; its loops run with the apps.
+    await operator.install(registry_web, api_web, objects, settings)
     return Apps(registry_web, api_web, database)
 
 

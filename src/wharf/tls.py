@@ -57,6 +57,7 @@ class Certificates:
         self.ca_key = directory / "ca.key"
         self.cert = directory / "tls.crt"
         self.key = directory / "tls.key"
+        self._route_contexts: dict[str, tuple[int, ssl.SSLContext]] = {}
 
     def ensure(self, hosts: list[str]) -> None:
         """Make the CA on first use; (re)make the serving certificate when a host is missing."""
@@ -108,6 +109,13 @@ class Certificates:
         return set(hosts) <= present and expires > soon
 
     def _make_serving(self, hosts: list[str]) -> None:
+        cert, key = self.issue(hosts)
+        _write_private(self.key, key)
+        self.cert.write_bytes(cert)
+
+    def issue(self, hosts: list[str]) -> tuple[bytes, bytes]:
+        """A serving certificate for `hosts` signed by the CA, with the CA after it, and its
+        key, both PEM."""
         ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), None)
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
         ca = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
@@ -126,14 +134,75 @@ class Certificates:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
-        _write_private(self.key, _key_pem(key))
-        self.cert.write_bytes(
-            cert.public_bytes(serialization.Encoding.PEM)
-            + ca.public_bytes(serialization.Encoding.PEM)
+        chain = cert.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(
+            serialization.Encoding.PEM
         )
+        return chain, _key_pem(key)
 
-    def server_context(self) -> ssl.SSLContext:
+    # Certificates for the hosts of the registry's extra routes (the operator writes them, from
+    # a route's secret or issued here): served to a client that names the host (SNI).
+
+    @property
+    def routes_directory(self) -> Path:
+        return self.directory / "routes"
+
+    def _route_file(self, host: str) -> Path:
+        return self.routes_directory / f"{host.lower()}.pem"
+
+    def install_route(self, host: str, cert: bytes, key: bytes) -> bool:
+        """Serve `cert` (PEM chain) with `key` to clients that ask for `host`; False when that
+        pair is already what is served."""
+        self.routes_directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self._route_file(host)
+        content = key + cert
+        if path.exists() and path.read_bytes() == content:
+            return False
+        # Written whole under another name, then renamed: a handshake never reads half a file.
+        staged = path.with_suffix(".tmp")
+        _write_private(staged, content)
+        staged.replace(path)
+        return True
+
+    def route_hosts(self) -> list[str]:
+        if not self.routes_directory.is_dir():
+            return []
+        return sorted(p.name.removesuffix(".pem") for p in self.routes_directory.glob("*.pem"))
+
+    def remove_route(self, host: str) -> None:
+        self._route_file(host).unlink(missing_ok=True)
+
+    def _route_context(self, host: str) -> ssl.SSLContext | None:
+        path = self._route_file(host)
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        cached = self._route_contexts.get(host)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        context = self._context(path, path)
+        self._route_contexts[host] = (stamp, context)
+        return context
+
+    def _context(self, cert: Path, key: Path) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(self.cert, self.key)
+        context.load_cert_chain(cert, key)
+        return context
+
+    def server_context(self) -> ssl.SSLContext:
+        """The serving context; a client that names the host of a route with a certificate
+        of its own (SNI) is served that certificate instead."""
+        context = self._context(self.cert, self.key)
+
+        def choose(connection: ssl.SSLObject, host: str | None, _: ssl.SSLContext) -> None:
+            if host and not host.startswith(".") and "/" not in host:
+                try:
+                    found = self._route_context(host)
+                except (OSError, ssl.SSLError):
+                    found = None  # a bad file: the default certificate, not a failed handshake
+                if found is not None:
+                    connection.context = found
+
+        context.sni_callback = choose
         return context

@@ -27,6 +27,7 @@ from .bodies import read_object
 from .context import API, Api
 from .errors import UNAUTHORIZED, ApiError, status_object
 from .kinds import KindRegistry
+from .operator_kinds import OPERATOR_KINDS
 from .resources import Call, Resource
 from .review_kinds import reviews
 from .route_kinds import ROUTE
@@ -74,6 +75,8 @@ def build_kinds(
         kinds.add(kind, resource)
     kinds.add(ROUTE, Resource(ROUTE, store))
     _add_image_kinds(kinds, store, rbac, addresses)
+    for kind in OPERATOR_KINDS:
+        kinds.add(kind, Resource(kind, store))
     return kinds
 
 

@@ -18,6 +18,7 @@ from .context import (
     parse_digest,
     registry_of,
 )
+from .controls import CONTROLS
 from .errors import RegistryError
 from .ranges import Selection, select
 from .sendfile import send_file
@@ -115,8 +116,11 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     selection = select(request, digest, size)
     if request.method != hdrs.METH_GET or not selection.count:
         return BlobResponse(digest, size, selection, None)
-    # The client fetches the bytes, and any Range of them, from the backend itself.
-    url = await registry.store.redirect_url(digest)
+    # The client fetches the bytes, and any Range of them, from the backend itself, unless
+    # the operator turned redirects off (disableRedirect).
+    controls = request.app.get(CONTROLS)
+    redirect = controls is None or controls.redirect
+    url = await registry.store.redirect_url(digest) if redirect else None
     if url is not None:
         return web.Response(
             status=307, headers={hdrs.LOCATION: url, "Docker-Content-Digest": digest}

@@ -1,0 +1,48 @@
+"""The registry operator: `configs.imageregistry.operator.openshift.io/cluster` configures the
+running registry (wharf.operator.controller), and every process serving /v2/ follows it
+(wharf.operator.follower).
+
+The composition root makes one call, `install`, once both applications exist; it bootstraps
+the Config and the ImagePruner, applies them before anything is served, and ties the loops to
+the applications' lifetimes (started with them, stopped at their cleanup)."""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from ..db.objects import ObjectStore
+from ..registry import controls as registry_controls
+from ..settings import Settings
+from ..tls import Certificates
+from .controller import Operator, operating
+from .follower import ConfigFollower, following
+
+log = structlog.get_logger("wharf.operator")
+
+__all__ = ["ConfigFollower", "Operator", "follow", "install"]
+
+
+async def follow(registry: web.Application, objects: ObjectStore) -> ConfigFollower:
+    """The Config's run-time settings on `registry` (a process that serves /v2/)."""
+    controls = registry_controls.Controls()
+    registry_controls.install(registry, controls)
+    follower = ConfigFollower(objects, controls)
+    await follower.load()
+    registry.cleanup_ctx.append(following(follower))
+    return follower
+
+
+async def install(
+    registry: web.Application, api: web.Application, objects: ObjectStore, settings: Settings
+) -> Operator:
+    follower = await follow(registry, objects)
+    operator = Operator(objects, settings, follower, Certificates(settings.data_dir / "tls"))
+    await operator.bootstrap()
+    await follower.load()
+    try:
+        await operator.reconcile()  # routes and bucket before the first request
+    except Exception:
+        log.exception("first reconcile failed; the operator's loop tries again")
+    api.cleanup_ctx.append(operating(operator))
+    return operator

@@ -1,0 +1,106 @@
+"""The registry side of the Config: every process that serves /v2/ follows the Config through
+the object store's watch and applies what may change without a restart (read-only mode,
+removal, redirects, request limits, the log level) to its own controls. A process of its own
+needs nothing else of the operator, so registry workers can follow on their own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import structlog
+from aiohttp import web
+
+from .. import logs
+from ..db.objects import ObjectStore
+from ..registry.controls import Controls, Limiter
+from .config import CONFIG_KEY, Limits, RegistrySpec
+
+log = structlog.get_logger("wharf.operator")
+
+
+def _limiter(current: Limiter, wanted: Limits) -> Limiter:
+    """A new limiter only when the limits change: requests in flight release into the one
+    they took a slot of, and a limiter kept keeps its queue."""
+    same = (current.max_running, current.max_in_queue, current.max_wait) == (
+        wanted.max_running,
+        wanted.max_in_queue,
+        wanted.max_wait,
+    )
+    return current if same else Limiter(wanted.max_running, wanted.max_in_queue, wanted.max_wait)
+
+
+class ConfigFollower:
+    def __init__(self, objects: ObjectStore, controls: Controls) -> None:
+        self.objects = objects
+        self.controls = controls
+        self.applied_generation = 0
+        self._applied = asyncio.Event()
+        self._level = ""
+
+    def apply(self, spec: RegistrySpec) -> None:
+        if spec.management_state != "Unmanaged":  # Unmanaged: left as it was
+            controls = self.controls
+            controls.removed = spec.management_state == "Removed"
+            controls.read_only = spec.read_only
+            controls.redirect = not spec.disable_redirect
+            controls.reads = _limiter(controls.reads, spec.reads)
+            controls.writes = _limiter(controls.writes, spec.writes)
+            if spec.log_level != self._level:
+                logs.set_level(spec.log_level)
+                self._level = spec.log_level
+        self.applied_generation = spec.generation
+        applied, self._applied = self._applied, asyncio.Event()
+        applied.set()
+
+    async def wait_applied(self, generation: int, timeout: float) -> bool:
+        """Whether this process applied `generation` (or a later one) within `timeout`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.applied_generation < generation:
+                    await self._applied.wait()
+        return self.applied_generation >= generation
+
+    async def load(self) -> None:
+        """Apply the Config as it is now (at start, before serving)."""
+        found = await self.objects.get(CONFIG_KEY)
+        if found is not None:
+            self.apply(RegistrySpec.parse(found))
+
+    async def follow(self) -> None:
+        """Apply every change of the Config; never ends by itself."""
+        version = await self.objects.latest_version([CONFIG_KEY.resource])
+        await self.load()
+        async for event in self.objects.watch(version, [CONFIG_KEY.resource]):
+            if event.key != CONFIG_KEY or event.type == "DELETED":
+                continue  # a deleted Config is made again by the operator, with defaults
+            try:
+                self.apply(RegistrySpec.parse(event.object))
+            except (KeyError, TypeError, ValueError):
+                log.warning("config not applied: not valid", generation=event.resource_version)
+
+
+def following(follower: ConfigFollower) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context that runs `follower` for as long as the registry app runs."""
+
+    async def run(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_forever(follower.follow))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return run
+
+
+async def _forever(loop: Callable[[], object]) -> None:
+    """Run `loop` again after a failure (the database away for a moment), a second later."""
+    while True:
+        try:
+            await loop()  # type: ignore[misc]
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("follower failed; starting again")
+        await asyncio.sleep(1.0)
