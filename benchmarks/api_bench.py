@@ -630,10 +630,10 @@ async def write_directly(data_dir: Path, items: Sequence[tuple[str, str, Object]
     """Create (resource, namespace, body) in the server's database from this process, in
     transactions of 500, as the server itself writes them (events included: watches and the
     RBAC snapshot see them within their poll intervals)."""
-    from wharf.db.engine import Database, sqlite_url
+    from wharf.db.database import open_database, sqlite_url
     from wharf.db.objects import Key, ObjectStore
 
-    database = Database(sqlite_url(data_dir.resolve()))
+    database = open_database(sqlite_url(data_dir.resolve()))
     try:
         store = ObjectStore(database)
         for start in range(0, len(items), 500):
@@ -786,7 +786,7 @@ STREAMS = f"/apis/image.openshift.io/v1/namespaces/{STREAMS_NS}/imagestreams"
 async def seed_streams(bench: Bench, data_dir: Path, count: int) -> None:
     """`count` ImageStreams written to the database directly, each with one tag event, as a
     push records them (stream object, repository row, tag history)."""
-    from wharf.db.engine import Database, sqlite_url
+    from wharf.db.database import open_database, sqlite_url
     from wharf.db.objects import Key, ObjectStore
     from wharf.images.history import add_event, ensure_repository
 
@@ -799,7 +799,7 @@ async def seed_streams(bench: Bench, data_dir: Path, count: int) -> None:
         repository = ensure_repository(conn, f"{STREAMS_NS}/{name}")
         add_event(conn, repository, "latest", "sha256:" + "ab" * 32, 1)
 
-    database = Database(sqlite_url(data_dir.resolve()))
+    database = open_database(sqlite_url(data_dir.resolve()))
     try:
         store = ObjectStore(database)
         names = [f"is-{i:05d}" for i in range(count - 1)]
@@ -1074,11 +1074,11 @@ async def in_process_decisions(bench: Bench, data_dir: Path) -> None:
     mode lets it read beside the server): the very objects the server decides from."""
     from wharf.auth.rbac import RBAC_RESOURCES, RbacAuthorizer, Snapshot
     from wharf.auth.user import AUTHENTICATED, AUTHENTICATED_OAUTH, Attributes, UserInfo
-    from wharf.db.engine import Database, sqlite_url
+    from wharf.db.database import open_database, sqlite_url
     from wharf.db.objects import ObjectStore
 
     p = bench.profile
-    database = Database(sqlite_url(data_dir.resolve()))
+    database = open_database(sqlite_url(data_dir.resolve()))
     try:
         store = ObjectStore(database)
         authorizer = RbacAuthorizer(store)

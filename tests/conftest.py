@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from tests.support.cluster import Cluster
+from tests.support.postgres import stop_shared_cluster
 from tests.support.s3 import s3_args
 from tests.support.s3_fixtures import moto  # noqa: F401  (the S3 lanes' server)
 from tests.support.server import WharfProcess, running_wharf
@@ -20,6 +21,10 @@ STORAGE_LANES = {
     "test_protocol_": ("filesystem", "s3-streamed"),
     "test_clients_": ("filesystem", "s3", "s3-streamed"),
 }
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stop_shared_cluster()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

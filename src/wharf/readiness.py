@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import structlog
 from aiohttp import web
 
-from .db.health import DatabaseUnavailable
+from .db.database import DatabaseUnavailable
 
 log = structlog.get_logger("wharf.readiness")
 

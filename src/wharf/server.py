@@ -24,8 +24,7 @@ from .apiserver.rest import end_watches
 from .auth.authenticator import Authenticator
 from .auth.htpasswd import Htpasswd
 from .auth.rbac import RbacAuthorizer
-from .db import health as db_health
-from .db.engine import Database, sqlite_url
+from .db.database import Database, open_database, sqlite_url
 from .db.objects import ObjectStore
 from .readiness import Readiness, storage_check
 from .registry import app as registry_app
@@ -68,7 +67,7 @@ class Apps:
 
 async def build_apps(settings: Settings) -> Apps:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = Database(settings.database_url or sqlite_url(settings.data_dir.resolve()))
+    database = open_database(settings.database_url or sqlite_url(settings.data_dir.resolve()))
     await database.migrate()
     objects = ObjectStore(database, settings.retained_events)
     htpasswd = Htpasswd(settings.data_dir / "auth" / "htpasswd")
@@ -88,7 +87,7 @@ async def build_apps(settings: Settings) -> Apps:
     metadata = RegistryMetadata(database)
     registry_web = web.Application()
     registry_web.router.add_get("/healthz", healthz)
-    database_ready = partial(db_health.check, database)
+    database_ready = partial(database.probe, 2.0)
     registry_ready = Readiness(
         "registry", {"database": database_ready, "storage": storage_check(store.ready)}
     )

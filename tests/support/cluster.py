@@ -385,11 +385,12 @@ class Cluster:
 
     def _write_record(self, resource: str, record: dict[str, Any]) -> None:
         """Store `record` in the Wharf's database, as the process itself would."""
-        from wharf.db.engine import Database, sqlite_url
+        from wharf.db.database import open_database, sqlite_url
         from wharf.db.objects import Key, ObjectStore
 
         async def write() -> None:
-            database = Database(sqlite_url(self.wharf.data_dir.resolve()))
+            url = self.wharf.database_url or sqlite_url(self.wharf.data_dir.resolve())
+            database = open_database(url)
             try:
                 async with ObjectStore(database).transaction() as tx:
                     await tx.create(Key(resource, "", record["metadata"]["name"]), record)

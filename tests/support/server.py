@@ -32,6 +32,23 @@ def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.05)
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+def database_lane() -> str:
+    """The database every Wharf of this run uses: `WHARF_TEST_DATABASE`, sqlite or postgresql."""
+    lane = os.environ.get("WHARF_TEST_DATABASE", "sqlite")
+    if lane not in ("sqlite", "postgresql"):
+        raise ValueError(f"WHARF_TEST_DATABASE must be sqlite or postgresql, not {lane!r}")
+    return lane
+
+
+def database_for_new_wharf() -> str | None:
+    """A database URL of its own for a new Wharf, or None for its default SQLite file."""
+    if database_lane() == "sqlite":
+        return None
+    from tests.support.postgres import shared_cluster
+
+    return shared_cluster().new_database()
+
+
 @dataclass
 class WharfProcess:
     process: subprocess.Popen[bytes]
@@ -40,6 +57,8 @@ class WharfProcess:
     log_path: Path
     api_port: int
     integrated: bool = False
+    # Where its metadata lives: None for the SQLite file in `data_dir`.
+    database_url: str | None = None
 
     @property
     def host(self) -> str:
@@ -93,6 +112,9 @@ def running_wharf(
     if not integrated:
         args = ("--no-auth", "--no-registry-tls", *args)
     data_dir.mkdir(parents=True, exist_ok=True)
+    database_url = database_for_new_wharf()
+    if database_url is not None:
+        args = ("--database-url", database_url, *args)
     log_path = data_dir.parent / f"wharf-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -113,7 +135,7 @@ def running_wharf(
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    wharf = WharfProcess(process, port, data_dir, log_path, api_port, integrated)
+    wharf = WharfProcess(process, port, data_dir, log_path, api_port, integrated, database_url)
     try:
         wait_until(
             lambda: (

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .engine import Database
+from .database import Database
 from .prepared import Prepared
 from .schema import object_events, objects, resource_version_counter
 from .statements import insert_ignore
@@ -278,12 +278,6 @@ def _get(conn: Connection, key: Key) -> Object | None:
     return json.loads(text) if text is not None else None
 
 
-def _snapshot(conn: Connection) -> None:
-    """Make the following reads one snapshot (the reader threads run in autocommit)."""
-    if conn.dialect.name == "sqlite" and not conn.connection.in_transaction:
-        conn.exec_driver_sql("BEGIN")
-
-
 class ObjectStore:
     # How long the event log is kept, counted in events; older resourceVersions get 410 Gone.
     RETAINED_EVENTS = 100_000
@@ -316,7 +310,12 @@ class ObjectStore:
     async def run(self, fn: Callable[[SyncTransaction], T]) -> T:
         """`fn` in a write transaction, whole in the database's writer thread (one hop)."""
         events: list[Event] = []
-        result = await self.db.run_write(lambda conn: fn(SyncTransaction(conn, events)))
+
+        def attempt(conn: Connection) -> T:
+            events.clear()  # the engine may run an aborted transaction again
+            return fn(SyncTransaction(conn, events))
+
+        result = await self.db.run_write(attempt)
         await self._announce(events)
         return result
 
@@ -333,7 +332,7 @@ class ObjectStore:
             await self.compact()
 
     async def get(self, key: Key) -> Object | None:
-        # One indexed lookup: right here, cheaper than a thread (wharf.db.engine.run_read).
+        # One indexed lookup: right here, cheaper than a thread (Database.run_read).
         return await self.db.run_read(lambda conn: _get(conn, key), small=True)
 
     async def items(self, resource: str, namespace: str | None = None) -> tuple[list[Object], int]:
@@ -344,13 +343,11 @@ class ObjectStore:
         query = query.order_by(objects.c.namespace, objects.c.name)
 
         def read(conn: Connection) -> tuple[list[Object], int]:
-            # One snapshot: the version matches exactly the rows listed.
-            _snapshot(conn)
             version = conn.scalar(select(resource_version_counter.c.value))
             found = [json.loads(text) for text in conn.scalars(query)]
             return found, int(version or 0)
 
-        return await self.db.run_read(read)
+        return await self.db.run_read(read, snapshot=True)
 
     async def page(
         self,
@@ -376,7 +373,6 @@ class ObjectStore:
         )
 
         def read(conn: Connection) -> Page:
-            _snapshot(conn)
             version = int(conn.scalar(select(resource_version_counter.c.value)) or 0)
             found: list[Object] = []
             cursor = after
@@ -396,7 +392,7 @@ class ObjectStore:
                     return Page(found, version, more=False)
                 cursor = (rows[-1].namespace, rows[-1].name)
 
-        return await self.db.run_read(read)
+        return await self.db.run_read(read, snapshot=True)
 
     async def oldest_version(self) -> int | None:
         """The resourceVersion of the oldest event kept; older versions have been compacted."""
@@ -424,8 +420,6 @@ class ObjectStore:
         """Events of `resources` after `version`, and the version up to which all were read."""
 
         def read(conn: Connection) -> tuple[list[Event], int]:
-            # Read in the same snapshot as the events: nothing can slip in between.
-            _snapshot(conn)
             newest = int(conn.scalar(select(resource_version_counter.c.value)) or 0)
             oldest = conn.scalar(select(func.min(object_events.c.resource_version)))
             if oldest is not None and version < oldest - 1:
@@ -450,7 +444,7 @@ class ObjectStore:
             ]
             return found, newest
 
-        events, newest = await self.db.run_read(read)
+        events, newest = await self.db.run_read(read, snapshot=True)
         if len(events) == limit:
             newest = events[-1].resource_version
         return events, newest

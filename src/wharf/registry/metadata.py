@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, and_, bindparam, delete, exists, func, or_, select
 
-from ..db.engine import Database
+from ..db.database import Database
 from ..db.prepared import Prepared
 from ..db.schema import (
     blobs,

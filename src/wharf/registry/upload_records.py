@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 
-from ..db.engine import Database
+from ..db.database import Database
 from ..db.prepared import Prepared
 from ..db.schema import uploads
 from .metadata import RegistryMetadata, utcnow

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection that `wharf.db.engine.migrate` hands it."""
+"""Alembic environment: runs on the connection that `wharf.db.migrate.upgrade` is given."""
 
 from alembic import context
 

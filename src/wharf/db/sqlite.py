@@ -1,0 +1,129 @@
+"""SQLite (WAL) as the metadata database: the embedded default.
+
+SQLite allows one writer at a time and syncs at every commit, so writers share commits
+(`group_commit`), and whole operations run in threads on plain connections: one hop per
+operation rather than one per statement. Several processes may share the file; SQLite's own
+locks order them."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from sqlalchemy import Connection, create_engine, event, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from .database import Database, DatabaseUnavailable
+from .group_commit import GroupCommit, ThreadWriter
+from .migrate import upgrade
+
+T = TypeVar("T")
+
+
+def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from the driver so that BEGIN is ours to emit (see _beginner).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL syncs the WAL at every commit: a 201 answer promises the metadata survives a crash.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _beginner(statement: str) -> Any:
+    def begin(conn: Connection) -> None:
+        conn.exec_driver_sql(statement)
+
+    return begin
+
+
+class SQLiteDatabase(Database):
+    """Every write transaction starts with BEGIN IMMEDIATE: a deferred transaction that later
+    wants to write fails at once with SQLITE_BUSY instead of waiting its turn, which would break
+    concurrent pushes from several processes."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url).set(drivername="sqlite+aiosqlite")
+        super().__init__(parsed.render_as_string(hide_password=False))
+        assert parsed.database, "an SQLite URL names its file"
+        self.path: str = parsed.database
+        self._writer = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=60)
+        event.listen(self._writer.sync_engine, "connect", _pragmas)
+        event.listen(self._writer.sync_engine, "begin", _beginner("BEGIN IMMEDIATE"))
+        self._group = GroupCommit(self._writer)
+
+        sync_url = parsed.set(drivername="sqlite")
+        args = {"check_same_thread": False}
+        # Reads run in autocommit: a single statement needs no BEGIN and no ROLLBACK.
+        self._reader = create_engine(
+            sync_url, connect_args=args, pool_size=4, max_overflow=4, pool_reset_on_return=None
+        )
+        event.listen(self._reader, "connect", _pragmas)
+        writer = create_engine(sync_url, connect_args=args, pool_size=1, max_overflow=0)
+        event.listen(writer, "connect", _pragmas)
+        event.listen(writer, "begin", _beginner("BEGIN IMMEDIATE"))
+        self._thread_writer = ThreadWriter(writer, self._group)
+        self._read_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="db-read")
+
+    async def _read(self, fn: Callable[[Connection], T], small: bool, snapshot: bool) -> T:
+        def call() -> T:
+            with self._reader.connect() as conn:
+                if snapshot:
+                    # A WAL reader's snapshot lasts from its first read to the end of its
+                    # transaction: without one, each statement would see its own moment.
+                    conn.exec_driver_sql("BEGIN")
+                return fn(conn)
+
+        if small and not snapshot:
+            # One indexed lookup: SQLite answers it in microseconds from the page cache (a WAL
+            # reader never waits for writers), less than handing it to a thread would cost.
+            return call()
+        return await asyncio.get_running_loop().run_in_executor(self._read_threads, call)
+
+    async def _write(self, fn: Callable[[Connection], T]) -> T:
+        return await self._thread_writer.run(fn)
+
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._group.write()
+
+    async def migrate(self) -> None:
+        # BEGIN IMMEDIATE holds SQLite's write lock: a second process starting waits for it.
+        async with self._group.exclusive(), self._writer.begin() as conn:
+            await conn.run_sync(upgrade)
+
+    async def probe(self, timeout: float) -> None:
+        await asyncio.to_thread(_probe, self.path, timeout)
+
+    async def dispose(self) -> None:
+        self._thread_writer.close()
+        self._thread_writer.engine.dispose()
+        self._read_threads.shutdown(wait=True)
+        self._reader.dispose()
+        await self._writer.dispose()
+
+
+def _probe(path: str, timeout: float) -> None:
+    """A connection of its own, with a short busy timeout: the pool's connections wait 30 s
+    for a lock, and a probe must not take one of them. `mode=rw` fails on a missing file
+    instead of making an empty database; reading the migration table fails on a file that is
+    not Wharf's; BEGIN IMMEDIATE fails while another program holds the write lock."""
+    try:
+        conn = sqlite3.connect(
+            f"file:{quote(path)}?mode=rw", uri=True, timeout=timeout, isolation_level=None
+        )
+        try:
+            conn.execute("SELECT version_num FROM alembic_version").fetchall()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+        raise DatabaseUnavailable(f"sqlite: {name}") from None
