@@ -7,28 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from aiohttp import web
 
 from .. import logs
 from ..db.objects import ObjectStore
-from ..registry.controls import Controls, Limiter
-from .config import CONFIG_KEY, Limits, RegistrySpec
+from ..registry.controls import Controls
+from .config import CONFIG_KEY, RegistrySpec
 
 log = structlog.get_logger("wharf.operator")
-
-
-def _limiter(current: Limiter, wanted: Limits) -> Limiter:
-    """A new limiter only when the limits change: requests in flight release into the one
-    they took a slot of, and a limiter kept keeps its queue."""
-    same = (current.max_running, current.max_in_queue, current.max_wait) == (
-        wanted.max_running,
-        wanted.max_in_queue,
-        wanted.max_wait,
-    )
-    return current if same else Limiter(wanted.max_running, wanted.max_in_queue, wanted.max_wait)
 
 
 class ConfigFollower:
@@ -45,12 +34,13 @@ class ConfigFollower:
             controls.removed = spec.management_state == "Removed"
             controls.read_only = spec.read_only
             controls.redirect = not spec.disable_redirect
-            controls.reads = _limiter(controls.reads, spec.reads)
-            controls.writes = _limiter(controls.writes, spec.writes)
+            for limiter, limits in ((controls.reads, spec.reads), (controls.writes, spec.writes)):
+                limiter.update(limits.max_running, limits.max_in_queue, limits.max_wait)
             if spec.log_level != self._level:
                 logs.set_level(spec.log_level)
                 self._level = spec.log_level
         self.applied_generation = spec.generation
+        log.debug("config applied", generation=spec.generation, state=spec.management_state)
         applied, self._applied = self._applied, asyncio.Event()
         applied.set()
 
@@ -94,11 +84,11 @@ def following(follower: ConfigFollower) -> Callable[[web.Application], AsyncIter
     return run
 
 
-async def _forever(loop: Callable[[], object]) -> None:
+async def _forever(loop: Callable[[], Awaitable[None]]) -> None:
     """Run `loop` again after a failure (the database away for a moment), a second later."""
     while True:
         try:
-            await loop()  # type: ignore[misc]
+            await loop()
         except asyncio.CancelledError:
             raise
         except Exception:

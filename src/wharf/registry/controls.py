@@ -28,7 +28,8 @@ _REGISTRY_PATHS = ("/v2", "/extensions/v2", "/openshift/token")
 
 class Limiter:
     """At most `max_running` at once (0: no limit), `max_in_queue` waiting (0: none wait),
-    each waiting at most `max_wait` seconds (0: as long as it takes)."""
+    each waiting at most `max_wait` seconds (0: as long as it takes). Requests are counted
+    even while there is no limit, so that limits set later count those already running."""
 
     def __init__(self, max_running: int = 0, max_in_queue: int = 0, max_wait: float = 0.0):
         self.max_running = max_running
@@ -37,9 +38,20 @@ class Limiter:
         self.running = 0
         self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    @property
-    def unlimited(self) -> bool:
-        return self.max_running <= 0
+    def update(self, max_running: int, max_in_queue: int, max_wait: float) -> None:
+        """New limits, for the requests running and waiting too (a raised limit admits)."""
+        self.max_running, self.max_in_queue, self.max_wait = max_running, max_in_queue, max_wait
+        self._admit()
+
+    def _room(self) -> bool:
+        return self.max_running <= 0 or self.running < self.max_running
+
+    def _admit(self) -> None:
+        while self._queue and self._room():
+            waiter = self._queue.popleft()
+            if not waiter.done():
+                self.running += 1
+                waiter.set_result(None)
 
     @property
     def retry_after(self) -> int:
@@ -47,7 +59,7 @@ class Limiter:
         return max(1, math.ceil(self.max_wait))
 
     async def acquire(self) -> bool:
-        if self.unlimited or self.running < self.max_running:
+        if self._room() and not self._queue:
             self.running += 1
             return True
         if len(self._queue) >= self.max_in_queue:
@@ -56,10 +68,10 @@ class Limiter:
         self._queue.append(waiter)
         try:
             async with asyncio.timeout(self.max_wait or None):
-                await waiter  # the slot is handed over by release(): `running` stays
+                await waiter  # admitted by _admit(), which counted it as running
         except (TimeoutError, asyncio.CancelledError):
             if waiter.done() and not waiter.cancelled():
-                self.release()  # handed a slot just as the wait ended: pass it on
+                self.release()  # admitted just as the wait ended: pass the slot on
             elif waiter in self._queue:
                 self._queue.remove(waiter)
             task = asyncio.current_task()
@@ -69,12 +81,8 @@ class Limiter:
         return True
 
     def release(self) -> None:
-        while self._queue:
-            waiter = self._queue.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
         self.running -= 1
+        self._admit()
 
 
 @dataclass
@@ -124,8 +132,6 @@ async def apply_controls(request: web.Request, handler: Handler) -> web.StreamRe
         # As distribution in maintenance read-only mode: the write endpoints are not there.
         raise RegistryError("UNSUPPORTED", READ_ONLY_MESSAGE)
     limiter = controls.reads if reading else controls.writes
-    if limiter.unlimited:
-        return await handler(request)
     if not await limiter.acquire():
         return _too_many(limiter)
     try:
