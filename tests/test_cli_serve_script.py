@@ -1,7 +1,7 @@
 """`./scripts/serve` sets up once: pip runs the first time (and again only when pyproject.toml,
 requirements.lock or the script change, or the virtual environment is gone), and a later start
-goes straight to `wharf serve`. Run in a copy of the checkout whose python3, pip and wharf are stand-ins that
-record their calls, so that no real environment is built."""
+goes straight to `wharf serve`. Run in a copy of the checkout whose python3, pip and wharf are
+stand-ins that record their calls, so that no real environment is built."""
 
 from __future__ import annotations
 

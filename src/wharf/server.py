@@ -93,7 +93,7 @@ async def build_apps(settings: Settings) -> Apps:
     )
     registry_web.router.add_get("/readyz", registry_ready.handle)
     if settings.auth:
-        access = ClusterAccess(authenticator, rbac, settings.metrics_secret)
+        access = ClusterAccess(authenticator, rbac, settings.metrics_secret, objects)
         publisher: Publisher = StreamPublisher(
             metadata, objects, store, rbac, addresses.internal_address
         )

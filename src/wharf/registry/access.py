@@ -8,6 +8,8 @@ from typing import Protocol
 
 from aiohttp import web
 
+from .errors import RegistryError
+
 
 class Action(StrEnum):
     PULL = "pull"
@@ -15,12 +17,17 @@ class Action(StrEnum):
     DELETE = "delete"
 
 
+class AccessDenied(RegistryError):
+    """A caller whose credentials are good may not do what they asked (not: credentials missing
+    or wrong). The message says who may not do what, and where."""
+
+
 class Authorizer(Protocol):
     async def authorize(
         self, request: web.Request, repository: str | None, actions: Sequence[Action]
     ) -> None:
         """Return if the caller may do all `actions` on `repository` (None: the registry itself);
-        raise RegistryError UNAUTHORIZED or DENIED otherwise."""
+        raise RegistryError UNAUTHORIZED (AccessDenied for a known caller) otherwise."""
 
     async def may_pull(self, request: web.Request, repository: str) -> bool:
         """Whether the caller may pull `repository`, without raising (catalog, mount source)."""

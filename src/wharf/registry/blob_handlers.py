@@ -10,7 +10,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.web_request import BaseRequest
 
 from ..storage.base import BlobContent, FileSlice, StorageUnavailable
-from .access import Action
+from .access import AccessDenied, Action
 from .context import (
     authorized_repository,
     existing_repository_id,
@@ -106,7 +106,16 @@ class BlobResponse(web.StreamResponse):
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
-    name = await authorized_repository(request, Action.PULL)
+    try:
+        name = await authorized_repository(request, Action.PULL)
+    except AccessDenied:
+        # An answer to HEAD has no body, and clients show any 401 there as "authentication
+        # required": a push into a project the caller may not read would stop at its first
+        # blob check with that. A caller who logged in learns nothing from "unknown" that a
+        # refusal would tell, and the push goes on to the upload, whose refusal says why.
+        if request.method == hdrs.METH_HEAD:
+            raise RegistryError("BLOB_UNKNOWN") from None
+        raise
     digest = str(parse_digest(request.match_info["digest"]))
     registry = registry_of(request)
     repository_id = await existing_repository_id(request, name, "BLOB_UNKNOWN")

@@ -20,9 +20,11 @@ from aiohttp import web
 
 from ..auth.authenticator import Authenticator, basic_credentials, bearer_token
 from ..auth.rbac import RbacAuthorizer
+from ..auth.resources import NAMESPACES
 from ..auth.user import ANONYMOUS, Attributes, UserInfo
+from ..db.objects import Key, ObjectStore
 from ..logs import USER_NAME
-from .access import Action
+from .access import AccessDenied, Action
 from .errors import RegistryError
 
 GROUP = "image.openshift.io"
@@ -81,12 +83,11 @@ def challenge(request: web.Request) -> RegistryError:
     )
 
 
+DENIED_HEADERS = {"WWW-Authenticate": 'Basic realm=openshift,error="access denied"'}
+
+
 def access_denied(message: str = "access denied") -> RegistryError:
-    return RegistryError(
-        "UNAUTHORIZED",
-        message,
-        headers={"WWW-Authenticate": 'Basic realm=openshift,error="access denied"'},
-    )
+    return RegistryError("UNAUTHORIZED", message, headers=DENIED_HEADERS)
 
 
 UNDECODABLE = RegistryError(
@@ -120,10 +121,13 @@ class ClusterAccess:
         authenticator: Authenticator,
         rbac: RbacAuthorizer,
         metrics_secret: str | None = None,
+        objects: ObjectStore | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.rbac = rbac
         self.metrics_secret = metrics_secret
+        # Where projects are looked up, to say so when a refused push names none that exists.
+        self.objects = objects
 
     async def user_for(self, token: str) -> UserInfo | None:
         return await self.authenticator.user_for_token(token)
@@ -163,7 +167,31 @@ class ClusterAccess:
         user = await self.caller(request)
         for action in actions:
             if repository is not None and not await self.allowed(user, repository, action):
-                raise access_denied(f"{user.name} may not {action.value} {repository}")
+                # A push needs what a pull does: a refused push is told as one.
+                shown = Action.PUSH if Action.PUSH in actions else action
+                raise await self._refusal(user, repository, shown)
+
+    async def _refusal(self, user: UserInfo, repository: str, action: Action) -> RegistryError:
+        """Who may not do what where, as a client shows it ("unauthorized: alice may not push
+        to project demo"); a project that does not exist is named as such, to a caller who
+        logged in (an anonymous caller learns nothing of which projects exist)."""
+        anonymous = user.name == ANONYMOUS.name
+        if action is Action.DELETE:
+            message = f"{user.name} may not delete {repository}"
+        else:
+            project = (split_repository(repository) or ("", ""))[0]
+            where = "push to" if action is Action.PUSH else "pull from"
+            message = f"{user.name} may not {where} project {project}"
+            if not anonymous and not await self._project_exists(project):
+                message += ": the project does not exist"
+        if anonymous:
+            return access_denied(message)
+        return AccessDenied("UNAUTHORIZED", message, headers=DENIED_HEADERS)
+
+    async def _project_exists(self, project: str) -> bool:
+        if self.objects is None:
+            return True
+        return await self.objects.get(Key(NAMESPACES, "", project)) is not None
 
     async def authorize_metrics(self, request: web.Request) -> None:
         """As OpenShift's registry: `get` on `registry/metrics` in image.openshift.io (the

@@ -76,7 +76,10 @@ class StreamPublisher:
                 self._user(request), "create", GROUP, "imagestreams", "", project, stream_name
             )
             if not await self.rbac.allowed(wanted) and await self.objects.get(key) is None:
-                raise _denied(f"may not create image stream {name}")
+                user = self._user(request).name
+                raise _denied(
+                    f"{user} may not create image stream {stream_name} in project {project}"
+                )
 
         def write(tx: SyncTransaction) -> int:
             # Checked in the transaction: a namespace deleted meanwhile takes its records along
