@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from .apiserver.rest import end_watches
 from .auth.authenticator import Authenticator
 from .auth.htpasswd import Htpasswd
 from .auth.rbac import RbacAuthorizer
-from .db.database import Database, open_database, sqlite_url
+from .db.database import Database, open_database
 from .db.objects import ObjectStore
 from .readiness import Readiness, storage_check
 from .registry import app as registry_app
@@ -60,36 +61,90 @@ def build_store(settings: Settings) -> BlobStore:
 
 @dataclass
 class Apps:
-    registry: web.Application
-    api: web.Application
+    """The servers this process runs (by its role), and what they share."""
+
+    registry: web.Application | None
+    api: web.Application | None
     database: Database
 
+    @property
+    def all(self) -> list[web.Application]:
+        return [app for app in (self.registry, self.api) if app is not None]
 
-async def build_apps(settings: Settings) -> Apps:
+
+async def prepare(settings: Settings) -> None:
+    """What happens once per start, before any process serves: the schema brought up to date,
+    the default roles and namespaces, kubeadmin's password and the serving certificates.
+    Under the database's exclusive lock, so that replicas starting together do it in turn."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = open_database(settings.database_url or sqlite_url(settings.data_dir.resolve()))
-    await database.migrate()
+    database = open_database(settings.database)
+    try:
+        async with database.exclusive():
+            await database.migrate()
+            objects = ObjectStore(database, settings.retained_events)
+            await bootstrap.reconcile_rbac(objects)
+            await bootstrap.ensure_namespaces(objects)
+    finally:
+        await database.dispose()
+    if settings.serves_api:
+        htpasswd = Htpasswd(settings.data_dir / "auth" / "htpasswd")
+        password = bootstrap.ensure_kubeadmin(htpasswd, settings.data_dir)
+        if password is not None:
+            # Printed once, on the first start; it is also kept in the data directory.
+            print(f"kubeadmin password: {password}", flush=True)
+    public = (settings.public_host or "").rsplit(":", 1)[0]
+    Certificates(settings.data_dir / "tls").ensure(
+        [settings.api_host, settings.listen_host, public]
+    )
+
+
+async def build_apps(settings: Settings, *, operator_here: bool = True) -> Apps:
+    """The servers of the settings' role. `operator_here`: this process also runs the
+    registry's operator (one process of a group does; the others only follow its Config)."""
+    database = open_database(settings.database)
     objects = ObjectStore(database, settings.retained_events)
     htpasswd = Htpasswd(settings.data_dir / "auth" / "htpasswd")
     authenticator = Authenticator(objects, htpasswd, settings.token_lifetime)
     rbac = RbacAuthorizer(objects)
-    await bootstrap.reconcile_rbac(objects)
-    await bootstrap.ensure_namespaces(objects)
-    password = bootstrap.ensure_kubeadmin(htpasswd, settings.data_dir)
-    if password is not None:
-        # Printed once, on the first start; it is also kept in the data directory.
-        print(f"kubeadmin password: {password}", flush=True)
-
     addresses = RouteAddresses(objects, settings.internal_address)
+    database_ready = partial(database.probe, 2.0)
+    api_web: web.Application | None = None
+    if settings.serves_api:
+        api_web = web.Application()
+        kinds = build_kinds(objects, authenticator, rbac, addresses.addresses)
+        install_api(api_web, Api(objects, kinds, authenticator, rbac), authenticator)
+        api_web.router.add_get("/readyz", Readiness("api", {"database": database_ready}).handle)
+        api_metrics = metrics.ApiMetrics()
+        api_web[metrics.METRICS] = api_metrics
+        database.timed = lambda kind, seconds: api_metrics.database.labels(kind).observe(seconds)
+        logs.install(api_web)
+    registry_web: web.Application | None = None
+    if settings.serves_registry:
+        registry_web = _registry_app(settings, database, objects, authenticator, rbac, addresses)
+        if operator_here:
+            # The registry's Config: bootstrapped and applied now; its loops run with the apps.
+            await operator.install(registry_web, api_web or registry_web, objects, settings)
+        else:
+            await operator.follow(registry_web, objects)
+    return Apps(registry_web, api_web, database)
 
+
+def _registry_app(
+    settings: Settings,
+    database: Database,
+    objects: ObjectStore,
+    authenticator: Authenticator,
+    rbac: RbacAuthorizer,
+    addresses: RouteAddresses,
+) -> web.Application:
     registry_metrics = metrics.RegistryMetrics()
     store = cast(BlobStore, metrics.MeasuredStore(build_store(settings), registry_metrics))
     metadata = RegistryMetadata(database)
     registry_web = web.Application()
     registry_web.router.add_get("/healthz", healthz)
-    database_ready = partial(database.probe, 2.0)
     registry_ready = Readiness(
-        "registry", {"database": database_ready, "storage": storage_check(store.ready)}
+        "registry",
+        {"database": partial(database.probe, 2.0), "storage": storage_check(store.ready)},
     )
     registry_web.router.add_get("/readyz", registry_ready.handle)
     if settings.auth:
@@ -111,25 +166,13 @@ async def build_apps(settings: Settings) -> Apps:
     registry_web.cleanup_ctx.append(
         registry_app.sweeper(settings.sweep_interval, settings.upload_idle)
     )
-
-    api_web = web.Application()
-    kinds = build_kinds(objects, authenticator, rbac, addresses.addresses)
-    install_api(api_web, Api(objects, kinds, authenticator, rbac), authenticator)
-    api_web.router.add_get("/readyz", Readiness("api", {"database": database_ready}).handle)
-    api_metrics = metrics.ApiMetrics()
-    api_web[metrics.METRICS] = api_metrics
-    database.timed = lambda kind, seconds: api_metrics.database.labels(kind).observe(seconds)
-    logs.install(api_web)
-    # The registry's Config: bootstrapped and applied now; its loops run with the apps.
-    await operator.install(registry_web, api_web, objects, settings)
-    return Apps(registry_web, api_web, database)
+    return registry_web
 
 
 async def _start(
     settings: Settings,
     app: web.Application,
-    host: str,
-    port: int,
+    listener: socket.socket | tuple[str, int],
     context: ssl.SSLContext | None = None,
 ) -> web.AppRunner:
     # aiohttp calls the access logger once each answer is sent: one line, and the metrics.
@@ -141,39 +184,51 @@ async def _start(
         shutdown_timeout=settings.shutdown_timeout,
     )
     await runner.setup()
-    await web.TCPSite(runner, host, port, backlog=1024, ssl_context=context).start()
+    site: web.BaseSite
+    if isinstance(listener, socket.socket):
+        site = web.SockSite(runner, listener, ssl_context=context)
+    else:
+        host, port = listener
+        site = web.TCPSite(runner, host, port, backlog=1024, ssl_context=context)
+    await site.start()
     return runner
 
 
-async def serve(settings: Settings) -> None:
+# The listening sockets a supervisor bound and handed to its workers, by server.
+Listeners = dict[str, socket.socket]
+
+
+async def serve(settings: Settings, listeners: Listeners | None = None, index: int = 0) -> None:
+    """Serve until SIGTERM or SIGINT. Alone (no `listeners`), this process prepares the
+    database and binds the addresses itself; as worker `index` of a supervisor, it serves on
+    the sockets it was handed, and worker 0 runs the operator."""
     logs.configure(settings.log_level, settings.log_format == "json")
     # File work (fsync, rename, hashing) runs in threads: more than the default handful, so
     # that many concurrent uploads do not queue behind each other's fsyncs.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
-    apps = await build_apps(settings)
+    if listeners is None:
+        await prepare(settings)
+    apps = await build_apps(settings, operator_here=index == 0)
     certificates = Certificates(settings.data_dir / "tls")
-    public = (settings.public_host or "").rsplit(":", 1)[0]
-    certificates.ensure([settings.api_host, settings.listen_host, public])
-    registry_context = certificates.server_context() if settings.registry_tls else None
-    runners = [
-        await _start(
-            settings, apps.registry, settings.listen_host, settings.listen_port, registry_context
-        ),
-        await _start(
-            settings,
-            apps.api,
-            settings.api_host,
-            settings.api_port,
-            certificates.server_context(),
-        ),
-    ]
-    scheme = "https" if settings.registry_tls else "http"
-    log.info(
-        "serving",
-        registry=f"{scheme}://{settings.listen_host}:{settings.listen_port}",
-        api=f"https://{settings.api_host}:{settings.api_port}",
-        data_dir=str(settings.data_dir),
-    )
+    runners = []
+    if apps.registry is not None:
+        context = certificates.server_context() if settings.registry_tls else None
+        where = (settings.listen_host, settings.listen_port)
+        runners.append(
+            await _start(settings, apps.registry, (listeners or {}).get("registry", where), context)
+        )
+    if apps.api is not None:
+        where = (settings.api_host, settings.api_port)
+        runners.append(
+            await _start(
+                settings,
+                apps.api,
+                (listeners or {}).get("api", where),
+                certificates.server_context(),
+            )
+        )
+    if listeners is None:
+        log.info("serving", data_dir=str(settings.data_dir), **addresses(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -181,7 +236,19 @@ async def serve(settings: Settings) -> None:
     await stop.wait()
     await _stop(apps, runners, settings.shutdown_timeout)
     await apps.database.dispose()
-    log.info("stopped")
+    if listeners is None:
+        log.info("stopped")
+
+
+def addresses(settings: Settings) -> dict[str, str]:
+    """The URLs this role serves, for the log."""
+    found = {}
+    if settings.serves_registry:
+        scheme = "https" if settings.registry_tls else "http"
+        found["registry"] = f"{scheme}://{settings.listen_host}:{settings.listen_port}"
+    if settings.serves_api:
+        found["api"] = f"https://{settings.api_host}:{settings.api_port}"
+    return found
 
 
 async def _stop(apps: Apps, runners: list[web.AppRunner], deadline: float) -> None:
@@ -191,8 +258,9 @@ async def _stop(apps: Apps, runners: list[web.AppRunner], deadline: float) -> No
     for runner in runners:
         for site in list(runner.sites):
             await site.stop()
-    await end_watches(apps.api)  # a watch lasts until its client or the server ends it
-    tallies = [apps.registry[logs.IN_FLIGHT], apps.api[logs.IN_FLIGHT]]
+    if apps.api is not None:
+        await end_watches(apps.api)  # a watch lasts until its client or the server ends it
+    tallies = [app[logs.IN_FLIGHT] for app in apps.all]
     log.info(
         "stopping",
         requests_in_flight=sum(t.count for t in tallies),

@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from .auth.tokens import DEFAULT_LIFETIME
+from .db.database import sqlite_url
 from .db.objects import ObjectStore
 
 # Where the settings file is named when no flag names it.
@@ -73,6 +74,11 @@ class Settings(BaseSettings):
     public_host: str | None = None
     data_dir: Path = Path("wharf-data")
     database_url: str | None = None
+    # Which servers this process runs: both, or the registry or the API alone (a registry host
+    # needs only the database and storage settings).
+    role: Literal["all", "registry", "api"] = "all"
+    # Worker processes sharing the listening sockets; 1 serves in this process itself.
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
     storage: Literal["filesystem", "s3"] = "filesystem"
     s3: S3Settings = S3Settings()
     # Seconds after which an idle upload session is removed.
@@ -138,6 +144,19 @@ class Settings(BaseSettings):
     @property
     def internal_address(self) -> str:
         return f"{self.listen_host}:{self.listen_port}"
+
+    @property
+    def database(self) -> str:
+        """The database's URL: `database_url`, or SQLite in the data directory."""
+        return self.database_url or sqlite_url(self.data_dir.resolve())
+
+    @property
+    def serves_registry(self) -> bool:
+        return self.role in ("all", "registry")
+
+    @property
+    def serves_api(self) -> bool:
+        return self.role in ("all", "api")
 
     @property
     def upload_idle(self) -> timedelta:

@@ -59,6 +59,7 @@ class WharfProcess:
     integrated: bool = False
     # Where its metadata lives: None for the SQLite file in `data_dir`.
     database_url: str | None = None
+    role: str = "all"
 
     @property
     def host(self) -> str:
@@ -84,16 +85,26 @@ class WharfProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_ready(self) -> None:
+        """Until the servers of its role answer (a minute at most)."""
+        registry_ca = self.ca_file if self.integrated else None
+        wait_until(
+            lambda: (
+                (self.role == "registry" or self._healthy(f"{self.api_url}/readyz", self.ca_file))
+                and (self.role == "api" or self._healthy(f"{self.url}/healthz", registry_ca))
+            ),
+            timeout=60,
+        )
 
-def _healthy(url: str, process: subprocess.Popen[bytes], ca_file: Path | None = None) -> bool:
-    if process.poll() is not None:
-        raise AssertionError(f"wharf exited with {process.returncode}")
-    if ca_file is not None and not ca_file.exists():
-        return False
-    try:
-        return requests.get(url, timeout=1, verify=str(ca_file or True)).status_code == 200
-    except requests.ConnectionError:
-        return False
+    def _healthy(self, url: str, ca_file: Path | None = None) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"wharf exited with {self.process.returncode}")
+        if ca_file is not None and not ca_file.exists():
+            return False
+        try:
+            return requests.get(url, timeout=2, verify=str(ca_file or True)).status_code == 200
+        except (requests.ConnectionError, requests.Timeout):
+            return False
 
 
 @contextmanager
@@ -103,16 +114,24 @@ def running_wharf(
     port: int | None = None,
     api_port: int | None = None,
     integrated: bool = False,
+    workers: int = 1,
+    database_url: str | None = None,
+    role: str = "all",
+    wait: bool = True,
 ) -> Iterator[WharfProcess]:
     """A Wharf process. By default its registry stands alone (plain HTTP, open to everybody);
-    `integrated` runs it as users do: TLS, cluster logins and permissions, image streams."""
+    `integrated` runs it as users do: TLS, cluster logins and permissions, image streams.
+    One worker process unless `workers` says otherwise (the tests of workers do); a database
+    of its own unless `database_url` names one to share. `wait`: return once it serves (or
+    at once: call `wait_ready`)."""
     port = port or free_port()
     # Each process gets an API port of its own: the default, 8443, would allow only one.
     api_port = api_port or free_port()
+    args = ("--workers", str(workers), "--role", role, *args)
     if not integrated:
         args = ("--no-auth", "--no-registry-tls", *args)
     data_dir.mkdir(parents=True, exist_ok=True)
-    database_url = database_for_new_wharf()
+    database_url = database_url or database_for_new_wharf()
     if database_url is not None:
         args = ("--database-url", database_url, *args)
     log_path = data_dir.parent / f"wharf-{port}.log"
@@ -135,15 +154,12 @@ def running_wharf(
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    wharf = WharfProcess(process, port, data_dir, log_path, api_port, integrated, database_url)
+    wharf = WharfProcess(
+        process, port, data_dir, log_path, api_port, integrated, database_url, role
+    )
     try:
-        wait_until(
-            lambda: (
-                _healthy(f"{wharf.api_url}/readyz", process, wharf.ca_file)
-                and _healthy(f"{wharf.url}/healthz", process, wharf.ca_file if integrated else None)
-            ),
-            timeout=60,
-        )
+        if wait:
+            wharf.wait_ready()
         yield wharf
     finally:
         process.send_signal(signal.SIGTERM)

@@ -12,7 +12,7 @@ from typer.exceptions import TyperException
 
 from . import access, describe, get, login, manifests, policy, projects, registry, tag, users
 from .errors import CliError
-from .serve import serve_command
+from .serve import migrate_command, serve_command
 from .state import NamespaceOption, Options, open_session
 
 
@@ -93,6 +93,7 @@ app = WharfApp(
 
 
 app.command("serve")(serve_command)
+app.command("migrate")(migrate_command)
 
 
 @app.callback()

@@ -104,6 +104,14 @@ def serve_command(
     token_lifetime: Annotated[
         int | None, typer.Option(help="Seconds an OAuth access token lasts", **_HIDDEN)
     ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(help="all (default), registry or api: the servers this host runs"),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes sharing the ports [default: the number of cores]"),
+    ] = None,
     retained_events: Annotated[
         int | None, typer.Option(help="Events kept for watches to resume from", **_HIDDEN)
     ] = None,
@@ -115,8 +123,10 @@ def serve_command(
     from pydantic import ValidationError
 
     # Imported here: the client verbs start faster without the server's dependencies.
+    from ..db.migrate import SchemaTooNew
     from ..server import serve
     from ..settings import load_settings
+    from ..workers import supervise
 
     file = given.pop("config", None)
     flags: dict[str, Any] = {
@@ -131,7 +141,56 @@ def serve_command(
         raise CliError(f"bad settings: {_problems(exc)}") from None
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    asyncio.run(serve(settings))
+    try:
+        if settings.workers > 1:
+            asyncio.run(supervise(settings))
+        else:
+            asyncio.run(serve(settings))
+    except SchemaTooNew as exc:
+        raise CliError(str(exc)) from None
+
+
+def migrate_command(
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL; default: SQLite in the data directory")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where the default SQLite database lives")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="A YAML or JSON settings file; default: $WHARF_CONFIG")
+    ] = None,
+) -> None:
+    """Bring the database's schema up to date (servers also do it when they start)."""
+    import asyncio
+
+    from ..db.database import open_database
+    from ..db.migrate import SchemaTooNew, head
+    from ..settings import load_settings
+
+    given = {"database_url": database_url, "data_dir": data_dir}
+    try:
+        settings = load_settings({k: v for k, v in given.items() if v is not None}, config)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+    async def run() -> None:
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = open_database(settings.database)
+        try:
+            async with database.exclusive():
+                await database.migrate()
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.run(run())
+    except SchemaTooNew as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot reach the database: {exc.strerror or exc}") from None
+    typer.echo(f"database schema at revision {head()}")
 
 
 def _problems(exc: Any) -> str:

@@ -71,6 +71,12 @@ class Database(ABC):
     @abstractmethod
     async def _write(self, fn: Callable[[Connection], T]) -> T: ...
 
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Held by one process at a time among all that share the database: start-up work
+        (migrations, default objects) runs in it. One process alone needs no lock."""
+        yield
+
     @abstractmethod
     def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 

@@ -8,8 +8,8 @@ Reads that must see one moment (a list and its version) run in REPEATABLE READ."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 import structlog
@@ -27,8 +27,9 @@ log = structlog.get_logger("wharf.db")
 # SQLSTATEs after which the whole transaction may simply run again.
 _RETRYABLE = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 _ATTEMPTS = 5
-# Any constant of our own: every process migrating takes this lock first.
-_MIGRATION_LOCK = 0x77686172  # "whar"
+# Constants of our own: the advisory locks of start-up work and of migrations.
+_START_LOCK = 0x77686172  # "whar"
+_MIGRATION_LOCK = 0x77686173
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
@@ -69,10 +70,23 @@ class PostgresDatabase(Database):
     def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
         return self._engine.begin()
 
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        # A session lock on a connection of its own, held for the block: processes starting
+        # together migrate and bootstrap one after another, and the later ones find it done.
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _START_LOCK})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _START_LOCK})
+                await conn.commit()
+
     async def migrate(self) -> None:
         async with self._engine.begin() as conn:
-            # Held to the end of this transaction: processes starting together migrate one
-            # after another, and the later ones find nothing left to do.
+            # Also alone (`wharf migrate` beside running servers): the same lock, for this
+            # transaction; a session lock already held by this process is no obstacle to it.
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             await conn.run_sync(upgrade)
 

@@ -8,10 +8,12 @@ locks order them."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -92,6 +94,17 @@ class SQLiteDatabase(Database):
 
     def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
         return self._group.write()
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        # Processes sharing the file (workers, or servers started side by side) take turns
+        # on a lock beside it; the kernel drops the lock of a process that dies.
+        fd = os.open(f"{self.path}.start-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     async def migrate(self) -> None:
         # BEGIN IMMEDIATE holds SQLite's write lock: a second process starting waits for it.

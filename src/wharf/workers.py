@@ -1,0 +1,173 @@
+"""Worker processes: `wharf serve --workers N` binds the listening sockets once, starts N
+processes that serve on them (the kernel hands each new connection to whichever accepts it
+first), restarts a worker that dies, and on SIGTERM lets them all drain and exit.
+
+A worker is a fresh interpreter (`python -m wharf.workers`), not a fork: nothing of the
+supervisor's event loop, threads or database connections leaks into it. It gets its settings
+and its sockets' file descriptors in one environment variable, and dies with the supervisor
+(PR_SET_PDEATHSIG), so that a supervisor killed with -9 leaves no worker serving."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+import structlog
+
+from . import logs
+from .server import Listeners, addresses, prepare, serve
+from .settings import Settings
+
+log = structlog.get_logger("wharf")
+
+# {"index": i, "parent": pid, "sockets": {"registry": fd, ...}, "settings": {...}}
+_WORKER = "WHARF_WORKER"
+_PR_SET_PDEATHSIG = 1
+
+
+def bind(settings: Settings) -> Listeners:
+    """The listening sockets of the settings' role, inheritable by the workers."""
+    wanted = {}
+    if settings.serves_registry:
+        wanted["registry"] = (settings.listen_host, settings.listen_port)
+    if settings.serves_api:
+        wanted["api"] = (settings.api_host, settings.api_port)
+    listeners = {}
+    for name, address in wanted.items():
+        sock = socket.create_server(address, backlog=1024)
+        sock.set_inheritable(True)
+        listeners[name] = sock
+    return listeners
+
+
+class Supervisor:
+    """Keeps `wanted` workers serving; `ready` and `scale` are what the operator's Config
+    (`spec.replicas`) drives."""
+
+    # A worker that dies sooner than this after its start is started again only after a pause:
+    # a worker that cannot start must not spin the machine.
+    QUICK_DEATH = 5.0
+
+    def __init__(self, settings: Settings, listeners: Listeners, wanted: int) -> None:
+        self.settings = settings
+        self.listeners = listeners
+        self.wanted = wanted
+        self.workers: dict[int, asyncio.subprocess.Process] = {}
+        self._watchers: dict[int, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    def ready(self) -> int:
+        return sum(1 for w in self.workers.values() if w.returncode is None)
+
+    async def scale(self, wanted: int) -> None:
+        self.wanted = wanted
+        for index in range(wanted):
+            if index not in self.workers:
+                await self._start(index)
+        for index in sorted(self.workers, reverse=True):
+            if index >= wanted:
+                # Drains its requests in flight, as any worker does on SIGTERM.
+                with contextlib.suppress(ProcessLookupError):
+                    self.workers[index].send_signal(signal.SIGTERM)
+
+    async def _start(self, index: int) -> None:
+        spec = {
+            "index": index,
+            "parent": os.getpid(),
+            "sockets": {name: sock.fileno() for name, sock in self.listeners.items()},
+            "settings": json.loads(self.settings.model_dump_json()),
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "wharf.workers",
+            env={**os.environ, _WORKER: json.dumps(spec)},
+            pass_fds=[sock.fileno() for sock in self.listeners.values()],
+        )
+        self.workers[index] = process
+        self._watchers[index] = asyncio.create_task(self._watch(index, process))
+        log.info("worker started", worker=index, pid=process.pid)
+
+    async def _watch(self, index: int, process: asyncio.subprocess.Process) -> None:
+        began = time.monotonic()
+        code = await process.wait()
+        if self.workers.get(index) is process:
+            del self.workers[index]
+        if self._stopping or index >= self.wanted:
+            log.info("worker stopped", worker=index, pid=process.pid, code=code)
+            return
+        log.warning("worker died; starting it again", worker=index, pid=process.pid, code=code)
+        if time.monotonic() - began < self.QUICK_DEATH:
+            await asyncio.sleep(self.QUICK_DEATH)
+        if not self._stopping and index < self.wanted and index not in self.workers:
+            await self._start(index)
+
+    async def stop(self, deadline: float) -> None:
+        """SIGTERM to every worker; those still running after `deadline` (and a little time
+        to close) are killed."""
+        self._stopping = True
+        for process in self.workers.values():
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        waits = [process.wait() for process in self.workers.values()]
+        try:
+            async with asyncio.timeout(deadline + 10):
+                await asyncio.gather(*waits)
+        except TimeoutError:
+            for process in self.workers.values():
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+        for task in self._watchers.values():
+            task.cancel()
+
+
+async def supervise(settings: Settings) -> None:
+    logs.configure(settings.log_level, settings.log_format == "json")
+    await prepare(settings)
+    listeners = bind(settings)
+    supervisor = Supervisor(settings, listeners, settings.workers)
+    await supervisor.scale(settings.workers)
+    log.info(
+        "serving",
+        workers=settings.workers,
+        data_dir=str(settings.data_dir),
+        **addresses(settings),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping", workers=supervisor.ready())
+    await supervisor.stop(settings.shutdown_timeout)
+    for sock in listeners.values():
+        sock.close()
+    log.info("stopped")
+
+
+def _die_with_parent(parent: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the supervisor died before the line above took effect
+        os._exit(1)
+
+
+def _worker_main() -> None:
+    spec = json.loads(os.environ.pop(_WORKER))
+    _die_with_parent(spec["parent"])
+    settings = Settings.model_validate(spec["settings"])
+    # Every line this worker logs says which worker it is.
+    structlog.contextvars.bind_contextvars(worker=spec["index"])
+    listeners = {name: socket.socket(fileno=fd) for name, fd in spec["sockets"].items()}
+    asyncio.run(serve(settings, listeners, spec["index"]))
+
+
+if __name__ == "__main__":
+    _worker_main()
