@@ -182,8 +182,32 @@ def _add_endpoints(r: web.UrlDispatcher, value: str, *, first: bool) -> None:
     _add(r, "GET", signatures, manifest_handlers.get_signatures)
 
 
+async def remove_abandoned_uploads(app: web.Application) -> None:
+    """At start: remove the uploads that no live session owns, and say how many. A process
+    killed mid-request leaves its uploads leased for up to a lease's length, and other
+    processes sharing the database may hold theirs: uploads leased now are looked at again
+    when those leases lapse (a live holder renews its lease, and keeps its upload)."""
+    uploads = app[REGISTRY].uploads
+    try:
+        pending = await uploads.records.latest_lease_end()
+        removed = await uploads.remove_abandoned()
+        if pending is not None:
+            wait = max(0.0, (pending - utcnow()).total_seconds()) + 1
+            log.info("uploads leased at start: looking again when the leases lapse", seconds=wait)
+            await asyncio.sleep(wait)
+            removed += await uploads.remove_abandoned()
+    except StorageUnavailable as exc:
+        # The idle sweep removes them later.
+        log.warning("removing abandoned uploads postponed: storage unavailable", reason=str(exc))
+    except Exception:
+        log.exception("removing abandoned uploads failed")
+    else:
+        log.info("removed abandoned uploads", count=removed)
+
+
 def sweeper(interval: float, idle: timedelta) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context that removes upload sessions idle for longer than `idle`."""
+    """A cleanup context that removes abandoned uploads once at start, and then, every
+    `interval` seconds, upload sessions idle for longer than `idle`."""
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
@@ -200,11 +224,13 @@ def sweeper(interval: float, idle: timedelta) -> Callable[[web.Application], Asy
                         log.info("removed stale uploads", count=removed)
                 await asyncio.sleep(interval)
 
-        task = asyncio.create_task(loop())
+        tasks = [asyncio.create_task(remove_abandoned_uploads(app)), asyncio.create_task(loop())]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     return run
 

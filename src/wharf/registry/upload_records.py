@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 from ..db.database import Database
 from ..db.prepared import Prepared
@@ -201,6 +201,40 @@ class UploadRecords:
             return set()
         query = select(uploads.c.id).where(uploads.c.id.in_(upload_ids))
         return await self.db.run_read(lambda conn: set(conn.scalars(query)))
+
+    async def lapsed(self) -> list[tuple[str, str]]:
+        """(upload, holder) of the sessions whose lease was taken and lapsed without being
+        released: the request writing them died with its process (kill -9, a power cut)."""
+        now = utcnow()
+        query = select(uploads.c.id, uploads.c.holder).where(
+            uploads.c.holder.is_not(None), uploads.c.held_until < now
+        )
+        return await self.db.run_read(lambda conn: [(r[0], r[1]) for r in conn.execute(query)])
+
+    async def latest_lease_end(self) -> datetime | None:
+        """When the last lease held now lapses, unless renewed; None when none is held."""
+        now = utcnow()
+        query = select(func.max(uploads.c.held_until)).where(
+            uploads.c.holder.is_not(None), uploads.c.held_until >= now
+        )
+        end: datetime | None = await self.db.run_read(lambda conn: conn.scalar(query))
+        return end
+
+    async def delete_lapsed(self, upload_id: str, holder: str) -> str | None:
+        """Forget the upload if `holder`'s lease on it is still the lapsed one (nobody took it
+        meanwhile); return its backend state, None when it was not removed."""
+        now = utcnow()
+        held = and_(
+            uploads.c.id == upload_id, uploads.c.holder == holder, uploads.c.held_until < now
+        )
+
+        def remove(conn: Connection) -> str | None:
+            state: str | None = conn.scalar(select(uploads.c.state).where(held))
+            if state is not None:
+                conn.execute(delete(uploads).where(held))
+            return state
+
+        return await self.db.run_write(remove)
 
     async def stale(self, before: datetime) -> list[str]:
         """Sessions nobody wrote since `before`, and that no live lease holds."""

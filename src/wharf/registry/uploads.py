@@ -22,7 +22,7 @@ import structlog
 from ..oci.digest import Digest
 from ..storage.base import BlobStore, PartialWrite
 from .errors import RegistryError
-from .metadata import RegistryMetadata
+from .metadata import RegistryMetadata, utcnow
 from .upload_records import LEASE, UploadRecords
 
 log = structlog.get_logger("wharf.registry")
@@ -269,6 +269,26 @@ class Uploads:
         state = await self.records.delete(upload_id)
         await self.store.abort(upload_id, state)
         return state is not None
+
+    async def remove_abandoned(self) -> int:
+        """Remove what no live session owns: sessions whose writer died (their lease lapsed
+        unreleased), and stored upload bytes with no session at all; return how many. Sessions
+        that no request holds now are left to the idle sweep: their client may send the next
+        chunk yet, to this process or another one."""
+        removed = 0
+        for upload_id, holder in await self.records.lapsed():
+            state = await self.records.delete_lapsed(upload_id, holder)
+            if state is not None:
+                self._hashers.pop(upload_id, None)
+                await self.store.abort(upload_id, state)
+                removed += 1
+        # A file is made after its session's row, and the row is removed after the file is
+        # committed: bytes whose row is gone belong to nobody.
+        leftovers = set(await self.store.leftovers(utcnow()))
+        for upload_id in leftovers - await self.records.known(leftovers):
+            await self.store.abort(upload_id, None)
+            removed += 1
+        return removed
 
     async def sweep(self, idle_since: datetime) -> int:
         """Remove the sessions nobody touched since `idle_since`; return how many."""
