@@ -196,3 +196,26 @@ def test_servers_starting_together_on_one_database_all_serve(tmp_path: Path) -> 
             wharf.wait_ready()
             assert "Traceback" not in wharf.log()
             assert "error" not in wharf.log().lower()
+
+
+def requests_counted(text: str) -> float:
+    found = re.search(
+        r'^imageregistry_http_requests_total\{code="200",method="GET"\} (\S+)$', text, re.M
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_count_the_requests_of_every_worker(tmp_path: Path) -> None:
+    secret = "scrape-me"
+    with running_wharf(tmp_path / "data", "--metrics-secret", secret, workers=2) as wharf:
+        wait_until(lambda: len(children(wharf.process.pid)) == 2, timeout=30)
+        reg = fresh_connections(wharf.url)
+        for _ in range(40):
+            assert reg.http.get(reg.v2("")).status_code == 200
+        wait_until(lambda: workers_in_log(wharf) == {0, 1}, timeout=10)
+        scrape = f"{wharf.url}/extensions/v2/metrics"
+        for _ in range(6):  # answered by either worker: each tells the sum
+            text = reg.http.get(scrape, headers={"Authorization": f"Bearer {secret}"}).text
+            assert requests_counted(text) >= 40
+            # The API's metrics stay on the API's endpoint.
+            assert "apiserver_request_total" not in text

@@ -6,8 +6,9 @@ time. Each app gets its own collector registry and its own exposition endpoint."
 from __future__ import annotations
 
 import inspect
+import os
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,7 +24,10 @@ from prometheus_client import (
     Histogram,
     Summary,
     generate_latest,
+    multiprocess,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # What a request did, for its labels: set by the handler that knows (verb and resource on the
@@ -51,7 +55,10 @@ class RegistryMetrics:
             registry=r,
         )
         self.in_flight = Gauge(
-            "imageregistry_http_in_flight_requests", "HTTP requests being answered.", registry=r
+            "imageregistry_http_in_flight_requests",
+            "HTTP requests being answered.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.request_size = Summary(
             "imageregistry_http_request_size_bytes", "Size of request bodies.", registry=r
@@ -150,7 +157,11 @@ class ApiMetrics:
             registry=r,
         )
         self.watches = Gauge(
-            "apiserver_longrunning_requests", "Watches open now.", ["verb"], registry=r
+            "apiserver_longrunning_requests",
+            "Watches open now.",
+            ["verb"],
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.database = Histogram(
             "wharf_database_seconds",
@@ -177,11 +188,37 @@ class Metrics(Protocol):
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 
+# Set by the supervisor of several workers: each keeps its values in files there, and any
+# of them answers a scrape with the sums of all (prometheus-client's multiprocess mode).
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
 def exposition(metrics: Metrics) -> web.Response:
-    """The metrics in Prometheus' text format."""
-    response = web.Response(body=generate_latest(metrics.registry))
+    """The metrics in Prometheus' text format: of every worker, when there are several."""
+    directory = os.environ.get(MULTIPROCESS_DIR)
+    registry = metrics.registry if not directory else _all_workers(metrics.registry, directory)
+    response = web.Response(body=generate_latest(registry))
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
+
+
+class _Only:
+    """The metric families of `source` that `own` also has: the registry's and the API's
+    metrics share the workers' files, and each endpoint shows its own."""
+
+    def __init__(self, source: Collector, own: CollectorRegistry) -> None:
+        self.source = source
+        self.names = {family.name for family in own.collect()}
+
+    def collect(self) -> Iterable[Metric]:
+        return (family for family in self.source.collect() if family.name in self.names)
+
+
+def _all_workers(own: CollectorRegistry, directory: str) -> CollectorRegistry:
+    merged = CollectorRegistry()
+    every = multiprocess.MultiProcessCollector(None, directory)  # type: ignore[no-untyped-call]
+    merged.register(_Only(every, own))
+    return merged
 
 
 def in_flight(metrics: RegistryMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:

@@ -14,14 +14,18 @@ import contextlib
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 
 import structlog
+from prometheus_client import multiprocess
 
 from . import logs
+from .metrics import MULTIPROCESS_DIR
 from .server import Listeners, addresses, prepare, serve
 from .settings import Settings
 
@@ -59,6 +63,8 @@ class Supervisor:
         self.settings = settings
         self.listeners = listeners
         self.wanted = wanted
+        # The workers' metrics, summed by whichever of them answers a scrape.
+        self.metrics_dir = tempfile.mkdtemp(prefix="wharf-metrics-")
         self.workers: dict[int, asyncio.subprocess.Process] = {}
         self._watchers: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
@@ -88,7 +94,7 @@ class Supervisor:
             sys.executable,
             "-m",
             "wharf.workers",
-            env={**os.environ, _WORKER: json.dumps(spec)},
+            env={**os.environ, _WORKER: json.dumps(spec), MULTIPROCESS_DIR: self.metrics_dir},
             pass_fds=[sock.fileno() for sock in self.listeners.values()],
         )
         self.workers[index] = process
@@ -98,6 +104,8 @@ class Supervisor:
     async def _watch(self, index: int, process: asyncio.subprocess.Process) -> None:
         began = time.monotonic()
         code = await process.wait()
+        # Its counters stay in the sums; its gauges (requests in flight) end with it.
+        multiprocess.mark_process_dead(process.pid, self.metrics_dir)  # type: ignore[no-untyped-call]
         if self.workers.get(index) is process:
             del self.workers[index]
         if self._stopping or index >= self.wanted:
@@ -126,6 +134,7 @@ class Supervisor:
                     process.kill()
         for task in self._watchers.values():
             task.cancel()
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
 
 async def supervise(settings: Settings) -> None:
