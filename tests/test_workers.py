@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.cluster import Cluster
 from tests.support.oci import OCTET, Registry, digest_of, random_bytes, with_query
+from tests.support.operator_admin import RegistryAdmin
 from tests.support.server import (
     WharfProcess,
     database_for_new_wharf,
@@ -219,3 +221,16 @@ def test_metrics_count_the_requests_of_every_worker(tmp_path: Path) -> None:
             assert requests_counted(text) >= 40
             # The API's metrics stay on the API's endpoint.
             assert "apiserver_request_total" not in text
+
+
+def test_the_configs_replicas_are_the_number_of_workers(tmp_path: Path) -> None:
+    with running_wharf(tmp_path / "data", workers=2) as wharf:
+        admin = RegistryAdmin(Cluster(wharf, tmp_path).kubectl())
+        assert admin.config()["spec"]["replicas"] == 2  # the first Config takes --workers
+        for wanted in (3, 1):
+            admin.patch({"replicas": wanted})
+            wait_until(lambda n=wanted: len(children(wharf.process.pid)) == n, timeout=30)
+            wait_until(
+                lambda n=wanted: admin.config()["status"].get("readyReplicas") == n, timeout=40
+            )
+        assert requests.get(f"{wharf.url}/v2/", timeout=5).status_code == 200

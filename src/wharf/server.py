@@ -198,17 +198,18 @@ async def _start(
 Listeners = dict[str, socket.socket]
 
 
-async def serve(settings: Settings, listeners: Listeners | None = None, index: int = 0) -> None:
+async def serve(settings: Settings, listeners: Listeners | None = None) -> None:
     """Serve until SIGTERM or SIGINT. Alone (no `listeners`), this process prepares the
-    database and binds the addresses itself; as worker `index` of a supervisor, it serves on
-    the sockets it was handed, and worker 0 runs the operator."""
+    database, binds the addresses and runs the operator itself; as a worker of a supervisor,
+    it serves on the sockets it was handed."""
     logs.configure(settings.log_level, settings.log_format == "json")
     # File work (fsync, rename, hashing) runs in threads: more than the default handful, so
     # that many concurrent uploads do not queue behind each other's fsyncs.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     if listeners is None:
         await prepare(settings)
-    apps = await build_apps(settings, operator_here=index == 0)
+    # A supervisor of workers runs the operator itself (wharf.workers).
+    apps = await build_apps(settings, operator_here=listeners is None)
     certificates = Certificates(settings.data_dir / "tls")
     runners = []
     if apps.registry is not None:

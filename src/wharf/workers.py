@@ -24,7 +24,9 @@ import time
 import structlog
 from prometheus_client import multiprocess
 
-from . import logs
+from . import logs, operator
+from .db.database import open_database
+from .db.objects import ObjectStore
 from .metrics import MULTIPROCESS_DIR
 from .server import Listeners, addresses, prepare, serve
 from .settings import Settings
@@ -138,14 +140,22 @@ class Supervisor:
 
 
 async def supervise(settings: Settings) -> None:
+    """Serve with worker processes. The operator runs here, in the supervisor: the Config's
+    `spec.replicas` is the number of workers (the first Config takes `--workers`)."""
     logs.configure(settings.log_level, settings.log_format == "json")
     await prepare(settings)
     listeners = bind(settings)
     supervisor = Supervisor(settings, listeners, settings.workers)
-    await supervisor.scale(settings.workers)
+    database = open_database(settings.database)
+    operating: asyncio.Task[None] | None = None
+    if settings.serves_registry:
+        found = await operator.supervising(ObjectStore(database), settings, supervisor)
+        operating = asyncio.create_task(found.run())
+    if not supervisor.workers:  # no registry here, or the Config could not be read
+        await supervisor.scale(settings.workers)
     log.info(
         "serving",
-        workers=settings.workers,
+        workers=len(supervisor.workers),
         data_dir=str(settings.data_dir),
         **addresses(settings),
     )
@@ -155,7 +165,12 @@ async def supervise(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping", workers=supervisor.ready())
+    if operating is not None:
+        operating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await operating
     await supervisor.stop(settings.shutdown_timeout)
+    await database.dispose()
     for sock in listeners.values():
         sock.close()
     log.info("stopped")
@@ -175,7 +190,7 @@ def _worker_main() -> None:
     # Every line this worker logs says which worker it is.
     structlog.contextvars.bind_contextvars(worker=spec["index"])
     listeners = {name: socket.socket(fileno=fd) for name, fd in spec["sockets"].items()}
-    asyncio.run(serve(settings, listeners, spec["index"]))
+    asyncio.run(serve(settings, listeners))
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ from ..db.objects import ObjectStore
 from ..registry import controls as registry_controls
 from ..settings import Settings
 from ..tls import Certificates
-from .controller import Operator, operating
+from .controller import Operator, Replicas, operating
 from .follower import ConfigFollower, following
 
 log = structlog.get_logger("wharf.operator")
 
-__all__ = ["ConfigFollower", "Operator", "follow", "install"]
+__all__ = ["ConfigFollower", "Operator", "follow", "install", "supervising"]
 
 
 async def follow(registry: web.Application, objects: ObjectStore) -> ConfigFollower:
@@ -45,4 +45,18 @@ async def install(
     except Exception:
         log.exception("first reconcile failed; the operator's loop tries again")
     api.cleanup_ctx.append(operating(operator))
+    return operator
+
+
+async def supervising(objects: ObjectStore, settings: Settings, replicas: Replicas) -> Operator:
+    """The operator of a supervisor of worker processes: `spec.replicas` is their number. The
+    workers follow the Config themselves; the first reconcile starts them."""
+    operator = Operator(
+        objects, settings, None, Certificates(settings.data_dir / "tls"), replicas=replicas
+    )
+    await operator.bootstrap()
+    try:
+        await operator.reconcile()
+    except Exception:
+        log.exception("first reconcile failed; the operator's loop tries again")
     return operator

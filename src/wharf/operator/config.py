@@ -140,13 +140,14 @@ def _new(kind_api: str, kind: str, spec: Object) -> Object:
 
 
 def first_config(settings: Settings) -> Object:
-    """The Config of a new cluster: managed, one replica, the storage and log level of the
-    settings, and the default route on (Wharf's documented workflow logs in to its host)."""
+    """The Config of a new cluster: managed, as many replicas (worker processes) as the first
+    server started with, the storage and log level of the settings, and the default route on
+    (Wharf's documented workflow logs in to its host)."""
     spec: Object = {
         "managementState": "Managed",
         "logLevel": settings.log_level,
         "operatorLogLevel": "Normal",
-        "replicas": 1,
+        "replicas": settings.workers,
         "rolloutStrategy": "RollingUpdate",
         "httpSecret": secrets.token_hex(64),
         "storage": storage_of(settings),

@@ -90,7 +90,7 @@ class Operator:
         self,
         objects: ObjectStore,
         settings: Settings,
-        follower: ConfigFollower,
+        follower: ConfigFollower | None,
         certificates: Certificates,
         replicas: Replicas | None = None,
         prune_job: PruneJob | None = None,
@@ -99,7 +99,10 @@ class Operator:
         self.settings = settings
         self.follower = follower
         self.certificates = certificates
-        self.replicas = replicas or InProcess(follower)
+        if replicas is None:
+            assert follower is not None, "an operator without replicas serves them itself"
+            replicas = InProcess(follower)
+        self.replicas = replicas
         self.prune_job = prune_job  # issue 12 plugs the prune in here (wharf.operator.pruning)
         self.last_prune: PruneOutcome | None = None
         self.public_host = settings.public_host or settings.internal_address
@@ -132,7 +135,8 @@ class Operator:
             ]
         else:
             health, storage_conditions = await self._manage(spec, config)
-        await self.follower.wait_applied(spec.generation, self.APPLY_SECONDS)
+        if self.follower is not None:
+            await self.follower.wait_applied(spec.generation, self.APPLY_SECONDS)
         health = Health(
             health.management_state,
             health.desired,
