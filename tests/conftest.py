@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from tests.support.cluster import Cluster
+from tests.support.oci import Registry
 from tests.support.postgres import stop_shared_cluster
 from tests.support.s3 import s3_args
 from tests.support.s3_fixtures import moto  # noqa: F401  (the S3 lanes' server)
@@ -85,6 +86,13 @@ def repo() -> str:
 def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
         yield session
+
+
+@pytest.fixture
+def reg(wharf: WharfProcess, http: requests.Session) -> Registry:
+    """The registry protocol, spoken to the module's `wharf` (the shared one unless the module
+    has its own)."""
+    return Registry(wharf.url, http)
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,6 @@ from tests.support.oci import (
     digest_of,
     random_bytes,
 )
-from tests.support.server import WharfProcess
-
-
-@pytest.fixture
-def reg(wharf: WharfProcess, http: requests.Session) -> Registry:
-    return Registry(wharf.url, http)
 
 
 def test_base_endpoint_answers_200_with_api_version(reg: Registry) -> None:

@@ -42,11 +42,6 @@ from tests.support.server import WharfProcess, wait_until
 
 
 @pytest.fixture
-def reg(wharf: WharfProcess, http: requests.Session) -> Registry:
-    return Registry(wharf.url, http)
-
-
-@pytest.fixture
 def no_server_errors(wharf: WharfProcess) -> Iterator[None]:
     """Fail the test if the server logged an unhandled error while it ran: some bad requests
     break the connection, so their answer cannot be read, only the log."""

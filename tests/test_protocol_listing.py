@@ -29,12 +29,6 @@ from tests.support.oci import (
 )
 from tests.support.server import WharfProcess
 
-
-@pytest.fixture
-def reg(wharf: WharfProcess, http: requests.Session) -> Registry:
-    return Registry(wharf.url, http)
-
-
 # Tags
 
 

@@ -33,11 +33,6 @@ from tests.support.oci import (
 from tests.support.server import WharfProcess
 
 
-@pytest.fixture
-def reg(wharf: WharfProcess, http: requests.Session) -> Registry:
-    return Registry(wharf.url, http)
-
-
 def assert_manifest(response: requests.Response, payload: bytes, media_type: str) -> None:
     assert response.status_code == 200, (response.status_code, response.content[:300])
     assert response.headers["Content-Type"] == media_type

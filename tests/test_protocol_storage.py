@@ -40,11 +40,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WharfProces
         yield first, second
 
 
-@pytest.fixture
-def reg(wharf: WharfProcess, http: requests.Session) -> Registry:
-    return Registry(wharf.url, http)
-
-
 def on(server: WharfProcess, url: str) -> str:
     """The same path and query, sent to `server`."""
     parsed = urlparse(url)

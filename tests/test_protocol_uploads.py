@@ -25,12 +25,6 @@ from tests.support.oci import (
     upload_in_mode,
     with_query,
 )
-from tests.support.server import WharfProcess
-
-
-@pytest.fixture
-def reg(wharf: WharfProcess, http: requests.Session) -> Registry:
-    return Registry(wharf.url, http)
 
 
 def assert_blob_served(reg: Registry, created: requests.Response, data: bytes) -> None:

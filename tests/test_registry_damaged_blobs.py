@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.support.oci import (
     Registry,
@@ -26,20 +25,16 @@ MODES = ["post-only", "post-put", "stream", "chunked", "chunked-put-chunk"]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WharfProcess]:
-    """A Wharf of this module's own: its log is read for the warnings."""
+def wharf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WharfProcess]:
+    """A Wharf of this module's own (the shared `reg` fixture uses it): its log is read for
+    the warnings."""
     with running_wharf(tmp_path_factory.mktemp("damaged") / "data") as process:
         yield process
 
 
-@pytest.fixture
-def reg(server: WharfProcess, http: requests.Session) -> Registry:
-    return Registry(server.url, http)
-
-
-def blob_file(server: WharfProcess, digest: str) -> Path:
+def blob_file(wharf: WharfProcess, digest: str) -> Path:
     algorithm, _, encoded = digest.partition(":")
-    return server.data_dir / "blobs" / algorithm / encoded[:2] / encoded
+    return wharf.data_dir / "blobs" / algorithm / encoded[:2] / encoded
 
 
 def cut_short(path: Path) -> None:
@@ -67,9 +62,9 @@ DAMAGES: dict[str, Callable[[Path], None]] = {
 }
 
 
-def warnings_about(server: WharfProcess, digest: str) -> int:
+def warnings_about(wharf: WharfProcess, digest: str) -> int:
     return sum(
-        1 for line in server.log().splitlines() if "blob file damaged" in line and digest in line
+        1 for line in wharf.log().splitlines() if "blob file damaged" in line and digest in line
     )
 
 
@@ -83,27 +78,27 @@ def assert_not_served(reg: Registry, repo: str, digest: str) -> None:
 
 @pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
 def test_damaged_blob_is_not_served_and_warned_about_once(
-    server: WharfProcess, reg: Registry, repo: str, damage: Callable[[Path], None]
+    wharf: WharfProcess, reg: Registry, repo: str, damage: Callable[[Path], None]
 ) -> None:
     data = random_bytes(SIZE)
     digest = reg.push_blob(repo, data)
-    damage(blob_file(server, digest))
+    damage(blob_file(wharf, digest))
     for _ in range(3):
         assert_not_served(reg, repo, digest)
-    wait_until(lambda: warnings_about(server, digest) >= 1, timeout=5)
-    line = next(line for line in server.log().splitlines() if "blob file damaged" in line)
+    wait_until(lambda: warnings_about(wharf, digest) >= 1, timeout=5)
+    line = next(line for line in wharf.log().splitlines() if "blob file damaged" in line)
     assert f"expected={SIZE}" in line, line
-    assert warnings_about(server, digest) == 1
+    assert warnings_about(wharf, digest) == 1
 
 
 @pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
 @pytest.mark.parametrize("mode", MODES)
 def test_pushing_a_damaged_blob_again_repairs_it(
-    server: WharfProcess, reg: Registry, repo: str, mode: str, damage: Callable[[Path], None]
+    wharf: WharfProcess, reg: Registry, repo: str, mode: str, damage: Callable[[Path], None]
 ) -> None:
     data = random_bytes(SIZE)
     digest = reg.push_blob(repo, data)
-    damage(blob_file(server, digest))
+    damage(blob_file(wharf, digest))
     assert reg.head_blob(repo, digest).status_code == 404
     response = upload_in_mode(reg, repo, mode, data, digest)
     assert response.status_code == 201, response.content
@@ -114,23 +109,23 @@ def test_pushing_a_damaged_blob_again_repairs_it(
 
 
 def test_pushing_again_replaces_a_file_of_the_right_size_but_wrong_bytes(
-    server: WharfProcess, reg: Registry, repo: str
+    wharf: WharfProcess, reg: Registry, repo: str
 ) -> None:
     """Bytes changed in place cannot be seen without hashing the file on every read; a push of
     the blob, which hashes what it receives, puts the right ones back."""
     data = random_bytes(SIZE)
     digest = reg.push_blob(repo, data)
-    blob_file(server, digest).write_bytes(bytes(SIZE))
+    blob_file(wharf, digest).write_bytes(bytes(SIZE))
     assert reg.push_blob(repo, data) == digest
     assert reg.blob(repo, digest).content == data
 
 
 def test_damaged_blob_is_not_mounted_but_uploaded(
-    server: WharfProcess, reg: Registry, repo: str
+    wharf: WharfProcess, reg: Registry, repo: str
 ) -> None:
     data = random_bytes(SIZE)
     digest = reg.push_blob(repo, data)
-    cut_short(blob_file(server, digest))
+    cut_short(blob_file(wharf, digest))
     target = f"{repo}-mounted"
     mount = reg.http.post(
         reg.v2(f"{target}/blobs/uploads/"), params={"mount": digest, "from": repo}
@@ -144,15 +139,15 @@ def test_damaged_blob_is_not_mounted_but_uploaded(
 
 
 def test_damage_after_a_repair_is_warned_about_again(
-    server: WharfProcess, reg: Registry, repo: str
+    wharf: WharfProcess, reg: Registry, repo: str
 ) -> None:
     data = random_bytes(SIZE)
     digest = reg.push_blob(repo, data)
-    emptied(blob_file(server, digest))
+    emptied(blob_file(wharf, digest))
     assert reg.head_blob(repo, digest).status_code == 404
     reg.push_blob(repo, data)
     assert reg.blob(repo, digest).content == data
-    cut_short(blob_file(server, digest))
+    cut_short(blob_file(wharf, digest))
     assert reg.head_blob(repo, digest).status_code == 404
     assert reg.head_blob(repo, digest).status_code == 404
-    wait_until(lambda: warnings_about(server, digest) == 2, timeout=5)
+    wait_until(lambda: warnings_about(wharf, digest) == 2, timeout=5)

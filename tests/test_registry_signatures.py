@@ -5,16 +5,9 @@ empty list for a manifest of the repository, and the registry's errors otherwise
 
 from __future__ import annotations
 
-import pytest
 import requests
 
 from tests.support.oci import Registry, assert_error
-from tests.support.server import WharfProcess
-
-
-@pytest.fixture
-def reg(wharf: WharfProcess, http: requests.Session) -> Registry:
-    return Registry(wharf.url, http)
 
 
 def signatures(reg: Registry, name: str, digest: str) -> requests.Response:
