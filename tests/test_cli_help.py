@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import Cli, new_cli
+from wharf.cli.policy import VERBS
 
 OUTPUT_HELP = (
     "json, yaml, name, wide, jsonpath=TEMPLATE, custom-columns=NAME:PATH,..., "
@@ -47,3 +48,21 @@ def test_help_is_as_wide_as_the_terminal(cli: Cli) -> None:
     assert max(len(line) for line in narrow.splitlines()) <= 80
     words = " ".join(narrow.split())
     assert "jsonpath=TEMPLATE," in words and "NAME:PATH,..., go-" in words
+
+
+@pytest.mark.parametrize("verb", [verb.name for verb in VERBS])
+def test_each_policy_verb_takes_the_options_its_name_says(cli: Cli, verb: str) -> None:
+    """The eight `policy` verbs come from one table: a verb on groups takes groups and no
+    service accounts; a cluster-wide one takes no project (-n) and no --role-namespace."""
+    text = cli.ok("policy", verb, "--help")
+    usage = text.splitlines()[0]
+    groups, cluster = verb.endswith("-group"), "cluster-role" in verb
+    assert usage == f"Usage: wharf policy {verb} [OPTIONS] {{role}} " + (
+        "{groups}..." if groups else "[users]..."
+    )
+    assert ("--serviceaccount" in text) is not groups
+    assert ("--namespace" in text) is not cluster
+    assert ("--role-namespace" in text) is not cluster
+    assert "--rolebinding-name" in text
+    first = "Add" if verb.startswith("add-") else "Remove"
+    assert f"  {first} a {'cluster role' if cluster else 'role'} " in text

@@ -3,8 +3,10 @@ take them away, by editing RoleBindings and ClusterRoleBindings as oc does."""
 
 from __future__ import annotations
 
+import inspect
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -310,125 +312,105 @@ BindingName = Annotated[
 Namespace = Annotated[str | None, NamespaceOption]
 
 
-@app.command("add-role-to-user")
-def add_role_to_user(
-    ctx: typer.Context,
-    role: Role,
-    users: Users = None,
-    service_accounts: ServiceAccounts = None,
-    namespace: Namespace = None,
-    role_namespace: RoleNamespace = None,
-    rolebinding_name: BindingName = None,
-) -> None:
-    """Add a role to users or service accounts for the current project."""
-    change = _namespaced_change(
-        ctx,
-        role,
-        users or [],
-        [],
-        service_accounts or [],
-        namespace,
-        role_namespace,
-        rolebinding_name,
+@dataclass(frozen=True)
+class Verb:
+    """One `policy` verb. Its name, as oc names it, says whether it adds or removes, where the
+    binding is (the current project, or cluster-wide: `cluster-role`), and whom it names
+    (users and service accounts, or groups)."""
+
+    name: str
+    help: str
+
+    @property
+    def adding(self) -> bool:
+        return self.name.startswith("add-")
+
+    @property
+    def cluster(self) -> bool:
+        return "-cluster-role-" in self.name
+
+    @property
+    def groups(self) -> bool:
+        return self.name.endswith("-group")
+
+
+VERBS = tuple(
+    Verb(name, text)
+    for name, text in {
+        "add-role-to-user": "Add a role to users or service accounts for the current project.",
+        "remove-role-from-user": (
+            "Remove a role from users or service accounts in the current project."
+        ),
+        "add-role-to-group": "Add a role to groups for the current project.",
+        "remove-role-from-group": "Remove a role from groups in the current project.",
+        "add-cluster-role-to-user": (
+            "Add a cluster role to users or service accounts, in every project."
+        ),
+        "remove-cluster-role-from-user": "Remove a cluster role from users or service accounts.",
+        "add-cluster-role-to-group": "Add a cluster role to groups, in every project.",
+        "remove-cluster-role-from-group": "Remove a cluster role from groups.",
+    }.items()
+)
+
+# Every parameter a verb may take, in the order its help lists them.
+PARAMETERS: dict[str, tuple[Any, Any]] = {
+    "ctx": (typer.Context, inspect.Parameter.empty),
+    "role": (Role, inspect.Parameter.empty),
+    "users": (Users, None),
+    "groups": (Groups, inspect.Parameter.empty),
+    "service_accounts": (ServiceAccounts, None),
+    "namespace": (Namespace, None),
+    "role_namespace": (RoleNamespace, None),
+    "rolebinding_name": (BindingName, None),
+}
+
+
+def _parameters(verb: Verb) -> list[str]:
+    names = ["ctx", "role"]
+    names += ["groups"] if verb.groups else ["users", "service_accounts"]
+    names += [] if verb.cluster else ["namespace", "role_namespace"]
+    return [*names, "rolebinding_name"]
+
+
+def _command(verb: Verb) -> Callable[..., None]:
+    """The verb's command: one body for all of them, shown to typer with the verb's own
+    parameters only."""
+
+    def command(
+        ctx: typer.Context,
+        role: str,
+        users: list[str] | None = None,
+        groups: list[str] | None = None,
+        service_accounts: list[str] | None = None,
+        namespace: str | None = None,
+        role_namespace: str | None = None,
+        rolebinding_name: str | None = None,
+    ) -> None:
+        subjects = (users or [], groups or [], service_accounts or [])
+        if verb.cluster:
+            change = _cluster_change(ctx, role, *subjects, rolebinding_name)
+        else:
+            change = _namespaced_change(
+                ctx, role, *subjects, namespace, role_namespace, rolebinding_name
+            )
+        _run(ctx, change, verb.adding, None if verb.cluster else namespace)
+
+    command.__name__ = verb.name.replace("-", "_")
+    command.__doc__ = verb.help
+    command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=PARAMETERS[name][0],
+                default=PARAMETERS[name][1],
+            )
+            for name in _parameters(verb)
+        ],
+        return_annotation=None,
     )
-    _run(ctx, change, True, namespace)
+    return command
 
 
-@app.command("remove-role-from-user")
-def remove_role_from_user(
-    ctx: typer.Context,
-    role: Role,
-    users: Users = None,
-    service_accounts: ServiceAccounts = None,
-    namespace: Namespace = None,
-    role_namespace: RoleNamespace = None,
-    rolebinding_name: BindingName = None,
-) -> None:
-    """Remove a role from users or service accounts in the current project."""
-    change = _namespaced_change(
-        ctx,
-        role,
-        users or [],
-        [],
-        service_accounts or [],
-        namespace,
-        role_namespace,
-        rolebinding_name,
-    )
-    _run(ctx, change, False, namespace)
-
-
-@app.command("add-role-to-group")
-def add_role_to_group(
-    ctx: typer.Context,
-    role: Role,
-    groups: Groups,
-    namespace: Namespace = None,
-    role_namespace: RoleNamespace = None,
-    rolebinding_name: BindingName = None,
-) -> None:
-    """Add a role to groups for the current project."""
-    change = _namespaced_change(
-        ctx, role, [], groups, [], namespace, role_namespace, rolebinding_name
-    )
-    _run(ctx, change, True, namespace)
-
-
-@app.command("remove-role-from-group")
-def remove_role_from_group(
-    ctx: typer.Context,
-    role: Role,
-    groups: Groups,
-    namespace: Namespace = None,
-    role_namespace: RoleNamespace = None,
-    rolebinding_name: BindingName = None,
-) -> None:
-    """Remove a role from groups in the current project."""
-    change = _namespaced_change(
-        ctx, role, [], groups, [], namespace, role_namespace, rolebinding_name
-    )
-    _run(ctx, change, False, namespace)
-
-
-@app.command("add-cluster-role-to-user")
-def add_cluster_role_to_user(
-    ctx: typer.Context,
-    role: Role,
-    users: Users = None,
-    service_accounts: ServiceAccounts = None,
-    rolebinding_name: BindingName = None,
-) -> None:
-    """Add a cluster role to users or service accounts, in every project."""
-    change = _cluster_change(ctx, role, users or [], [], service_accounts or [], rolebinding_name)
-    _run(ctx, change, True, None)
-
-
-@app.command("remove-cluster-role-from-user")
-def remove_cluster_role_from_user(
-    ctx: typer.Context,
-    role: Role,
-    users: Users = None,
-    service_accounts: ServiceAccounts = None,
-    rolebinding_name: BindingName = None,
-) -> None:
-    """Remove a cluster role from users or service accounts."""
-    change = _cluster_change(ctx, role, users or [], [], service_accounts or [], rolebinding_name)
-    _run(ctx, change, False, None)
-
-
-@app.command("add-cluster-role-to-group")
-def add_cluster_role_to_group(
-    ctx: typer.Context, role: Role, groups: Groups, rolebinding_name: BindingName = None
-) -> None:
-    """Add a cluster role to groups, in every project."""
-    change = _cluster_change(ctx, role, [], groups, [], rolebinding_name)
-    _run(ctx, change, True, None)
-
-
-@app.command("remove-cluster-role-from-group")
-def remove_cluster_role_from_group(
-    ctx: typer.Context, role: Role, groups: Groups, rolebinding_name: BindingName = None
-) -> None:
-    """Remove a cluster role from groups."""
-    change = _cluster_change(ctx, role, [], groups, [], rolebinding_name)
-    _run(ctx, change, False, None)
+for _verb in VERBS:
+    app.command(_verb.name)(_command(_verb))
