@@ -142,10 +142,16 @@ def test_dynamic_list_and_watch_of_namespaces_as_admin(cluster: Cluster) -> None
         pytest.fail("no event")
 
 
+def metadata_of(item: Any) -> kube_client.V1ObjectMeta:
+    """A typed object's metadata, which the client's types allow to be None."""
+    assert isinstance(item.metadata, kube_client.V1ObjectMeta), item
+    return item.metadata
+
+
 def test_typed_core_client(api_client: kube_client.ApiClient, project: str) -> None:
     core = kube_client.CoreV1Api(api_client)
     accounts = core.list_namespaced_service_account(project)
-    assert {"builder", "default", "deployer"} <= {a.metadata.name for a in accounts.items}
+    assert {"builder", "default", "deployer"} <= {metadata_of(a).name for a in accounts.items}
     secret = kube_client.V1Secret(
         metadata=kube_client.V1ObjectMeta(name="typed", labels={"a": "b"}),
         string_data={"k": "v"},
@@ -154,9 +160,9 @@ def test_typed_core_client(api_client: kube_client.ApiClient, project: str) -> N
     assert created.data == {"k": "dg=="}
     assert created.type == "Opaque"
     read = core.read_namespaced_secret("typed", project)
-    assert read.metadata.uid == created.metadata.uid
+    assert metadata_of(read).uid == metadata_of(created).uid
     patched = core.patch_namespaced_secret("typed", project, {"metadata": {"labels": {"c": "d"}}})
-    assert patched.metadata.labels == {"a": "b", "c": "d"}
+    assert metadata_of(patched).labels == {"a": "b", "c": "d"}
     core.delete_namespaced_secret("typed", project)
     with pytest.raises(kube_client.ApiException) as caught:
         core.read_namespaced_secret("typed", project)
@@ -167,7 +173,9 @@ def test_typed_watch_sees_a_change_made_meanwhile(
     api_client: kube_client.ApiClient, cluster: Cluster, project: str
 ) -> None:
     core = kube_client.CoreV1Api(api_client)
-    version = core.list_namespaced_secret(project).metadata.resource_version
+    listed = core.list_namespaced_secret(project).metadata
+    assert listed is not None
+    version = listed.resource_version
     done = threading.Event()
     events: list[tuple[str, str]] = []
 
@@ -205,6 +213,7 @@ def test_typed_authentication_and_authorization_clients(
 ) -> None:
     authn = kube_client.AuthenticationV1Api(api_client)
     review = authn.create_self_subject_review(kube_client.V1SelfSubjectReview())
+    assert review.status is not None and review.status.user_info is not None
     assert review.status.user_info.username == alice.name
     authz = kube_client.AuthorizationV1Api(api_client)
     access = authz.create_self_subject_access_review(
@@ -216,7 +225,7 @@ def test_typed_authentication_and_authorization_clients(
             )
         )
     )
-    assert access.status.allowed is True
+    assert access.status is not None and access.status.allowed is True
 
 
 def test_image_streams_list_and_watch(

@@ -5,6 +5,7 @@ answer, dry runs, unknown fields, and internal errors logged as one line without
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 import threading
 import time
@@ -67,7 +68,7 @@ def test_a_large_body_is_stored_whole(
     name = unique("big")
     value = "v" * size
     obj = secret(name, key=value)
-    raw = (yaml.safe_dump(obj) if encoding == "yaml" else requests.compat.json.dumps(obj)).encode()
+    raw = (yaml.safe_dump(obj) if encoding == "yaml" else json.dumps(obj)).encode()
     body: Any = chunked(raw) if how == "chunked" else raw
     response = admin.post(secrets_path(ns), data=body, headers=YAML if encoding == "yaml" else JSON)
     assert response.status_code == 201, response.text[:300]
@@ -77,7 +78,7 @@ def test_a_large_body_is_stored_whole(
 @pytest.mark.parametrize("how", ["length", "chunked"])
 def test_a_body_over_the_limit_is_413_and_stores_nothing(admin: Api, ns: str, how: str) -> None:
     name = unique("huge")
-    raw = requests.compat.json.dumps(secret(name, key="v" * MAX_BODY)).encode()
+    raw = json.dumps(secret(name, key="v" * MAX_BODY)).encode()
     body: Any = chunked(raw, 256 * 1024) if how == "chunked" else raw
     try:
         response = admin.post(secrets_path(ns), data=body, headers=JSON)
@@ -92,7 +93,7 @@ def test_a_large_patch_is_applied_whole(admin: Api, ns: str) -> None:
     name = unique("patched")
     assert admin.post(secrets_path(ns), json=secret(name, a="b")).status_code == 201
     value = "p" * (300 * 1024)
-    patch = requests.compat.json.dumps({"stringData": {"a": value}}).encode()
+    patch = json.dumps({"stringData": {"a": value}}).encode()
     response = admin.patch(f"{secrets_path(ns)}/{name}", data=chunked(patch), headers=MERGE)
     assert response.status_code == 200, response.text[:300]
     assert stored_value(admin, ns, name, "a") == value

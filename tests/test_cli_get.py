@@ -330,7 +330,12 @@ def test_watch_only_in_json(cli: Cli) -> None:
     )
     assert watcher.stdout is not None
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in watcher.stdout or []])
+
+    def read() -> None:
+        for line in watcher.stdout or []:
+            lines.put(line)
+
+    reader = threading.Thread(target=read)
     reader.start()
     try:
         # The watch may not be open yet when an object is made: make new ones (a bounded

@@ -211,10 +211,11 @@ def test_logout_revokes_the_token(cli: Cli, server: WharfProcess) -> None:
     token = cli.token()
     me = f"{server.api_url}/apis/user.openshift.io/v1/users/~"
     headers = {"Authorization": f"Bearer {token}"}
-    assert requests.get(me, headers=headers, verify=server.ca_file, timeout=30).status_code == 200
+    ca = str(server.ca_file)
+    assert requests.get(me, headers=headers, verify=ca, timeout=30).status_code == 200
 
     assert cli.ok("logout") == f'Logged "kubeadmin" out on "{server.api_url}"\n'
-    assert requests.get(me, headers=headers, verify=server.ca_file, timeout=30).status_code == 401
+    assert requests.get(me, headers=headers, verify=ca, timeout=30).status_code == 401
     assert entry(cli.config(), "users", f"kubeadmin/{nickname(server)}") == {}
     assert cli.fails("whoami") == "error: You must be logged in to the server (Unauthorized)\n"
     assert cli.fails("logout") == "error: You must have a token in order to logout.\n"

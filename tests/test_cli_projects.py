@@ -280,7 +280,7 @@ def test_create_token(admin: Cli, server: WharfProcess, project: str) -> None:
     answer = requests.get(
         f"{server.api_url}/apis/user.openshift.io/v1/users/~",
         headers={"Authorization": f"Bearer {token}"},
-        verify=server.ca_file,
+        verify=str(server.ca_file),
         timeout=30,
     )
     assert answer.status_code == 200

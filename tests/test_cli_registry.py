@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import stat
 import uuid
@@ -505,7 +506,7 @@ def test_trust_under_sudo_reads_the_invoking_users_login(
     monkeypatch.setenv("HOME", str(tmp_path / "root-home"))
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("SUDO_USER", "alice")
-    monkeypatch.setattr(registry_cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(registry_cli, "home_of", lambda user: home if user == "alice" else None)
     certs = tmp_path / "certs.d"
     assert run(app, ["registry", "trust", "--certs-dir", str(certs)]) == 0, capsys.readouterr()

@@ -15,8 +15,8 @@ from wharf.cli.discovery import Discovery, ResourceType
 from wharf.cli.errors import CliError
 from wharf.cli.kubeconfig import cluster_nickname, normalize_server
 from wharf.cli.main import app, run
-from wharf.cli.manifests import merge_patch
 from wharf.cli.printers import align, parse_output
+from wharf.kube import merge_patch
 
 DATA: dict[str, Any] = {
     "kind": "List",

@@ -72,7 +72,7 @@ def test_tags_list_with_last_starts_after_it(reg: Registry, repo: str) -> None:
     last = ordered[half - 1]
     response = reg.http.get(reg.v2(f"{repo}/tags/list"), params={"last": last})
     assert response.json()["tags"] == ordered[half:]
-    paged = reg.http.get(reg.v2(f"{repo}/tags/list"), params={"n": 2, "last": last})
+    paged = reg.http.get(reg.v2(f"{repo}/tags/list"), params={"n": "2", "last": last})
     assert paged.json()["tags"] == ordered[half : half + 2]
     # `last` need not be a tag that exists: it is a position in the order.
     between = reg.http.get(reg.v2(f"{repo}/tags/list"), params={"last": "test0a"})
@@ -196,7 +196,7 @@ def test_catalog_lists_every_repository_in_order_with_pages(fresh_wharf: WharfPr
     pages = walk(reg, f"{reg.url}/v2/_catalog?n=3", "repositories")
     assert [len(page) for page in pages] == [3, 3, 2]
     assert [name for page in pages for name in page] == sorted(names)
-    after = reg.http.get(f"{reg.url}/v2/_catalog", params={"last": "alpha/beta/gamma", "n": 2})
+    after = reg.http.get(f"{reg.url}/v2/_catalog", params={"last": "alpha/beta/gamma", "n": "2"})
     assert after.json()["repositories"] == sorted(names)[3:5]
     none = reg.http.get(f"{reg.url}/v2/_catalog", params={"n": 0})
     assert none.json()["repositories"] == []
@@ -340,7 +340,11 @@ def test_referrers_of_a_subject(reg: Registry, repo: str) -> None:
 
 
 def test_referrers_of_a_subject_that_was_never_pushed(reg: Registry, repo: str) -> None:
-    subject = {"mediaType": OCI_MANIFEST, "digest": digest_of(b"missing content"), "size": 123}
+    subject: dict[str, Any] = {
+        "mediaType": OCI_MANIFEST,
+        "digest": digest_of(b"missing content"),
+        "size": 123,
+    }
     artifact = push_artifact(reg, repo, subject, artifact_type=TYPE_B)
     found = entries(referrers(reg, repo, subject["digest"]))
     assert set(found) == {artifact.digest}

@@ -95,7 +95,7 @@ def test_flags_environment_and_file_give_the_same_settings(
     from_environment = load_settings({})
 
     assert from_flags == from_file == from_environment
-    assert from_flags.s3 == S3Settings(**S3_FIELDS)
+    assert from_flags.s3 == S3Settings.model_validate(S3_FIELDS)
     assert from_flags.upload_timeout == 60
 
 

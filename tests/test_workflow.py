@@ -173,8 +173,10 @@ def test_the_documented_workflow(
     api = f"https://127.0.0.1:{server.api_port}"
 
     # 1. The administrator logs in and adds alice; alice logs in.
-    out = admin.sh(f'wharf login -u kubeadmin -p "$(cat wharf-data/auth/kubeadmin-password)" {api}')
-    assert out.out.startswith("Login successful.")
+    logged_in = admin.sh(
+        f'wharf login -u kubeadmin -p "$(cat wharf-data/auth/kubeadmin-password)" {api}'
+    )
+    assert logged_in.out.startswith("Login successful.")
     admin.sh(f"wharf user add alice --password secret --data-dir {server.data_dir}")
     assert alice.sh(f"wharf login -u alice -p secret {api}").out.startswith("Login successful.")
     route = alice.sh(

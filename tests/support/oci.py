@@ -310,7 +310,7 @@ def next_link(response: requests.Response) -> str | None:
         return None
     match = re.fullmatch(r'\s*<([^>]+)>\s*;\s*rel="?next"?\s*', header)
     assert match, f"malformed Link header {header!r}"
-    return urljoin(response.url, match[1])
+    return urljoin(response.url, str(match[1]))
 
 
 def walk(reg: Registry, url: str, key: str) -> list[list[str]]:
