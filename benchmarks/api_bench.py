@@ -626,6 +626,10 @@ async def list_version(bench: Bench, path: str) -> str:
     return str(listed["metadata"]["resourceVersion"])
 
 
+# The database of each Wharf data directory measured, when it is not SQLite in the folder.
+DATABASE: dict[Path, str] = {}
+
+
 async def write_directly(data_dir: Path, items: Sequence[tuple[str, str, Object]]) -> None:
     """Create (resource, namespace, body) in the server's database from this process, in
     transactions of 500, as the server itself writes them (events included: watches and the
@@ -633,7 +637,7 @@ async def write_directly(data_dir: Path, items: Sequence[tuple[str, str, Object]
     from wharf.db.database import open_database, sqlite_url
     from wharf.db.objects import Key, ObjectStore
 
-    database = open_database(sqlite_url(data_dir.resolve()))
+    database = open_database(DATABASE.get(data_dir.resolve()) or sqlite_url(data_dir.resolve()))
     try:
         store = ObjectStore(database)
         for start in range(0, len(items), 500):
@@ -799,7 +803,7 @@ async def seed_streams(bench: Bench, data_dir: Path, count: int) -> None:
         repository = ensure_repository(conn, f"{STREAMS_NS}/{name}")
         add_event(conn, repository, "latest", "sha256:" + "ab" * 32, 1)
 
-    database = open_database(sqlite_url(data_dir.resolve()))
+    database = open_database(DATABASE.get(data_dir.resolve()) or sqlite_url(data_dir.resolve()))
     try:
         store = ObjectStore(database)
         names = [f"is-{i:05d}" for i in range(count - 1)]
@@ -1078,7 +1082,7 @@ async def in_process_decisions(bench: Bench, data_dir: Path) -> None:
     from wharf.db.objects import ObjectStore
 
     p = bench.profile
-    database = open_database(sqlite_url(data_dir.resolve()))
+    database = open_database(DATABASE.get(data_dir.resolve()) or sqlite_url(data_dir.resolve()))
     try:
         store = ObjectStore(database)
         authorizer = RbacAuthorizer(store)
@@ -1257,6 +1261,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "working tree, which other work may be changing",
     )
     parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="Wharf's database: SQLite in its data directory, or PostgreSQL (a throwaway "
+        "cluster started for the run, as the tests do)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -1317,7 +1328,10 @@ def describe_source(revision: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # The tests' database lanes: PostgreSQL on a cluster of the run's own, stopped at the end.
+    os.environ["WHARF_TEST_DATABASE"] = args.database
     from tests.support.cluster import login
+    from tests.support.postgres import stop_shared_cluster
     from tests.support.server import running_wharf
 
     profile = SMOKE if args.smoke else FULL
@@ -1335,6 +1349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             use_source(export_source(args.revision, work / "source"))
         with running_wharf(work / "data") as wharf:
             report.note(f"wharf pid {wharf.process.pid}, API {wharf.api_url}, data {work}")
+            report.note(f"database: {args.database}")
+            if wharf.database_url is not None:
+                DATABASE[wharf.data_dir.resolve()] = wharf.database_url
             try:
                 admin_token = login(
                     wharf.api_url, wharf.ca_file, "kubeadmin", wharf.kubeadmin_password
@@ -1359,6 +1376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"--- wharf log (tail) ---\n{wharf.log()[-4000:]}", file=sys.stderr)
                 raise
     finally:
+        stop_shared_cluster()
         if args.keep or failed:
             print(f"work directory kept: {work}", file=sys.stderr)
         else:

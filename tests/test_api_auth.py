@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import stat
-from pathlib import Path
 
 import pytest
 import requests
@@ -36,11 +35,6 @@ def project(cluster: Cluster, alice: User) -> str:
     return cluster.new_project(alice.api, unique("alice"))
 
 
-def _stored_bytes(data_dir: Path) -> bytes:
-    """Everything the database keeps, WAL included."""
-    return b"".join(p.read_bytes() for p in sorted(data_dir.glob("wharf.db*")))
-
-
 # Authentication
 
 
@@ -57,7 +51,7 @@ def test_only_the_hash_of_a_token_is_stored(cluster: Cluster, alice: User, proje
     )
     assert response.status_code == 201, response.text
     account_token = response.json()["status"]["token"]
-    stored = _stored_bytes(cluster.wharf.data_dir)
+    stored = cluster.wharf.stored_bytes()
     assert stored_name(alice.token).encode() in stored  # the search does find what is there
     for token in (alice.token, account_token):
         secret = token.split("~", 1)[1]

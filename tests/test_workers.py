@@ -57,10 +57,15 @@ def workers_in_log(wharf: WharfProcess) -> set[int]:
     return {int(n) for n in re.findall(r"request \[wharf.access\].* worker=(\d+)", wharf.log())}
 
 
+def wait_for_workers(wharf: WharfProcess, count: int) -> None:
+    """Until `count` workers serve: the supervisor answers as soon as the first one does."""
+    wait_until(lambda: len(set(re.findall(r"worker serving .*worker=(\d+)", wharf.log()))) == count)
+
+
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[WharfProcess]:
     with running_wharf(tmp_path / "data", workers=2) as wharf:
-        wait_until(lambda: len(children(wharf.process.pid)) == 2, timeout=30)
+        wait_for_workers(wharf, 2)
         yield wharf
 
 
@@ -210,7 +215,7 @@ def requests_counted(text: str) -> float:
 def test_metrics_count_the_requests_of_every_worker(tmp_path: Path) -> None:
     secret = "scrape-me"
     with running_wharf(tmp_path / "data", "--metrics-secret", secret, workers=2) as wharf:
-        wait_until(lambda: len(children(wharf.process.pid)) == 2, timeout=30)
+        wait_for_workers(wharf, 2)
         reg = fresh_connections(wharf.url)
         for _ in range(40):
             assert reg.http.get(reg.v2("")).status_code == 200

@@ -230,6 +230,8 @@ async def serve(settings: Settings, listeners: Listeners | None = None) -> None:
         )
     if listeners is None:
         log.info("serving", data_dir=str(settings.data_dir), **addresses(settings))
+    else:
+        log.info("worker serving")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

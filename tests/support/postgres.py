@@ -85,6 +85,22 @@ class PostgresCluster:
             statement,
         ).stdout
 
+    def dump(self, database: str) -> bytes:
+        """Everything `database` holds, as pg_dump writes it."""
+        command = [
+            str(self.bin / "pg_dump"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            database,
+        ]
+        if self._as_root:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, check=True, capture_output=True, timeout=120).stdout
+
     def url(self, database: str) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -40,13 +41,24 @@ def database_lane() -> str:
     return lane
 
 
-def database_for_new_wharf() -> str | None:
-    """A database URL of its own for a new Wharf, or None for its default SQLite file."""
+# On PostgreSQL, the database of each data directory: a Wharf started again on the same folder
+# (a restart), or beside another on it (two processes), finds the same metadata, as on SQLite.
+_databases: dict[Path, str] = {}
+
+
+def database_for_new_wharf(data_dir: Path | None = None) -> str | None:
+    """The database URL for a Wharf on `data_dir` (a new one for a new folder), or None for
+    its default SQLite file."""
     if database_lane() == "sqlite":
         return None
     from tests.support.postgres import shared_cluster
 
-    return shared_cluster().new_database()
+    if data_dir is None:
+        return shared_cluster().new_database()
+    key = data_dir.resolve()
+    if key not in _databases:
+        _databases[key] = shared_cluster().new_database()
+    return _databases[key]
 
 
 @dataclass
@@ -84,6 +96,29 @@ class WharfProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @property
+    def database_name(self) -> str | None:
+        """Its PostgreSQL database's name (None on SQLite)."""
+        return self.database_url.rsplit("/", 1)[1] if self.database_url else None
+
+    def sql(self, statement: str) -> None:
+        """Run `statement` on its database from outside, as another program would."""
+        if self.database_name is None:
+            with sqlite3.connect(self.data_dir / "wharf.db") as conn:
+                conn.execute(statement)
+            return
+        from tests.support.postgres import shared_cluster
+
+        shared_cluster().sql(statement, self.database_name)
+
+    def stored_bytes(self) -> bytes:
+        """Everything its database keeps (SQLite's files, WAL included; PostgreSQL's dump)."""
+        if self.database_name is None:
+            return b"".join(p.read_bytes() for p in sorted(self.data_dir.glob("wharf.db*")))
+        from tests.support.postgres import shared_cluster
+
+        return shared_cluster().dump(self.database_name)
 
     def wait_ready(self) -> None:
         """Until the servers of its role answer (a minute at most)."""
@@ -131,7 +166,7 @@ def running_wharf(
     if not integrated:
         args = ("--no-auth", "--no-registry-tls", *args)
     data_dir.mkdir(parents=True, exist_ok=True)
-    database_url = database_url or database_for_new_wharf()
+    database_url = database_url or database_for_new_wharf(data_dir)
     if database_url is not None:
         args = ("--database-url", database_url, *args)
     log_path = data_dir.parent / f"wharf-{port}.log"

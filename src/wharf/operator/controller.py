@@ -288,7 +288,10 @@ class Operator:
                 return
             current["status"] = status
             if fresh:
-                await tx.create(CLUSTER_OPERATOR_KEY, current)
+                # Another operator (a replica beside this one) may have made it since the read:
+                # its summary stands until the next reconcile.
+                with contextlib.suppress(AlreadyExists):
+                    await tx.create(CLUSTER_OPERATOR_KEY, current)
             else:
                 await tx.update(CLUSTER_OPERATOR_KEY, current)
 
