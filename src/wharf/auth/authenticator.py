@@ -72,7 +72,8 @@ _AUTH_RESOURCES = (
 
 
 class Authenticator:
-    CACHE_SECONDS = 1.0
+    # A revoked token is refused by every process within this time (they share no memory).
+    CACHE_SECONDS = 0.5
 
     def __init__(
         self, store: ObjectStore, htpasswd: Htpasswd, token_lifetime: int = DEFAULT_LIFETIME
