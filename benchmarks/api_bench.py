@@ -614,8 +614,8 @@ WATCH_SECRETS = f"/api/v1/namespaces/{WATCH_NS}/secrets"
 
 async def sweep(bench: Bench, path: str) -> None:
     """End the server's side of watches this client closed: a watch handler notices that its
-    client left only when it next sends an event (until then it polls the database every
-    POLL_SECONDS), so write one Secret that every such watcher is shown."""
+    client left only when it next sends an event (until then it waits on the watch cache), so
+    write one Secret that every such watcher is shown."""
     name = f"sweep-{uuid.uuid4().hex[:8]}"
     await bench.call("POST", path, secret(name, 0), expect=201)
     await asyncio.sleep(1.0)

@@ -16,7 +16,7 @@ import jsonpatch
 from aiohttp import web
 
 from ..auth.user import Attributes, UserInfo
-from ..db.objects import Expired
+from ..db.objects import Event, Expired
 from ..kube import merge_patch
 from ..metrics import OPERATION, RESOURCE
 from .bodies import decode_body, read_body, read_object
@@ -521,10 +521,23 @@ async def watch_objects(request: web.Request, target: Target, call: Call) -> web
     response.enable_chunked_encoding()
     await response.prepare(request)
 
-    async def send(event_type: str, obj: Object) -> None:
+    def encode(event_type: str, obj: Object) -> bytes:
         body = table(target.kind, [obj], "", True) if as_table else obj
-        line = json.dumps({"type": event_type, "object": body}) + "\n"
-        await response.write(line.encode())
+        return (json.dumps({"type": event_type, "object": body}) + "\n").encode()
+
+    async def send(event_type: str, obj: Object) -> None:
+        await response.write(encode(event_type, obj))
+
+    async def send_event(event: Event, obj: Object) -> None:
+        if obj is not event.object:  # presented for this caller: encoded for this caller
+            await send(event.type, obj)
+            return
+        # The stored object as it is: encoded once for every watcher of the process.
+        form = "table" if as_table else "json"
+        line = event.encoded.get(form)
+        if line is None:
+            line = event.encoded[form] = encode(event.type, obj)
+        await response.write(line)
 
     def relevant(obj: Object) -> bool:
         meta = obj.get("metadata", {})
@@ -557,7 +570,7 @@ async def watch_objects(request: web.Request, target: Target, call: Call) -> web
                 shown.add(where)
             else:
                 continue
-            await send(event.type, obj)
+            await send_event(event, obj)
 
     watches = request.app[WATCHES]
     task = asyncio.current_task()

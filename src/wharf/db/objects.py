@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
@@ -24,6 +23,7 @@ from .database import Database
 from .prepared import Prepared
 from .schema import object_events, objects, resource_version_counter
 from .statements import insert_ignore
+from .watch_cache import WatchCache
 
 Object = dict[str, Any]
 
@@ -70,10 +70,14 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Event:
+    """One change. Shared by every watcher of a process (wharf.db.watch_cache): nobody changes
+    `object`, and what a watcher encodes of it is kept in `encoded` for the others."""
+
     type: str  # ADDED, MODIFIED, DELETED
     resource_version: int
     key: Key
     object: Object
+    encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _dump(body: Object) -> str:
@@ -282,8 +286,6 @@ def _get(conn: Connection, key: Key) -> Object | None:
 class ObjectStore:
     # How long the event log is kept, counted in events; older resourceVersions get 410 Gone.
     RETAINED_EVENTS = 100_000
-    # Watchers also poll, so that writes of other processes reach them within this time.
-    POLL_SECONDS = 0.5
 
     def __init__(self, db: Database, retained_events: int | None = None) -> None:
         self.db = db
@@ -293,6 +295,7 @@ class ObjectStore:
         self._writes = 0  # local commits so far: a watcher that saw none since it read can wait
         self._compacted_at = 0  # the value of _writes at the last compaction
         self._resource_writes: collections.Counter[str] = collections.Counter()
+        self.watch_cache = WatchCache(self)
 
     @asynccontextmanager
     async def transaction(self, *, dry_run: bool = False) -> AsyncIterator[Transaction]:
@@ -418,24 +421,20 @@ class ObjectStore:
         return await self.db.run_read(read, small=True)
 
     async def events_since(
-        self, version: int, resources: Sequence[str], limit: int = 1000
+        self, version: int, resources: Sequence[str] | None, limit: int = 1000
     ) -> tuple[list[Event], int]:
-        """Events of `resources` after `version`, and the version up to which all were read."""
+        """Events of `resources` (None: of all) after `version`, and the version up to which
+        all were read."""
 
         def read(conn: Connection) -> tuple[list[Event], int]:
             newest = int(conn.scalar(select(resource_version_counter.c.value)) or 0)
             oldest = conn.scalar(select(func.min(object_events.c.resource_version)))
             if oldest is not None and version < oldest - 1:
                 raise Expired(version)
-            rows = conn.execute(
-                select(object_events)
-                .where(
-                    object_events.c.resource_version > version,
-                    object_events.c.resource.in_(resources),
-                )
-                .order_by(object_events.c.resource_version)
-                .limit(limit)
-            )
+            query = select(object_events).where(object_events.c.resource_version > version)
+            if resources is not None:
+                query = query.where(object_events.c.resource.in_(resources))
+            rows = conn.execute(query.order_by(object_events.c.resource_version).limit(limit))
             found = [
                 Event(
                     row.type,
@@ -453,17 +452,18 @@ class ObjectStore:
         return events, newest
 
     async def watch(self, version: int, resources: Sequence[str]) -> AsyncIterator[Event]:
-        """Every event of `resources` after `version`, as they happen; never ends by itself."""
-        while True:
-            changed = self._changed  # taken before reading: a commit after the read sets it
-            events, newest = await self.events_since(version, resources)
-            for event in events:
-                yield event
-            version = max(version, newest)
-            if not events:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.POLL_SECONDS):
-                        await changed.wait()
+        """Every event of `resources` after `version`, as they happen; never ends by itself.
+        Served from the process's one watch cache (wharf.db.watch_cache)."""
+        async for event in self.watch_cache.watch(version, resources):
+            yield event
+
+    def next_local_commit(self) -> Awaitable[bool]:
+        """Done at the next commit of this process that wrote objects."""
+        return self._changed.wait()
+
+    async def newest_version(self) -> int:
+        """The newest resourceVersion given out."""
+        return await self.db.run_read(lambda conn: int(_COUNTER.scalar(conn) or 0), small=True)
 
     async def compact(self) -> None:
         """Drop events beyond the retained window."""
