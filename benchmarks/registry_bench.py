@@ -49,6 +49,8 @@ from urllib.parse import urljoin
 
 import aiohttp
 
+from tests.support.postgres import PostgresCluster
+
 from .servers import (
     REPO_ROOT,
     Server,
@@ -60,6 +62,7 @@ from .servers import (
     running_reference,
     running_wharf,
     stop_server,
+    wharf_serve_options,
     wharf_supports_auth,
 )
 
@@ -983,12 +986,13 @@ async def run_auth(
     profiler: Profiler,
     wharf_python: str,
     source: Path | None,
+    options: tuple[str, ...] = (),
 ) -> dict[str, float]:
     """The small-image measurements against a second Wharf with auth on (plain HTTP), started
     for this phase only, as kubeadmin in the project `default`."""
     work.mkdir()
     with running_wharf(
-        work, python=wharf_python, name="wharf-auth", source=source, auth=True
+        work, python=wharf_python, name="wharf-auth", source=source, auth=True, storage=options
     ) as server:
         token = cluster_login(server)
         report.note(
@@ -1007,6 +1011,8 @@ async def run(
     wharf_python: str,
     wharf_rev: str | None,
     storage: str = "filesystem",
+    workers: int = 1,
+    database: str = "sqlite",
 ) -> Report:
     report = Report(profile, storage)
     source = None if wharf_rev is None else export_source(wharf_rev, work / "wharf-source")
@@ -1025,6 +1031,22 @@ async def run(
             reference_storage = s3.reference_storage(s3.create_bucket("reference"))
             wharf_storage = s3.wharf_options(s3.create_bucket("wharf"))
             report.note(f"S3: moto server at {s3.endpoint}, buckets reference and wharf")
+        processes: tuple[str, ...] = ()
+        if workers != 1 or "--workers" in wharf_serve_options(wharf_python, source):
+            processes = ("--workers", str(workers))
+
+        def new_database() -> tuple[str, ...]:
+            return ()
+
+        if database == "postgresql":
+            cluster = PostgresCluster().start()
+            stack.callback(cluster.stop)
+            report.note(f"PostgreSQL: a cluster of the run's own on port {cluster.port}")
+
+            def new_database() -> tuple[str, ...]:
+                return ("--database-url", cluster.new_database())
+
+        wharf_storage += processes + new_database()
         servers = [
             stack.enter_context(running_reference(work / "reference", storage=reference_storage)),
             stack.enter_context(
@@ -1056,7 +1078,14 @@ async def run(
                 with profiler.record(servers[1], "small"):
                     figures["wharf"] |= await run_small(servers[1], profile, images, report)
             figures["wharf-auth"] = await run_auth(
-                work / "wharf-auth", profile, images, report, profiler, wharf_python, source
+                work / "wharf-auth",
+                profile,
+                images,
+                report,
+                profiler,
+                wharf_python,
+                source,
+                processes + new_database(),
             )
         if "listing" in phases:
             # Seeding is not measured: both registries seed at once, and Wharf with extra
@@ -1069,6 +1098,7 @@ async def run(
                         data_dir=servers[1].data_dir,
                         name=f"wharf-seeder-{n}",
                         source=source,
+                        storage=wharf_storage,
                     )
                 )
                 for n in range(profile.seed_helpers)
@@ -1159,6 +1189,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "the run (moto[server] from the test extras)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Wharf's worker processes (default 1; memory is summed over them)",
+    )
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="Wharf's database: SQLite in its data directory, or PostgreSQL (Debian's, a "
+        "throwaway cluster started for the run)",
+    )
+    parser.add_argument(
         "--seed", type=int, metavar="N", help="seed N repositories instead of the profile's"
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
@@ -1210,6 +1254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.wharf_python,
                 args.wharf_rev,
                 args.storage,
+                args.workers,
+                args.database,
             )
         )
     except (BenchError, RuntimeError, aiohttp.ClientError) as exc:

@@ -61,21 +61,36 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def pids(self) -> list[int]:
+        """The server's process and its worker processes (Wharf's --workers)."""
+        found = [self.pid]
+        for task in Path(f"/proc/{self.pid}/task").glob("*"):
+            try:
+                found += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+        return found
+
     def status_kib(self, field: str) -> int | None:
-        """A `kB` field of /proc/PID/status (VmHWM, VmRSS), in KiB; None when unreadable."""
-        try:
-            text = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
-            return None
-        for line in text.splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-        return None
+        """A `kB` field of /proc/PID/status (VmHWM, VmRSS), in KiB, summed over the server's
+        processes (for peaks: an upper bound of the peak of the sum); None when unreadable."""
+        total: int | None = None
+        for pid in self.pids:
+            try:
+                text = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if line.startswith(field + ":"):
+                    total = (total or 0) + int(line.split()[1])
+        return total
 
     def reset_peak_memory(self) -> bool:
         """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to clear_refs)."""
         try:
-            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+            for pid in self.pids:
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
         except OSError:
             return False
         return True
