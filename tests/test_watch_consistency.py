@@ -112,8 +112,7 @@ def replay(listed: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, st
 
 def admin_api(cluster: Cluster) -> Api:
     """A session of its own for a thread (requests sessions are not shared across threads)."""
-    token = cluster.admin.headers["Authorization"].split(" ", 1)[1]
-    return Api(cluster.admin.base, Path(cluster.admin.verify), token)
+    return cluster.api(cluster.admin_token)
 
 
 def follow(api: Api, path: str, start: int, events: list[dict[str, Any]]) -> None:
