@@ -112,4 +112,5 @@ def open_database(url: str) -> Database:
         from .postgresql import PostgresDatabase
 
         return PostgresDatabase(url)
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:// or postgresql://")
+    # The scheme alone: the rest of a URL may hold a password.
+    raise ValueError(f"unsupported database {backend!r}: use sqlite:// or postgresql://")
