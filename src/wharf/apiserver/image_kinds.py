@@ -20,6 +20,7 @@ from ..images.history import (
     add_event,
     ensure_repository,
     forget,
+    keep_only,
     remove_tag,
     tags_of_many,
 )
@@ -36,7 +37,7 @@ from ..images.streams import (
 from ..kube import format_time
 from ..oci.digest import is_digest
 from ..oci.names import NAME_RE, is_valid_tag
-from .errors import ApiError, bad_request, not_found
+from .errors import ApiError, bad_request, conflict, invalid, not_found
 from .kinds import Column, Kind, Strategy
 from .meta import Object, path_segment_problem
 from .resources import Call, ListQuery, Resource, page_of
@@ -174,6 +175,27 @@ def _with_status(stream: Object, history: History, addresses: Addresses) -> Obje
     return {**stream, "status": status}
 
 
+def _kept_items(obj: Object) -> dict[str, list[tuple[str, str]]]:
+    """tag -> [(image, created)] of an ImageStream's status as a client sent it."""
+    status = obj.get("status") or {}
+    tags = status.get("tags") or [] if isinstance(status, dict) else None
+    if not isinstance(tags, list):
+        raise bad_request("status.tags must be a list")
+    kept: dict[str, list[tuple[str, str]]] = {}
+    for tag in tags:
+        items = tag.get("items") if isinstance(tag, dict) else None
+        if not isinstance(tag, dict) or not isinstance(tag.get("tag"), str):
+            raise bad_request("status.tags[].tag must be a string")
+        if not isinstance(items or [], list):
+            raise bad_request("status.tags[].items must be a list")
+        kept.setdefault(tag["tag"], []).extend(
+            (str(item.get("image", "")), str(item.get("created", "")))
+            for item in items or []
+            if isinstance(item, dict)
+        )
+    return kept
+
+
 class ImageStreamResource(Resource):
     def __init__(self, kind: Kind, store: ObjectStore, addresses: AddressSource) -> None:
         super().__init__(kind, store)
@@ -189,6 +211,37 @@ class ImageStreamResource(Resource):
         histories = await self.store.db.run_read(lambda conn: tags_of_many(conn, names))
         addresses = await self.addresses()
         return [_with_status(obj, histories.get(_repository(obj), {}), addresses) for obj in objs]
+
+    async def update(self, call: Call, name: str, obj: Object) -> Object:
+        if call.subresource != "status":
+            return await super().update(call, name, obj)
+        return await self._update_status(call, name, obj)
+
+    async def _update_status(self, call: Call, name: str, obj: Object) -> Object:
+        """`status.tags` is the tag history, which only pushes, mappings and tags add to: an
+        update of the status may only leave items out (what `prune images` does)."""
+        kept = _kept_items(obj)
+        key = stream_key(call.namespace, name)
+        async with self.transaction(call) as tx:
+            stream = await tx.get(key)
+            if stream is None:
+                raise self._missing(name)
+            wanted = (obj.get("metadata") or {}).get("resourceVersion")
+            if wanted and str(wanted) != str(stream["metadata"].get("resourceVersion")):
+                raise conflict(GROUP, "imagestreams", name)
+            repository = f"{call.namespace}/{name}"
+            try:
+                removed = await tx.conn.run_sync(keep_only, repository, kept)
+            except ValueError as exc:
+                raise invalid(
+                    "ImageStream",
+                    GROUP,
+                    name,
+                    [("status.tags", f"Invalid value: {exc}: not in the tag's history")],
+                ) from None
+            if removed:
+                await tx.run_sync(touch, key, stream)
+        return await self.get(call, name)
 
     async def delete_in(self, tx: Transaction, key: Key, version: int | None = None) -> Object:
         deleted = await super().delete_in(tx, key, version)

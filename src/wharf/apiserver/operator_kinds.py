@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ..kube import duration_seconds
 from .kinds import Column, Kind, Strategy
 from .meta import Object, subdomain_problem
 from .shapes import ANY, INT, MAP, B, S, Shape, top
@@ -121,18 +122,6 @@ CLUSTER_OPERATOR_SHAPE = top(
         "extension": ANY,
     },
 )
-
-# A Go duration (time.ParseDuration), as metav1.Duration is written: "0", "30s", "1h30m".
-_DURATION = re.compile(r"0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-
-
-def duration_seconds(text: str) -> float:
-    """The seconds of a Go duration; ValueError when `text` is none."""
-    if not _DURATION.fullmatch(text):
-        raise ValueError(f"invalid duration {text!r}")
-    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
 
 
 Problems = list[tuple[str, str]]

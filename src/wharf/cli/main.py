@@ -10,7 +10,19 @@ from typing import Annotated, Any
 import typer
 from typer.exceptions import TyperException
 
-from . import access, describe, get, login, manifests, policy, projects, registry, tag, users
+from . import (
+    access,
+    describe,
+    get,
+    login,
+    manifests,
+    policy,
+    projects,
+    prune,
+    registry,
+    tag,
+    users,
+)
 from .errors import CliError
 from .serve import migrate_command, serve_command
 from .state import NamespaceOption, Options, open_session
@@ -156,6 +168,7 @@ app.add_typer(create_app, name="create")
 app.add_typer(policy.app, name="policy")
 adm_app = typer.Typer(no_args_is_help=True, help="Cluster administration", rich_markup_mode=None)
 adm_app.add_typer(policy.app, name="policy")
+adm_app.add_typer(prune.app, name="prune")
 app.add_typer(adm_app, name="adm")
 app.add_typer(access.auth_app, name="auth")
 

@@ -35,6 +35,12 @@ blobs = Table(
     Column("digest", DIGEST, primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", DateTime, nullable=False),
+    # Online GC (wharf.registry.collect): when a push, a mount or a manifest last used the blob,
+    # or a manifest naming it went; a blob no manifest references is collected only once
+    # this is older than the grace delay.
+    Column("touched_at", DateTime, nullable=True),
+    # Set while a collector deletes the bytes (a lease: a lapsed one may be taken over).
+    Column("deleting_until", DateTime, nullable=True),
 )
 
 # Which blobs a repository may serve: pushed, mounted, or referenced by its manifests.
@@ -63,6 +69,15 @@ repository_manifests = Table(
     Column("repository_id", Integer, ForeignKey("repositories.id"), primary_key=True),
     Column("digest", DIGEST, ForeignKey("manifests.digest"), primary_key=True),
     Column("created_at", DateTime, nullable=False),
+)
+
+# Which blobs each stored manifest names (config, layers): what keeps a blob from the GC while
+# any repository links the manifest.
+manifest_blobs = Table(
+    "manifest_blobs",
+    metadata,
+    Column("manifest_digest", DIGEST, primary_key=True),
+    Column("blob_digest", DIGEST, primary_key=True, index=True),
 )
 
 # The one record of tags: each tag is its history of digests, newest (highest id) first.

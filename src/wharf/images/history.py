@@ -10,10 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Connection, bindparam, delete, insert, select
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, insert, select, update
 
 from ..db.prepared import Prepared
-from ..db.schema import repositories, repository_blobs, repository_manifests, tag_events
+from ..db.schema import (
+    blobs,
+    manifest_blobs,
+    repositories,
+    repository_blobs,
+    repository_manifests,
+    tag_events,
+)
 from ..db.statements import insert_ignore
 
 _REPOSITORY_ID = Prepared(select(repositories.c.id).where(repositories.c.name == bindparam("name")))
@@ -136,5 +143,56 @@ def forget(conn: Connection, namespace: str, name: str | None = None) -> None:
     else:
         matching = repositories.c.name == f"{namespace}/{name}"
     ids = select(repositories.c.id).where(matching)
+    # The blobs its manifests named get the online GC's grace delay from now.
+    named = select(manifest_blobs.c.blob_digest).where(
+        manifest_blobs.c.manifest_digest.in_(
+            select(repository_manifests.c.digest).where(
+                repository_manifests.c.repository_id.in_(ids)
+            )
+        )
+    )
+    conn.execute(
+        update(blobs)
+        .where(blobs.c.digest.in_(named), blobs.c.deleting_until.is_(None))
+        .values(touched_at=datetime.now(UTC).replace(tzinfo=None))
+    )
     for table in (tag_events, repository_manifests, repository_blobs):
         conn.execute(delete(table).where(table.c.repository_id.in_(ids)))
+
+
+def keep_only(conn: Connection, repository: str, kept: dict[str, list[tuple[str, str]]]) -> int:
+    """Remove the tag events of `repository` that `kept` does not list (tag -> its items as
+    (digest, created in RFC 3339), any order; a tag left out loses its whole history): what an
+    update of `ImageStream.status` does, as the image pruner sends it. Returns how many went;
+    raises ValueError naming an item that is not in the history (items are only ever added by
+    pushes, mappings and tags)."""
+    from ..kube import format_time
+
+    found = repository_id(conn, repository)
+    if found is None:
+        rows = []
+    else:
+        rows = list(
+            conn.execute(
+                select(
+                    tag_events.c.id, tag_events.c.tag, tag_events.c.digest, tag_events.c.created_at
+                )
+                .where(tag_events.c.repository_id == found)
+                .order_by(tag_events.c.id.desc())
+            )
+        )
+    wanted = {tag: list(items) for tag, items in kept.items()}
+    doomed = []
+    for row in rows:
+        item = (row.digest, format_time(_utc(row.created_at)))
+        items = wanted.get(row.tag)
+        if items is not None and item in items:
+            items.remove(item)
+        else:
+            doomed.append(row.id)
+    for tag, items in wanted.items():
+        if items:
+            raise ValueError(f"{tag}: {items[0][0]} created {items[0][1]}")
+    for start in range(0, len(doomed), 500):
+        conn.execute(delete(tag_events).where(tag_events.c.id.in_(doomed[start : start + 500])))
+    return len(doomed)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from ..db.schema import blobs, manifests, repository_blobs, repository_manifests
 from ..db.statements import insert_ignore
@@ -40,12 +40,23 @@ def link_image(conn: Connection, repository_id: int, digest: str) -> bool:
         return True  # stored manifests were valid when stored; nothing more to link
     for child in parsed.children:
         link_image(conn, repository_id, child.digest)
+    # Blobs a collector is deleting are not linked; the others are touched, so that none
+    # starts deleting them before this commits (wharf.registry.collect).
+    named = [b.digest for b in parsed.blobs]
     stored = {
         r.digest
         for r in conn.execute(
-            select(blobs.c.digest).where(blobs.c.digest.in_([b.digest for b in parsed.blobs]))
+            select(blobs.c.digest).where(
+                blobs.c.digest.in_(named), blobs.c.deleting_until.is_(None)
+            )
         )
     }
+    if stored:
+        conn.execute(
+            update(blobs)
+            .where(blobs.c.digest.in_(sorted(stored)), blobs.c.deleting_until.is_(None))
+            .values(touched_at=now)
+        )
     for blob in parsed.blobs:
         if blob.digest in stored:
             conn.execute(

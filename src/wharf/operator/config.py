@@ -13,10 +13,10 @@ from ..apiserver.operator_kinds import (
     CONFIG,
     IMAGE_PRUNER,
     config_defaults,
-    duration_seconds,
     pruner_defaults,
 )
 from ..db.objects import Key
+from ..kube import duration_seconds
 from ..settings import Settings
 
 CONFIG_KEY = Key(CONFIG.resource, "", CLUSTER)

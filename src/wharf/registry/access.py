@@ -35,6 +35,10 @@ class Authorizer(Protocol):
     async def authorize_metrics(self, request: web.Request) -> None:
         """Return if the caller may read the registry's metrics; raise as `authorize` does."""
 
+    async def authorize_prune(self, request: web.Request) -> None:
+        """Return if the caller may remove blobs from the registry's storage (/admin/blobs);
+        raise as `authorize` does."""
+
 
 class AllowAll:
     """Everybody may do everything: the data plane on its own, before logins exist."""
@@ -48,4 +52,7 @@ class AllowAll:
         return True
 
     async def authorize_metrics(self, request: web.Request) -> None:
+        return None
+
+    async def authorize_prune(self, request: web.Request) -> None:
         return None

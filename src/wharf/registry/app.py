@@ -14,7 +14,13 @@ from aiohttp import HttpVersion11, hdrs, web
 from ..metrics import METRICS, exposition
 from ..oci.names import NAME_PATTERN
 from ..storage.base import StorageUnavailable, UploadGone
-from . import blob_handlers, listing_handlers, manifest_handlers, upload_handlers
+from . import (
+    admin_handlers,
+    blob_handlers,
+    listing_handlers,
+    manifest_handlers,
+    upload_handlers,
+)
 from .context import REGISTRY, Registry, registry_of
 from .errors import RegistryError
 from .metadata import utcnow
@@ -60,7 +66,7 @@ _CODE_OF_STATUS = {
     429: "TOOMANYREQUESTS",
 }
 # Where answers are the spec's: the distribution API and OpenShift's extensions to it.
-_SPEC_PATHS = ("/v2/", "/extensions/v2/")
+_SPEC_PATHS = ("/v2/", "/extensions/v2/", "/admin/")
 _BODY_HEADERS = frozenset({hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH})
 
 
@@ -148,6 +154,8 @@ def add_routes(app: web.Application) -> None:
     # spec's form, even to an Expect that aiohttp's own routes would refuse bare.
     _add(r, "*", f"/v2{{tail:(?:/{_ANY})?}}", unmatched)
     _add(r, "*", f"/extensions/v2/{{tail:{_ANY}}}", unmatched)
+    _add(r, "DELETE", f"/admin/blobs/{{digest:{_ANY}}}", admin_handlers.delete_blob)
+    _add(r, "*", f"/admin/{{tail:{_ANY}}}", admin_handlers.unmatched)
 
 
 def _add(r: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:

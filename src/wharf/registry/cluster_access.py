@@ -204,6 +204,15 @@ class ClusterAccess:
         if not await self.rbac.allowed(Attributes(user, "get", GROUP, "registry", "metrics")):
             raise access_denied(f"{user.name} may not read the registry's metrics")
 
+    async def authorize_prune(self, request: web.Request) -> None:
+        """As OpenShift's registry: `delete` of `images` in image.openshift.io, cluster-wide."""
+        user = await self.caller(request)
+        if not await self.rbac.allowed(Attributes(user, "delete", GROUP, "images")):
+            message = f"{user.name} may not delete blobs from the registry"
+            if user.name == ANONYMOUS.name:
+                raise access_denied(message)
+            raise AccessDenied("UNAUTHORIZED", message, headers=DENIED_HEADERS)
+
     async def may_pull(self, request: web.Request, repository: str) -> bool:
         if split_repository(repository) is None:
             return False

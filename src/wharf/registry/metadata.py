@@ -18,6 +18,7 @@ from ..db.database import Database
 from ..db.prepared import Prepared
 from ..db.schema import (
     blobs,
+    manifest_blobs,
     manifests,
     repositories,
     repository_blobs,
@@ -27,6 +28,7 @@ from ..db.schema import (
 from ..db.statements import insert_ignore
 from ..images import history
 from ..oci.manifest import ParsedManifest
+from .collect import touch_in, touch_named_by_in
 from .errors import RegistryError
 
 
@@ -58,11 +60,11 @@ _LINKED_BLOB_SIZE = Prepared(
         blobs.c.digest == bindparam("digest"),
     )
 )
-_ADD_BLOB = Prepared(
-    lambda dialect: insert_ignore(dialect, blobs), ["digest", "size", "created_at"]
-)
 _LINK_BLOB = Prepared(
     lambda dialect: insert_ignore(dialect, repository_blobs), ["repository_id", "digest"]
+)
+_NAME_BLOB = Prepared(
+    lambda dialect: insert_ignore(dialect, manifest_blobs), ["manifest_digest", "blob_digest"]
 )
 _ADD_MANIFEST = Prepared(
     lambda dialect: insert_ignore(dialect, manifests),
@@ -143,12 +145,26 @@ class RegistryMetadata:
         )
         return size
 
-    async def link_blob(self, repository_id: int, digest: str, size: int) -> None:
-        await self.db.run_write(lambda conn: self.link_blob_in(conn, repository_id, digest, size))
+    async def mount_blob(self, repository_id: int, digest: str) -> bool:
+        """Link a stored blob to the repository; False when it is gone or being collected."""
+
+        def mount(conn: Connection) -> bool:
+            if not touch_in(conn, {digest}, utcnow()):
+                return False
+            _LINK_BLOB.run(conn, repository_id=repository_id, digest=digest)
+            return True
+
+        return await self.db.run_write(mount)
 
     def link_blob_in(self, conn: Connection, repository_id: int, digest: str, size: int) -> None:
-        """Record the blob and link it to the repository, in `conn`'s transaction."""
-        _ADD_BLOB.run(conn, digest=digest, size=size, created_at=utcnow())
+        """Link the blob just stored (its row pinned before its bytes were: wharf.registry.
+        collect) to the repository, in `conn`'s transaction."""
+        if not touch_in(conn, {digest}, utcnow()):
+            # Collected between the pin and now: only if storing took longer than the grace
+            # delay. Its bytes may be gone, so nothing may link it.
+            raise RegistryError(
+                "BLOB_UPLOAD_INVALID", "the blob was collected while it was stored: push it again"
+            )
         _LINK_BLOB.run(conn, repository_id=repository_id, digest=digest)
 
     async def unlink_blob(self, repository_id: int, digest: str) -> bool:
@@ -189,6 +205,8 @@ class RegistryMetadata:
             created_at=now,
         )
         _LINK_MANIFEST.run(conn, repository_id=repository_id, digest=digest, created_at=now)
+        for blob in {d.digest for d in manifest.blobs}:
+            _NAME_BLOB.run(conn, manifest_digest=digest, blob_digest=blob)
         return repository_id
 
     def _check_references(
@@ -206,6 +224,12 @@ class RegistryMetadata:
                     "MANIFEST_INVALID",
                     f"size of {descriptor.digest} is {size}, not {descriptor.size}",
                 )
+        # Touched in this transaction: a collector's claim either came first (and the touch
+        # finds the blob going) or waits for this one and then sees it in use.
+        named = {d.digest for d in manifest.blobs}
+        if touch_in(conn, named, utcnow()) != len(named):
+            gone = sorted(named)[0]
+            raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digest": gone})
         for descriptor in manifest.children:
             if (
                 _MANIFEST_IS_LINKED.first(
@@ -239,6 +263,8 @@ class RegistryMetadata:
             )
             if not result.rowcount:
                 return False
+            # The blobs it named get the grace delay before any collector may take them.
+            touch_named_by_in(conn, [digest], utcnow())
             heads = self._heads(conn, repository_id)
             doomed = [tag for tag, head in heads.items() if head == digest]
             if doomed:

@@ -106,7 +106,8 @@ async def _try_mount(
     if size is None:
         return None
     repository_id = await registry.metadata.ensure_repository(name)
-    await registry.metadata.link_blob(repository_id, digest, size)
+    if not await registry.metadata.mount_blob(repository_id, digest):
+        return None  # collected meanwhile
     return _blob_created(name, digest)
 
 

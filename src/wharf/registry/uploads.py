@@ -21,6 +21,7 @@ import structlog
 
 from ..oci.digest import Digest
 from ..storage.base import BlobStore, PartialWrite
+from .collect import pin
 from .errors import RegistryError
 from .metadata import RegistryMetadata, utcnow
 from .upload_records import LEASE, UploadRecords
@@ -198,6 +199,7 @@ class Uploads:
                 lease.settled = True
                 await self.cancel(upload_id)
                 raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
+            await pin(self.metadata.db, str(digest), size)
             await self.store.commit(upload_id, state, size, str(digest))
             lease.settled = True
             if not await self.records.finish(
@@ -261,6 +263,7 @@ class Uploads:
         if hasher.hexdigest() != digest.encoded:
             await self.store.abort(upload_id, written.state)
             raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
+        await pin(self.metadata.db, str(digest), written.size)
         await self.store.commit(upload_id, written.state, written.size, str(digest))
         return written.size
 

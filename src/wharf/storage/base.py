@@ -108,6 +108,10 @@ class BlobReader(Protocol):
     async def ready(self) -> bool:
         """Whether the backend answers now."""
 
+    async def stored_before(self, moment: datetime) -> list[str]:
+        """The digests of the stored blobs last written before `moment` (UTC): what a garbage
+        collector compares with the blobs the database knows."""
+
 
 class BlobWriter(Protocol):
     async def begin(self, upload_id: str) -> str:

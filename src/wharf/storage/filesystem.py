@@ -213,6 +213,29 @@ class FilesystemBlobStore:
         limit = idle_since.replace(tzinfo=UTC).timestamp()
         return await asyncio.to_thread(_idle_files, self.uploads, limit)
 
+    async def stored_before(self, moment: datetime) -> list[str]:
+        limit = moment.replace(tzinfo=UTC).timestamp()
+        return await asyncio.to_thread(_blob_files, self.blobs, limit)
+
+
+def _blob_files(root: Path, limit: float) -> list[str]:
+    """`<algorithm>:<encoded>` of the blob files under `blobs/<algorithm>/<xx>/` older than
+    `limit`."""
+    found = []
+    for algorithm in os.scandir(root):
+        if not algorithm.is_dir():
+            continue
+        for fan in os.scandir(algorithm.path):
+            if not fan.is_dir():
+                continue
+            for entry in os.scandir(fan.path):
+                try:
+                    if entry.is_file() and entry.stat().st_mtime < limit:
+                        found.append(f"{algorithm.name}:{entry.name}")
+                except FileNotFoundError:
+                    continue  # removed meanwhile
+    return found
+
 
 def _idle_files(directory: Path, limit: float) -> list[str]:
     found = []

@@ -437,6 +437,25 @@ class S3BlobStore:
         except (ClientError, *FAILURES) as exc:
             raise unavailable(exc) from exc
 
+    async def stored_before(self, moment: datetime) -> list[str]:
+        try:
+            return await self._stored_before(moment)
+        except (ClientError, *FAILURES) as exc:
+            raise unavailable(exc) from exc
+
+    async def _stored_before(self, moment: datetime) -> list[str]:
+        s3 = await self.client()
+        prefix = f"{self._prefix}blobs/"
+        limit = moment.replace(tzinfo=UTC)
+        found = []
+        objects = s3.get_paginator("list_objects_v2")
+        async for listing in objects.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in listing.get("Contents", []):
+                parts = item["Key"][len(prefix) :].split("/")
+                if len(parts) == 3 and item["LastModified"] < limit:
+                    found.append(f"{parts[0]}:{parts[2]}")
+        return found
+
     async def _leftovers(self, idle_since: datetime) -> list[str]:
         s3 = await self.client()
         prefix = f"{self._prefix}uploads/"
