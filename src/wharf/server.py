@@ -166,6 +166,7 @@ def _registry_app(
     registry_web.cleanup_ctx.append(
         registry_app.sweeper(settings.sweep_interval, settings.upload_idle)
     )
+    registry_web.cleanup_ctx.append(registry_app.collector(settings.gc_interval, settings.gc_grace))
     return registry_web
 
 

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     s3: S3Settings = S3Settings()
     # Seconds after which an idle upload session is removed.
     upload_timeout: float = Field(default=3600.0, gt=0)
+    # Online garbage collection (wharf.registry.collect): every `gc_interval` seconds (0: never)
+    # blobs that no manifest references and nothing used for `gc_delay` seconds are deleted,
+    # with stray stored blobs and manifests no repository holds. The delay is what keeps a
+    # push in progress (layers first, the manifest last) from losing a layer.
+    gc_interval: float = Field(default=600.0, ge=0)
+    gc_delay: float = Field(default=3600.0, ge=0)
     # Off: the registry alone, open to everybody, tags kept without image streams.
     auth: bool = True
     registry_tls: bool = True
@@ -161,6 +167,10 @@ class Settings(BaseSettings):
     @property
     def upload_idle(self) -> timedelta:
         return timedelta(seconds=self.upload_timeout)
+
+    @property
+    def gc_grace(self) -> timedelta:
+        return timedelta(seconds=self.gc_delay)
 
     @property
     def sweep_interval(self) -> float:

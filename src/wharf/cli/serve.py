@@ -46,6 +46,20 @@ def serve_command(
         float | None,
         typer.Option(help="Seconds after which an idle upload session is removed [default: 3600]"),
     ] = None,
+    gc_interval: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds between online garbage collections of unreferenced blobs; 0: none "
+            "[default: 600]"
+        ),
+    ] = None,
+    gc_delay: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a blob must be unreferenced and unused before the GC deletes it "
+            "[default: 3600]"
+        ),
+    ] = None,
     public_host: Annotated[
         str | None,
         typer.Option(help="The registry's host for clients (the route's host); default: --listen"),

@@ -21,6 +21,7 @@ from . import (
     manifest_handlers,
     upload_handlers,
 )
+from .collect import Collector
 from .context import REGISTRY, Registry, registry_of
 from .errors import RegistryError
 from .metadata import utcnow
@@ -237,6 +238,47 @@ def sweeper(interval: float, idle: timedelta) -> Callable[[web.Application], Asy
         for task in tasks:
             task.cancel()
         for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return run
+
+
+def collector(
+    interval: float, delay: timedelta
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context that runs the online GC every `interval` seconds (wharf.registry.
+    collect). Every process may run it: its deletions are claims that only one process wins."""
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        registry = app[REGISTRY]
+        gc = Collector(registry.metadata.db, registry.store)
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    done = await gc.run(delay)
+                except StorageUnavailable as exc:
+                    log.warning(
+                        "garbage collection postponed: storage unavailable", reason=str(exc)
+                    )
+                except Exception:
+                    log.exception("garbage collection failed")
+                else:
+                    if done.blobs or done.strays or done.manifests:
+                        log.info(
+                            "garbage collected",
+                            blobs=done.blobs,
+                            bytes=done.bytes,
+                            strays=done.strays,
+                            manifests=done.manifests,
+                        )
+
+        task = asyncio.create_task(loop()) if interval > 0 else None
+        yield
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
