@@ -5,6 +5,7 @@ and discovery, and what admission refuses."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -91,9 +92,12 @@ def test_image_pruner_defaults_and_conditions(kubectl: Kubectl) -> None:
     }
     conditions = {c["type"]: c for c in pruner["status"]["conditions"]}
     assert conditions["Available"]["status"] == "True"
-    # No prune job is built yet (issue 12): the status says so instead of claiming a schedule.
-    assert conditions["Scheduled"]["status"] == "False"
-    assert conditions["Scheduled"]["reason"] == "PruneNotAvailable"
+    # The operator runs the prune itself (wharf.operator.prune_job): next at midnight UTC.
+    assert conditions["Scheduled"]["status"] == "True"
+    assert conditions["Scheduled"]["reason"] == "Scheduled"
+    assert re.search(
+        r"The next prune runs at \d{4}-\d\d-\d\dT00:00:00Z", conditions["Scheduled"]["message"]
+    )
     assert conditions["Failed"] == {**conditions["Failed"], "status": "False", "reason": "NotRun"}
 
     kubectl.run("patch", PRUNER, "cluster", "--type=merge", "-p", '{"spec":{"suspend":true}}')

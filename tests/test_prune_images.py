@@ -27,7 +27,7 @@ from tests.support.oci import (
     image_manifest,
     random_bytes,
 )
-from tests.support.server import WharfProcess, running_wharf
+from tests.support.server import WharfProcess, running_wharf, wait_until
 
 IMAGES = "/apis/image.openshift.io/v1"
 
@@ -190,3 +190,42 @@ def test_bad_flags(admin: Cli) -> None:
     )
     assert "--all" in admin.fails("adm", "prune", "images", "--all=maybe")
     assert admin.run("adm", "prune", "images", "--all=false").code == 0
+
+
+@pytest.mark.slow
+def test_the_image_pruner_prunes_on_its_schedule(server: WharfProcess, admin: Cli) -> None:
+    """Every minute, keeping one revision: within a minute and a half (the schedule's minute,
+    plus the operator's 30 s resync) the older revisions are gone, and the pruner's status says
+    what its last run deleted."""
+    project = f"cron-{uuid.uuid4().hex[:6]}"
+    admin.ok("new-project", project)
+    with registry_session(server, bearer(admin.token())) as session:
+        reg = Registry(server.url, session)
+        pushed = [push(reg, f"{project}/app", "latest", random_bytes(800)) for _ in range(3)]
+    spec = {"schedule": "* * * * *", "keepTagRevisions": 1, "keepYoungerThanDuration": "0s"}
+    pruner = "imagepruners.imageregistry.operator.openshift.io"
+    admin.ok("apply", "-f", "-", input=json.dumps(
+        {"apiVersion": "imageregistry.operator.openshift.io/v1", "kind": "ImagePruner",
+         "metadata": {"name": "cluster"}, "spec": spec}
+    ))  # fmt: skip
+
+    def failed_condition() -> dict[str, str]:
+        found = json.loads(admin.ok("get", pruner, "cluster", "-o", "json"))
+        conditions = {c["type"]: c for c in found["status"]["conditions"]}
+        assert conditions["Scheduled"]["status"] == "True"
+        return dict(conditions["Failed"])
+
+    wait_until(lambda: failed_condition()["reason"] == "Complete", timeout=120, interval=1)
+    assert "Pruner completed successfully: deleted" in failed_condition()["message"]
+    assert history(admin, project, "app") == [pushed[-1].digest]
+    with registry_session(server, bearer(admin.token())) as session:
+        reg = Registry(server.url, session)
+        for image in pushed[:2]:
+            assert reg.get_manifest(f"{project}/app", image.digest).status_code == 404
+            assert not blob_file(server, image.blobs[2]).exists()
+        assert reg.get_manifest(f"{project}/app", "latest").status_code == 200
+    suspended = {**spec, "suspend": True}
+    admin.ok("apply", "-f", "-", input=json.dumps(
+        {"apiVersion": "imageregistry.operator.openshift.io/v1", "kind": "ImagePruner",
+         "metadata": {"name": "cluster"}, "spec": suspended}
+    ))  # fmt: skip

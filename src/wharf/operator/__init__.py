@@ -14,13 +14,27 @@ from aiohttp import web
 from ..db.objects import ObjectStore
 from ..registry import controls as registry_controls
 from ..settings import Settings
+from ..storage.base import BlobStore
 from ..tls import Certificates
 from .controller import Operator, Replicas, operating
 from .follower import ConfigFollower, following
+from .prune_job import ScheduledPrune
 
 log = structlog.get_logger("wharf.operator")
 
 __all__ = ["ConfigFollower", "Operator", "follow", "install", "supervising"]
+
+
+def prune_job(objects: ObjectStore, settings: Settings) -> ScheduledPrune:
+    """The ImagePruner's scheduled prune (of image streams and Images: a registry without
+    logins keeps its tags outside any stream, and the prune leaves them alone)."""
+
+    def store() -> BlobStore:
+        from ..server import build_store  # the composition root's, made when a prune needs it
+
+        return build_store(settings)
+
+    return ScheduledPrune(objects, store)
 
 
 async def follow(registry: web.Application, objects: ObjectStore) -> ConfigFollower:
@@ -37,7 +51,13 @@ async def install(
     registry: web.Application, api: web.Application, objects: ObjectStore, settings: Settings
 ) -> Operator:
     follower = await follow(registry, objects)
-    operator = Operator(objects, settings, follower, Certificates(settings.data_dir / "tls"))
+    operator = Operator(
+        objects,
+        settings,
+        follower,
+        Certificates(settings.data_dir / "tls"),
+        prune_job=prune_job(objects, settings),
+    )
     await operator.bootstrap()
     await follower.load()
     try:
@@ -52,7 +72,12 @@ async def supervising(objects: ObjectStore, settings: Settings, replicas: Replic
     """The operator of a supervisor of worker processes: `spec.replicas` is their number. The
     workers follow the Config themselves; the first reconcile starts them."""
     operator = Operator(
-        objects, settings, None, Certificates(settings.data_dir / "tls"), replicas=replicas
+        objects,
+        settings,
+        None,
+        Certificates(settings.data_dir / "tls"),
+        replicas=replicas,
+        prune_job=prune_job(objects, settings),
     )
     await operator.bootstrap()
     try:

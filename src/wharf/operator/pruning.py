@@ -1,6 +1,6 @@
 """The ImagePruner's seam. The prune itself (what `oc adm prune images` does: keep the newest
 `keepTagRevisions` of each tag and anything younger than `keepYoungerThanDuration`, delete the
-rest) and running it on `schedule` belong to the lifecycle issue (12), not built yet.
+rest) run on `schedule` is wharf.operator.prune_job.
 
 It plugs in here: an object with `PruneJob`'s shape, given to `Operator(prune_job=...)`. The
 operator then reports the pruner as Scheduled (unless suspended) and records the outcome of
