@@ -64,7 +64,10 @@ def test_uploads_whose_writer_died_are_removed_at_the_next_start(tmp_path: Path)
     uploads = data_dir / "uploads"
     pending = random_bytes(12 * MiB, seed=1)
     kept = random_bytes(3 * MiB, seed=2)
-    with running_wharf(data_dir) as first:
+    # Leases of ten seconds: the dead writer's still holds when the next process starts (well
+    # within that), and lapses soon after.
+    lease = ("--upload-lease", "10")
+    with running_wharf(data_dir, *lease) as first:
         reg = Registry(first.url)
         # Idle between chunks when the process dies: its client may go on.
         idle = absolute(reg.url, reg.start_upload("crash/app"))
@@ -89,9 +92,9 @@ def test_uploads_whose_writer_died_are_removed_at_the_next_start(tmp_path: Path)
         assert removed_counts(first) == [0]  # its own start found nothing to remove
 
     assert cut_file.is_file()  # what the killed request left behind
-    with running_wharf(data_dir, database_url=first.database_url) as second:
-        # The killed request's lease lapses within a minute of its last renewal.
-        wait_until(lambda: removed_counts(second) != [], timeout=90, interval=0.5)
+    with running_wharf(data_dir, *lease, database_url=first.database_url) as second:
+        # The killed request's lease lapses within its length of its last renewal.
+        wait_until(lambda: removed_counts(second) != [], timeout=30, interval=0.2)
         assert removed_counts(second) == [1], second.log()
         assert "leases lapse" in second.log()
         assert not cut_file.exists()

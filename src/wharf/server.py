@@ -157,7 +157,8 @@ def _registry_app(
         authorizer: Authorizer = access
     else:
         authorizer, publisher = AllowAll(), LocalTags(metadata)
-    registry = Registry(metadata, store, Uploads(metadata, store), authorizer, publisher)
+    uploads = Uploads(metadata, store, settings.upload_lease_time)
+    registry = Registry(metadata, store, uploads, authorizer, publisher)
     registry_app.install(registry_web, registry)
     registry_web[metrics.METRICS] = registry_metrics
     registry_web.middlewares.append(metrics.in_flight(registry_metrics))

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     s3: S3Settings = S3Settings()
     # Seconds after which an idle upload session is removed.
     upload_timeout: float = Field(default=3600.0, gt=0)
+    # Seconds a request writing an upload holds it (renewed while it writes): after a crash,
+    # another process may take the upload over, or clean it, this long after.
+    upload_lease: float = Field(default=60.0, ge=1, le=3600)
     # Online garbage collection (wharf.registry.collect): every `gc_interval` seconds (0: never)
     # blobs that no manifest references and nothing used for `gc_delay` seconds are deleted,
     # with stray stored blobs and manifests no repository holds. The delay is what keeps a
@@ -163,6 +166,10 @@ class Settings(BaseSettings):
     @property
     def serves_api(self) -> bool:
         return self.role in ("all", "api")
+
+    @property
+    def upload_lease_time(self) -> timedelta:
+        return timedelta(seconds=self.upload_lease)
 
     @property
     def upload_idle(self) -> timedelta:

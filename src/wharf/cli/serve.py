@@ -60,6 +60,13 @@ def serve_command(
             "[default: 3600]"
         ),
     ] = None,
+    upload_lease: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a writing request holds an upload; after a crash, another process "
+            "may take it over this long after [default: 60]"
+        ),
+    ] = None,
     public_host: Annotated[
         str | None,
         typer.Option(help="The registry's host for clients (the route's host); default: --listen"),

@@ -82,9 +82,10 @@ class Claim:
 
 
 class UploadRecords:
-    def __init__(self, metadata: RegistryMetadata) -> None:
+    def __init__(self, metadata: RegistryMetadata, lease: timedelta = LEASE) -> None:
         self.metadata = metadata
         self.db: Database = metadata.db
+        self.lease = lease
 
     async def create(self, repository_id: int, upload_id: str, state: str) -> None:
         now = utcnow()
@@ -113,14 +114,14 @@ class UploadRecords:
 
         def claim(conn: Connection) -> Claim | None:
             values = {"upload_id": upload_id, "repository_id": repository_id}
-            _CLAIM.run(conn, **values, claimant=holder, until=now + LEASE, now=now)
+            _CLAIM.run(conn, **values, claimant=holder, until=now + self.lease, now=now)
             row = _CLAIMED.first(conn, **values)
             return None if row is None else Claim(row[0], row[1], row[2] == holder)
 
         return await self.db.run_write(claim)
 
     async def renew(self, upload_id: str, holder: str) -> bool:
-        until = utcnow() + LEASE
+        until = utcnow() + self.lease
         return bool(
             await self.db.run_write(
                 lambda conn: _RENEW.run(conn, upload_id=upload_id, lease_holder=holder, until=until)

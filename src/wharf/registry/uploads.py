@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -51,9 +51,11 @@ class Lease:
 
 
 class Uploads:
-    def __init__(self, metadata: RegistryMetadata, store: BlobStore) -> None:
+    def __init__(
+        self, metadata: RegistryMetadata, store: BlobStore, lease: timedelta = LEASE
+    ) -> None:
         self.metadata = metadata
-        self.records = UploadRecords(metadata)
+        self.records = UploadRecords(metadata, lease)
         self.store = store
         self._hashers: dict[str, tuple[int, Any]] = {}
 
@@ -94,7 +96,7 @@ class Uploads:
         """Keep the lease while a long body arrives. A renewal that fails is tried again at
         the next turn; the lease lapses only if none succeeds for its whole length."""
         while True:
-            await asyncio.sleep(LEASE.total_seconds() / 3)
+            await asyncio.sleep(self.records.lease.total_seconds() / 3)
             try:
                 renewed = await self.records.renew(lease.upload_id, lease.holder)
             except Exception:
