@@ -26,7 +26,6 @@ from tests.support.server import WharfProcess, database_lane, running_wharf, wai
 
 pytest_plugins = ("tests.support.client_fixtures",)
 pytestmark = [
-    pytest.mark.clients,
     pytest.mark.slow,
     # The replicas share PostgreSQL whatever the lane: the PostgreSQL lane runs them once.
     pytest.mark.skipif(database_lane() != "postgresql", reason="runs in the PostgreSQL lane"),
