@@ -1,6 +1,6 @@
 """Debian's haproxy in front of Wharf replicas: round robin per request (haproxy balances each
-HTTP request of a kept-alive connection on its own), health checks every 500 ms (three failed in a row: down), and failed
-connections tried again on another server."""
+HTTP request of a kept-alive connection on its own), health checks every 500 ms (three failed
+in a row: down), and failed connections tried again on another server."""
 
 from __future__ import annotations
 
