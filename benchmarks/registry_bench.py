@@ -49,9 +49,11 @@ from urllib.parse import urljoin
 
 import aiohttp
 
+from tests.support.haproxy import running_haproxy
 from tests.support.postgres import PostgresCluster
 
 from .servers import (
+    REFERENCE_FILESYSTEM,
     REPO_ROOT,
     Server,
     cluster_login,
@@ -71,6 +73,9 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 PHASES = ("large", "small", "auth", "listing")  # in the order they run
+# Asked for by name (`--phases replicas`): it needs PostgreSQL and haproxy.
+EXTRA_PHASES = ("replicas",)
+REPLICAS = 3
 REFERENCE_REGISTRY = "docker-registry"
 WHARF_NO_AUTH = "wharf --no-auth"
 WHARF_AUTH = "wharf with auth"
@@ -674,6 +679,7 @@ def make_small_images(count: int, seed: int = 1) -> list[SmallImage]:
 
 
 SMALL_REPOSITORIES = "small/app"  # + a number: one repository per client
+REPLICA_REPOSITORIES = "replicas/app"
 AUTH_REPOSITORIES = "default/bench-"  # in the project every Wharf has
 
 
@@ -969,6 +975,11 @@ AUTH_LINES: list[tuple[str, str, str, str, float]] = [
     ("push_rate", "small-image push, auth on (images/s)", "images/s", ">= 0.8x", 0.8),
     ("pull_rate", "small-image pull, auth on (images/s)", "images/s", ">= 0.8x", 0.8),
 ]
+# Three replicas of each behind haproxy (`--phases replicas`): (figure key, name, unit)
+REPLICA_LINES: list[tuple[str, str, str]] = [
+    ("push_rate", "small-image push, 3 replicas behind haproxy (images/s)", "images/s"),
+    ("pull_rate", "small-image pull, 3 replicas behind haproxy (images/s)", "images/s"),
+]
 LINE_NAMES = [name for _, name, *_ in LINES] + [PEAK_NAME] + [name for _, name, *_ in AUTH_LINES]
 # Targets that differ on S3 (issue 9): small pushes twice the reference's, a higher memory bound
 # (parts are held in memory on their way to S3).
@@ -1003,6 +1014,64 @@ async def run_auth(
             return await run_small(server, profile, images, report, AUTH_REPOSITORIES, token)
 
 
+async def run_replicas(
+    work: Path,
+    profile: Profile,
+    images: list[SmallImage],
+    report: Report,
+    wharf_python: str,
+    source: Path | None,
+    postgres_database: Callable[[], tuple[str, ...]],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Three Wharf registries (`--role registry`, one worker each, one PostgreSQL database, one
+    blob folder) against three docker-registry processes (one blob folder), each group behind
+    an haproxy of its own balancing every request round robin: small-image push and pull
+    through the balancers. Server CPU in the notes is the first replica's alone."""
+    work.mkdir()
+    with ExitStack() as stack:
+        shared_reference = work / "reference-blobs"
+        shared_reference.mkdir()
+        references = [
+            stack.enter_context(
+                running_reference(
+                    work / f"reference-{n}",
+                    storage=REFERENCE_FILESYSTEM.format(root=shared_reference),
+                )
+            )
+            for n in range(REPLICAS)
+        ]
+        database = postgres_database()
+        wharfs = [
+            stack.enter_context(
+                running_wharf(
+                    work / f"wharf-{n}",
+                    python=wharf_python,
+                    data_dir=work / "wharf-data",
+                    name=f"wharf-replica-{n}",
+                    source=source,
+                    storage=("--role", "registry", "--workers", "1", *database),
+                )
+            )
+            for n in range(REPLICAS)
+        ]
+        figures = []
+        for name, group, check in (
+            ("reference", references, "/v2/"),
+            ("wharf", wharfs, "/healthz"),
+        ):
+            balancer_dir = work / f"haproxy-{name}"
+            balancer_dir.mkdir()
+            host = stack.enter_context(
+                running_haproxy(balancer_dir, [server.port for server in group], check)
+            )
+            through = replace(
+                group[0], name=f"{name} x{REPLICAS}", port=int(host.rsplit(":", 1)[1])
+            )
+            report.note(f"{through.name}: haproxy at {through.url} over {len(group)} replicas")
+            figures.append(await run_small(through, profile, images, report, REPLICA_REPOSITORIES))
+        return figures[0], figures[1]
+
+
 async def run(
     profile: Profile,
     work: Path,
@@ -1016,7 +1085,13 @@ async def run(
 ) -> Report:
     report = Report(profile, storage)
     source = None if wharf_rev is None else export_source(wharf_rev, work / "wharf-source")
-    figures: dict[str, dict[str, float]] = {"reference": {}, "wharf": {}, "wharf-auth": {}}
+    figures: dict[str, dict[str, float]] = {
+        "reference": {},
+        "wharf": {},
+        "wharf-auth": {},
+        "reference-replicas": {},
+        "wharf-replicas": {},
+    }
     if "auth" in phases and not wharf_supports_auth(wharf_python, source):
         report.warn("this Wharf cannot run with auth on and plain HTTP: no auth phase")
         phases = [phase for phase in phases if phase != "auth"]
@@ -1035,16 +1110,18 @@ async def run(
         if workers != 1 or "--workers" in wharf_serve_options(wharf_python, source):
             processes = ("--workers", str(workers))
 
+        clusters: list[PostgresCluster] = []
+
+        def postgres_database() -> tuple[str, ...]:
+            """A new database on the run's own PostgreSQL cluster (started at first use)."""
+            if not clusters:
+                clusters.append(PostgresCluster().start())
+                stack.callback(clusters[0].stop)
+                report.note(f"PostgreSQL: a cluster of the run's own on port {clusters[0].port}")
+            return ("--database-url", clusters[0].new_database())
+
         def new_database() -> tuple[str, ...]:
-            return ()
-
-        if database == "postgresql":
-            cluster = PostgresCluster().start()
-            stack.callback(cluster.stop)
-            report.note(f"PostgreSQL: a cluster of the run's own on port {cluster.port}")
-
-            def new_database() -> tuple[str, ...]:
-                return ("--database-url", cluster.new_database())
+            return postgres_database() if database == "postgresql" else ()
 
         wharf_storage += processes + new_database()
         servers = [
@@ -1111,6 +1188,11 @@ async def run(
             for server, count in zip(servers, seeded, strict=True):
                 with profiler.record(server, "listing"):
                     figures[server.name] |= await run_listing(server, profile, count, report)
+        if "replicas" in phases:
+            images = images or make_small_images(profile.small_push_max)
+            figures["reference-replicas"], figures["wharf-replicas"] = await run_replicas(
+                work / "replicas", profile, images, report, wharf_python, source, postgres_database
+            )
         for server in servers:
             hwm = server.status_kib("VmHWM")
             report.note(f"{server.name} VmHWM at the end of the run: {(hwm or 0) / 1024:.1f} MiB")
@@ -1153,6 +1235,10 @@ async def run(
                     wharf_is=WHARF_AUTH,
                 )
             )
+    replicated = figures["reference-replicas"], figures["wharf-replicas"]
+    for key, name, unit in REPLICA_LINES:
+        if all(key in found for found in replicated):
+            report.lines.append(Line(name, unit, replicated[0][key], replicated[1][key], True))
     return report
 
 
@@ -1178,8 +1264,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a few seconds")
     parser.add_argument(
         "--phases",
-        help=f"comma-separated subset of {','.join(PHASES)} "
-        f"(default: all; with --storage s3: {','.join(S3_PHASES)})",
+        help=f"comma-separated subset of {','.join(PHASES + EXTRA_PHASES)} "
+        f"(default: {','.join(PHASES)}; with --storage s3: {','.join(S3_PHASES)}; replicas: "
+        "3 of each registry behind haproxy, Wharf's on PostgreSQL)",
     )
     parser.add_argument(
         "--storage",
@@ -1232,7 +1319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = replace(profile, seed_repositories=max(1, args.seed))
     default_phases = S3_PHASES if args.storage == "s3" else PHASES
     phases = [p for p in (args.phases or ",".join(default_phases)).split(",") if p]
-    unknown = set(phases) - set(PHASES)
+    unknown = set(phases) - set(PHASES) - set(EXTRA_PHASES)
     if unknown:
         print(f"error: unknown phases {sorted(unknown)}", file=sys.stderr)
         return 2

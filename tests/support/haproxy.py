@@ -15,7 +15,7 @@ import requests
 from tests.support.server import free_port, wait_until
 
 
-def _config(port: int, servers: Sequence[int]) -> str:
+def _config(port: int, servers: Sequence[int], check: str) -> str:
     lines = [
         "global",
         "    maxconn 2000",
@@ -33,7 +33,7 @@ def _config(port: int, servers: Sequence[int]) -> str:
         "    default_backend replicas",
         "backend replicas",
         "    balance roundrobin",
-        "    option httpchk GET /healthz",
+        f"    option httpchk GET {check}",
         "    timeout check 3s",
         "    default-server inter 500ms fall 3 rise 1",
         *(f"    server r{i} 127.0.0.1:{p} check" for i, p in enumerate(servers)),
@@ -42,12 +42,15 @@ def _config(port: int, servers: Sequence[int]) -> str:
 
 
 @contextmanager
-def running_haproxy(workdir: Path, servers: Sequence[int]) -> Iterator[str]:
-    """haproxy balancing `servers` (ports on 127.0.0.1); yields its host:port."""
+def running_haproxy(
+    workdir: Path, servers: Sequence[int], check: str = "/healthz"
+) -> Iterator[str]:
+    """haproxy balancing `servers` (ports on 127.0.0.1), each checked with GET `check`;
+    yields its host:port."""
     binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
     port = free_port()
     config = workdir / "haproxy.cfg"
-    config.write_text(_config(port, servers))
+    config.write_text(_config(port, servers, check))
     subprocess.run([binary, "-c", "-q", "-f", str(config)], check=True, timeout=30)
     log = (workdir / "haproxy.log").open("wb")
     process = subprocess.Popen(
@@ -59,7 +62,7 @@ def running_haproxy(workdir: Path, servers: Sequence[int]) -> Iterator[str]:
         if process.poll() is not None:
             raise AssertionError(f"haproxy exited with {process.returncode}")
         try:
-            return requests.get(f"http://{host}/healthz", timeout=2).status_code == 200
+            return requests.get(f"http://{host}{check}", timeout=2).status_code == 200
         except requests.RequestException:
             return False
 
