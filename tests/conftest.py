@@ -12,7 +12,7 @@ from tests.support.oci import Registry
 from tests.support.postgres import stop_shared_cluster
 from tests.support.s3 import s3_args
 from tests.support.s3_fixtures import moto  # noqa: F401  (the S3 lanes' server)
-from tests.support.server import WharfProcess, running_wharf
+from tests.support.server import WharfProcess, database_lane, running_wharf
 
 # Test modules whose `wharf` runs on S3 too: "s3" redirects blob GETs to presigned URLs,
 # "s3-streamed" (disableRedirect) streams them through Wharf. The protocol tests check the
@@ -22,6 +22,46 @@ STORAGE_LANES = {
     "test_protocol_": ("filesystem", "s3-streamed"),
     "test_clients_": ("filesystem", "s3", "s3-streamed"),
 }
+
+
+# The PostgreSQL lane (WHARF_TEST_DATABASE=postgresql) runs the tests of what Wharf stores and
+# how: objects, lists and watches, upload sessions and leases, manifests and tags, collection
+# and pruning, quotas, migrations, several processes and replicas. The rest (input validation,
+# the CLI's rendering, client compatibility, storage backends, generated requests) has no part
+# that differs by database, and runs in the SQLite lane only: two whole lanes would not fit the
+# suite's time on two cores.
+POSTGRESQL_LANE = {
+    "test_api_auth",
+    "test_api_conventions",
+    "test_api_kinds",
+    "test_api_limits",
+    "test_api_paging",
+    "test_api_unusual_requests",
+    "test_image_watch",
+    "test_operator_config",
+    "test_protocol_listing",
+    "test_protocol_manifests",
+    "test_protocol_storage",
+    "test_protocol_uploads",
+    "test_prune_images",
+    "test_quotas",
+    "test_readiness",
+    "test_registry_crashes",
+    "test_registry_gc",
+    "test_replicas",
+    "test_watch_consistency",
+    "test_workers",
+    "test_workflow",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if database_lane() != "postgresql":
+        return
+    kept = [item for item in items if item.path.stem in POSTGRESQL_LANE]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
