@@ -31,6 +31,7 @@ from .readiness import Readiness, storage_check
 from .registry import app as registry_app
 from .registry import token_endpoint
 from .registry.access import AllowAll, Authorizer
+from .registry.blob_limits import BlobLimits, NoLimits, ProjectLimits
 from .registry.cluster_access import ClusterAccess
 from .registry.context import Registry
 from .registry.metadata import RegistryMetadata
@@ -158,7 +159,8 @@ def _registry_app(
     else:
         authorizer, publisher = AllowAll(), LocalTags(metadata)
     uploads = Uploads(metadata, store, settings.upload_lease_time)
-    registry = Registry(metadata, store, uploads, authorizer, publisher)
+    limits: BlobLimits = ProjectLimits(database) if settings.auth else NoLimits()
+    registry = Registry(metadata, store, uploads, authorizer, publisher, limits=limits)
     registry_app.install(registry_web, registry)
     registry_web[metrics.METRICS] = registry_metrics
     registry_web.middlewares.append(metrics.in_flight(registry_metrics))

@@ -19,6 +19,7 @@ from . import (
     image_kinds,
     oauth,
     project_kinds,
+    quota_kinds,
     rbac_kinds,
     rest,
     user_kinds,
@@ -52,6 +53,11 @@ def build_kinds(
     )
     kinds.add(core_kinds.SECRET, Resource(core_kinds.SECRET, store))
     kinds.add(core_kinds.CONFIG_MAP, Resource(core_kinds.CONFIG_MAP, store))
+    kinds.add(
+        quota_kinds.RESOURCE_QUOTA,
+        quota_kinds.ResourceQuotaResource(quota_kinds.RESOURCE_QUOTA, store),
+    )
+    kinds.add(quota_kinds.LIMIT_RANGE, Resource(quota_kinds.LIMIT_RANGE, store))
     for kind in (rbac_kinds.ROLE, rbac_kinds.CLUSTER_ROLE):
         kinds.add(kind, rbac_kinds.RoleResource(kind, store, rbac))
     for kind in (rbac_kinds.ROLE_BINDING, rbac_kinds.CLUSTER_ROLE_BINDING):

@@ -11,9 +11,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection
+
 from ..auth.rbac import RbacAuthorizer
 from ..auth.user import Attributes
 from ..db.objects import Key, ObjectStore, Page, Transaction
+from ..images.admission import Refused, admit_image, admit_new_stream, admit_stream_change
 from ..images.history import (
     History,
     TagEvent,
@@ -53,6 +56,36 @@ class Addresses:
 
 
 AddressSource = Callable[[], Awaitable[Addresses]]
+
+
+def refused(exc: Refused) -> ApiError:
+    """A quota's or limit's refusal as Kubernetes answers it: 403 Forbidden."""
+    return ApiError(
+        403, exc.message, "Forbidden", {"name": exc.name, "group": GROUP, "kind": exc.resource}
+    )
+
+
+def _admit_stream(
+    conn: Connection,
+    namespace: str,
+    name: str,
+    new: bool,
+    old_spec: object,
+    new_spec: object,
+    added: list[str],
+) -> None:
+    """The project's quota on image streams (when the stream is `new`) and its image stream
+    limits, checked before the transaction writes anything (wharf.images.admission)."""
+    if new:
+        admit_new_stream(conn, namespace, name)
+    admit_stream_change(conn, namespace, name, old_spec, new_spec, added)
+
+
+async def admit_stream(tx: Transaction, *args: Any) -> None:
+    try:
+        await tx.conn.run_sync(_admit_stream, *args)
+    except Refused as exc:
+        raise refused(exc) from None
 
 
 # Image
@@ -243,6 +276,18 @@ class ImageStreamResource(Resource):
                 await tx.run_sync(touch, key, stream)
         return await self.get(call, name)
 
+    async def create_in(self, tx: Transaction, obj: Object) -> Object:
+        meta = obj["metadata"]
+        namespace, name = str(meta.get("namespace", "")), str(meta["name"])
+        await admit_stream(tx, namespace, name, True, {}, obj.get("spec"), [])
+        return await super().create_in(tx, obj)
+
+    async def admit_update(self, tx: Transaction, old: Object, new: Object) -> None:
+        meta = old["metadata"]
+        await admit_stream(
+            tx, meta["namespace"], meta["name"], False, old.get("spec"), new.get("spec"), []
+        )
+
     async def delete_in(self, tx: Transaction, key: Key, version: int | None = None) -> Object:
         deleted = await super().delete_in(tx, key, version)
         # The stream's tags and images go with it: a new stream of the same name starts empty.
@@ -277,6 +322,13 @@ class ImageStreamMappingResource(Resource):
             stream = await tx.get(key)
             if stream is None:
                 raise not_found(GROUP, "imagestreams", name)
+            # As OpenShift's admission of a mapping: the image's size, then the stream's limits.
+            try:
+                await tx.conn.run_sync(admit_image, call.namespace, name, new_image)
+            except Refused as exc:
+                raise refused(exc) from None
+            spec = stream.get("spec")
+            await admit_stream(tx, call.namespace, name, False, spec, spec, [digest])
             await tx.run_sync(save_image, new_image)
             await tx.run_sync(record_tag, call.namespace, name, tag, digest, stream)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
@@ -477,15 +529,30 @@ class ImageStreamTagResource(Resource):
         key = Key(IMAGE_STREAMS, call.namespace, stream_name)
         async with self.transaction(call) as tx:
             stream = await tx.get(key)
+            old_spec = (stream or {}).get("spec") or {}
+            if (
+                stream is not None
+                and creating
+                and any(t.get("name") == tag for t in old_spec.get("tags") or [])
+            ):
+                raise ApiError(
+                    409, f'imagestreamtags.{GROUP} "{name}" already exists', "AlreadyExists"
+                )
+            kept = [t for t in old_spec.get("tags") or [] if t.get("name") != tag]
+            await admit_stream(
+                tx,
+                call.namespace,
+                stream_name,
+                stream is None,
+                old_spec,
+                {**old_spec, "tags": [*kept, spec_tag]},
+                [digest] if digest is not None else [],
+            )
             if stream is None:
                 stream = self.streams.new_object(
                     call, {"metadata": {"name": stream_name}, "spec": {"tags": []}}
                 )
                 stream = await self.streams.create_in(tx, stream)
-            elif creating and any(t.get("name") == tag for t in stream["spec"].get("tags") or []):
-                raise ApiError(
-                    409, f'imagestreamtags.{GROUP} "{name}" already exists', "AlreadyExists"
-                )
             stream = copy.deepcopy(stream)
             generation = int(stream["metadata"].get("generation", 1)) + 1
             stream["metadata"]["generation"] = generation

@@ -20,8 +20,10 @@ from .errors import bad_request
 MAGIC = b"k8s\x00"
 
 # Leaf types. "bytes" is base64 in JSON; "raw" stays bytes (only the envelope's payload);
-# "time" is a meta/v1 Time message ({seconds, nanos}) shown as RFC 3339.
+# "time" is a meta/v1 Time message ({seconds, nanos}) shown as RFC 3339; "quantity" is a
+# resource.Quantity message ({string}) shown as its string.
 STRING, BYTES, INT, BOOL, TIME, RAW = "string", "bytes", "int", "bool", "time", "raw"
+QUANTITY = "quantity"
 
 # Nested messages go at most this deep: the tables have no cycles today, but the bound holds
 # whatever is declared later, so no body can make the decoder recurse without end.
@@ -165,6 +167,8 @@ def _value(declared: Field, wire: int, raw: int | bytes, depth: int) -> Any:
         return raw
     if kind == TIME:
         return _time(decode_message(raw, _TIME, depth + 1))
+    if kind == QUANTITY:
+        return decode_message(raw, _QUANTITY, depth + 1).get("string", "")
     assert isinstance(kind, Message)
     inner = decode_message(raw, kind, depth + 1)
     if kind.is_map:
@@ -221,6 +225,7 @@ def _wrong_type(declared: Field) -> Exception:
 # The messages (field numbers from k8s.io/api and k8s.io/apimachinery generated.proto)
 
 _TIME = message("Time", (1, "seconds", INT), (2, "nanos", INT))
+_QUANTITY = message("Quantity", (1, "string", STRING))
 
 OWNER_REFERENCE = message(
     "OwnerReference",
@@ -315,6 +320,35 @@ NAMESPACE = message(
             "NamespaceStatus",
             (1, "phase", STRING),
             (2, repeated("conditions", NAMESPACE_CONDITION)),
+        ),
+    ),
+)
+
+# `kubectl create quota NAME --hard=...` (the status is the server's: not read)
+SCOPED_RESOURCE_SELECTOR_REQUIREMENT = message(
+    "ScopedResourceSelectorRequirement",
+    (1, "scopeName", STRING),
+    (2, "operator", STRING),
+    (3, repeated("values", STRING)),
+)
+RESOURCE_QUOTA = message(
+    "ResourceQuota",
+    (1, "metadata", OBJECT_META),
+    (
+        2,
+        "spec",
+        message(
+            "ResourceQuotaSpec",
+            (1, "hard", map_of(QUANTITY)),
+            (2, repeated("scopes", STRING)),
+            (
+                3,
+                "scopeSelector",
+                message(
+                    "ScopeSelector",
+                    (1, repeated("matchExpressions", SCOPED_RESOURCE_SELECTOR_REQUIREMENT)),
+                ),
+            ),
         ),
     ),
 )
@@ -475,6 +509,7 @@ KINDS: dict[tuple[str, str], Message] = {
     ("v1", "ConfigMap"): CONFIG_MAP,
     ("v1", "ServiceAccount"): SERVICE_ACCOUNT,
     ("v1", "Namespace"): NAMESPACE,
+    ("v1", "ResourceQuota"): RESOURCE_QUOTA,
     (_RBAC, "Role"): ROLE,
     (_RBAC, "ClusterRole"): CLUSTER_ROLE,
     (_RBAC, "RoleBinding"): ROLE_BINDING,

@@ -199,6 +199,7 @@ class Resource:
                 # As Kubernetes: an update that changes nothing writes nothing, and the
                 # resourceVersion stays (watchers hear of nothing either).
                 return await self.present(call, old)
+            await self.admit_update(tx, old, new)
             try:
                 updated = await tx.update(key, new, int(wanted) if wanted else None)
             except Conflict:
@@ -206,6 +207,10 @@ class Resource:
             except ValueError:
                 raise conflict(self.kind.group, self.kind.plural, name) from None
         return await self.present(call, updated)
+
+    async def admit_update(self, tx: Transaction, old: Object, new: Object) -> None:
+        """Refuse an update that the project's quotas or limits do not allow (an ApiError);
+        run in the update's transaction before it writes anything."""
 
     def merge_update(self, old: Object, obj: Object) -> Object:
         """The object an update stores: the new content with the server's metadata kept."""

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..images.quantity import format_binary, parse_quantity
 from .get import namespace_for, targets
 from .printers import align, write
 from .state import NamespaceOption, open_session
@@ -205,9 +206,85 @@ def describe_imagestream(obj: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tabbed(rows: list[list[str]]) -> str:
+    """Rows as kubectl's describers print them (Go's tabwriter, two spaces of padding): a
+    column is as wide as its widest cell that a tab ends, so a row's last cell widens none."""
+    widths: dict[int, int] = {}
+    for row in rows:
+        for index, cell in enumerate(row[:-1]):
+            widths[index] = max(widths.get(index, 0), len(cell))
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(widths[i] + 2) for i, cell in enumerate(row[:-1])]
+        lines.append("".join(cells) + (row[-1] if row else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _in_format_of(hard: str, used: str) -> str:
+    """`used` in the form of `hard` (kubectl shows both alike): a binary limit, binary use."""
+    try:
+        value = parse_quantity(used)
+    except ValueError:
+        return used
+    return format_binary(value) if hard.rstrip("0123456789").endswith("i") else used
+
+
+def describe_quota(obj: dict[str, Any]) -> str:
+    """As `oc describe quota`: each resource with what the project uses of it and its limit."""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    rows = [["Name:", str(meta.get("name", ""))], ["Namespace:", str(meta.get("namespace", ""))]]
+    if spec.get("scopes"):
+        rows.append(["Scopes:", ", ".join(sorted(str(s) for s in spec["scopes"]))])
+    rows += [["Resource", "Used", "Hard"], ["--------", "----", "----"]]
+    hard, used = status.get("hard") or {}, status.get("used") or {}
+    for name in sorted(hard):
+        limit = str(hard[name])
+        rows.append([str(name), _in_format_of(limit, str(used.get(name, "0"))), limit])
+    return _tabbed(rows)
+
+
+def describe_limit_range(obj: dict[str, Any]) -> str:
+    """As `oc describe limits`: each limit's type and resource with its bounds."""
+    meta = obj.get("metadata") or {}
+    rows = [
+        ["Name:", str(meta.get("name", ""))],
+        ["Namespace:", str(meta.get("namespace", ""))],
+        [
+            "Type",
+            "Resource",
+            "Min",
+            "Max",
+            "Default Request",
+            "Default Limit",
+            "Max Limit/Request Ratio",
+        ],
+        [
+            "----",
+            "--------",
+            "---",
+            "---",
+            "---------------",
+            "-------------",
+            "-----------------------",
+        ],
+    ]
+    keys = ("min", "max", "defaultRequest", "default", "maxLimitRequestRatio")
+    for item in (obj.get("spec") or {}).get("limits") or []:
+        bounds = [item.get(key) or {} for key in keys]
+        for name in sorted({str(n) for bound in bounds for n in bound}):
+            shown = [str(bound[name]) if name in bound else "-" for bound in bounds]
+            rows.append([str(item.get("type", "")), name, *shown])
+    return _tabbed(rows)
+
+
 def describe_object(obj: dict[str, Any]) -> str:
-    if obj.get("kind") == "ImageStream":
+    kind = obj.get("kind")
+    if kind == "ImageStream":
         return describe_imagestream(obj)
+    if kind == "ResourceQuota":
+        return describe_quota(obj)
+    if kind == "LimitRange":
+        return describe_limit_range(obj)
     lines = _header(obj)
     kind = obj.get("kind", "")
     if kind in ("RoleBinding", "ClusterRoleBinding"):

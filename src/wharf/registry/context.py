@@ -10,6 +10,7 @@ from ..oci.digest import Digest, InvalidDigest
 from ..oci.names import MAX_NAME_LENGTH
 from ..storage.base import BlobStore
 from .access import Action, Authorizer
+from .blob_limits import BlobLimits, NoLimits
 from .damage import DamageLog
 from .errors import RegistryError
 from .metadata import RegistryMetadata
@@ -25,6 +26,8 @@ class Registry:
     authorizer: Authorizer
     publisher: Publisher
     damage: DamageLog = field(default_factory=DamageLog)
+    # The largest blob each repository takes (its project's limits; none without a cluster).
+    limits: BlobLimits = field(default_factory=NoLimits)
 
 
 REGISTRY = web.AppKey("registry", Registry)

@@ -11,6 +11,7 @@ from aiohttp import web
 from ..auth.rbac import RbacAuthorizer
 from ..auth.user import ANONYMOUS, Attributes, UserInfo
 from ..db.objects import Key, ObjectStore, SyncTransaction
+from ..images.admission import Refused, admit_push
 from ..images.builder import image_from_manifest
 from ..images.history import remove_tag, repository_id, tags_of
 from ..images.streams import (
@@ -86,10 +87,16 @@ class StreamPublisher:
             # (wharf.images.history.forget), and must not get this push's afterwards.
             if not tx.exists(namespace):
                 raise _denied(f'namespace "{project}" not found')
+            found = tx.get(key) if tag is not None else None
+            try:
+                # The project's quotas and limits, before anything is written.
+                admit_push(tx.conn, project, stream_name, image, tag, found)
+            except Refused as exc:
+                raise _denied(exc.message) from None
             repository = self.metadata.store_manifest(tx.conn, name, manifest)
             save_image(tx, image)
             if tag is not None:
-                stream = tx.get(key) or tx.create(key, new_stream(project, stream_name))
+                stream = found or tx.create(key, new_stream(project, stream_name))
                 digest = str(manifest.digest)
                 record_tag(tx, project, stream_name, tag, digest, stream, linked=True)
             return repository

@@ -80,7 +80,8 @@ async def start_upload(request: web.Request) -> web.StreamResponse:
     registry = registry_of(request)
     if "digest" in query:
         digest = parse_digest(query["digest"])
-        await registry.uploads.monolithic(name, digest, request.content.iter_any())
+        limit = await registry.limits.limit(name)
+        await registry.uploads.monolithic(name, digest, request.content.iter_any(), limit)
         return _blob_created(name, str(digest))
     repository_id = await registry.metadata.ensure_repository(name)
     upload_id = await registry.uploads.open(repository_id)
@@ -136,8 +137,10 @@ async def finish_upload(request: web.Request) -> web.Response:
     digest = parse_digest(request.query.get("digest"))
     repository_id = await existing_repository_id(request, name, "BLOB_UPLOAD_UNKNOWN")
     body = request.content.iter_any() if request.body_exists else None
-    await registry_of(request).uploads.finish(
-        upload_id, repository_id, digest, body, _content_range(request) if body else None
+    registry = registry_of(request)
+    limit = await registry.limits.limit(name)
+    await registry.uploads.finish(
+        upload_id, repository_id, digest, body, _content_range(request) if body else None, limit
     )
     return _blob_created(name, str(digest))
 

@@ -19,8 +19,10 @@ from typing import Any
 
 import structlog
 
+from ..images.limits import Limit
 from ..oci.digest import Digest
 from ..storage.base import BlobStore, PartialWrite
+from .blob_limits import check_blob_size
 from .collect import pin
 from .errors import RegistryError
 from .metadata import RegistryMetadata, utcnow
@@ -186,12 +188,14 @@ class Uploads:
         digest: Digest,
         body: AsyncIterable[bytes] | None = None,
         expected: tuple[int, int] | None = None,
+        limit: Limit | None = None,
     ) -> int:
         """Complete the upload as blob `digest`, with `body` as its last chunk if given: one
-        lease of the upload and one database write for the whole of the final request."""
+        lease of the upload and one database write for the whole of the final request. A blob
+        larger than `limit` is refused (DENIED) and its upload removed."""
         whole = body is not None and (expected is None or expected[0] == 0)
         if whole and body is not None and await self.size(upload_id, repository_id) == 0:
-            return await self._finish_whole(upload_id, repository_id, digest, body, expected)
+            return await self._finish_whole(upload_id, repository_id, digest, body, expected, limit)
         async with self._held(upload_id, repository_id) as lease:
             hasher = await self._hasher(lease, digest.algorithm)
             size, state = lease.size, lease.state
@@ -201,6 +205,12 @@ class Uploads:
                 lease.settled = True
                 await self.cancel(upload_id)
                 raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
+            try:
+                check_blob_size(size, limit)
+            except RegistryError:
+                lease.settled = True
+                await self.cancel(upload_id)  # no use keeping bytes that can never commit
+                raise
             await pin(self.metadata.db, str(digest), size)
             await self.store.commit(upload_id, state, size, str(digest))
             lease.settled = True
@@ -217,15 +227,16 @@ class Uploads:
         digest: Digest,
         body: AsyncIterable[bytes],
         expected: tuple[int, int] | None,
+        limit: Limit | None,
     ) -> int:
         """The whole blob in the request that finishes an empty upload (a POST, then a PUT
         with the body: every small blob). Stored as a monolithic push would be, with no lease:
         the session is taken only if nobody wrote or holds it meanwhile, in the same
         transaction that links the blob."""
         try:
-            size = await self._store_verified(digest, body, expected)
+            size = await self._store_verified(digest, body, expected, limit)
         except RegistryError as exc:
-            if exc.code == "DIGEST_INVALID":  # as after a chunked upload: the session ends
+            if exc.code in ("DIGEST_INVALID", "DENIED"):  # as after a chunked upload: it ends
                 await self.cancel(upload_id)
             raise
         if not await self.records.finish_empty(upload_id, repository_id, str(digest), size):
@@ -233,10 +244,12 @@ class Uploads:
             raise range_error(size_now, "another request changed this upload at the same time")
         return size
 
-    async def monolithic(self, name: str, digest: Digest, body: AsyncIterable[bytes]) -> int:
+    async def monolithic(
+        self, name: str, digest: Digest, body: AsyncIterable[bytes], limit: Limit | None = None
+    ) -> int:
         """A whole blob in one request: no session row, nothing visible (not even the
         repository `name`) until it verifies."""
-        size = await self._store_verified(digest, body)
+        size = await self._store_verified(digest, body, limit=limit)
         await self.metadata.add_blob(name, str(digest), size)
         return size
 
@@ -245,9 +258,10 @@ class Uploads:
         digest: Digest,
         body: AsyncIterable[bytes],
         expected: tuple[int, int] | None = None,
+        limit: Limit | None = None,
     ) -> int:
-        """Store `body` as blob `digest` if it is that blob, through an upload of its own that
-        no session names; return its size."""
+        """Store `body` as blob `digest` if it is that blob (and within `limit`), through an
+        upload of its own that no session names; return its size."""
         upload_id = str(uuid.uuid4())
         hasher = hashlib.new(digest.algorithm)
         state = await self.store.begin(upload_id)
@@ -265,6 +279,11 @@ class Uploads:
         if hasher.hexdigest() != digest.encoded:
             await self.store.abort(upload_id, written.state)
             raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
+        try:
+            check_blob_size(written.size, limit)
+        except RegistryError:
+            await self.store.abort(upload_id, written.state)
+            raise
         await pin(self.metadata.db, str(digest), written.size)
         await self.store.commit(upload_id, written.state, written.size, str(digest))
         return written.size
