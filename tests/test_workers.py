@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,30 @@ def test_the_configs_replicas_are_the_number_of_workers(tmp_path: Path) -> None:
                 lambda n=wanted: admin.config()["status"].get("readyReplicas") == n, timeout=40
             )
         assert requests.get(f"{wharf.url}/v2/", timeout=5).status_code == 200
+
+
+def test_concurrent_pushes_into_one_new_image_stream_across_workers(tmp_path: Path) -> None:
+    """Pushes racing to make the same image stream, on different processes: every one lands
+    (on PostgreSQL the later INSERT waits for the earlier commit and takes its stream)."""
+    with running_wharf(tmp_path / "data", "--auth", workers=2) as wharf:
+        wait_for_workers(wharf, 2)
+        cluster = Cluster(wharf, tmp_path)
+        token = requests.get(
+            f"{wharf.url}/openshift/token",
+            auth=("kubeadmin", cluster.admin_token),
+            timeout=10,
+        ).json()["token"]
+        pushes = 12
+
+        def push(n: int) -> str:
+            http = requests.Session()
+            http.headers.update({"Authorization": f"Bearer {token}", "Connection": "close"})
+            return Registry(wharf.url, http).push_image("default/raced", f"t{n}", seed=n).digest
+
+        with ThreadPoolExecutor(max_workers=pushes) as pool:
+            digests = list(pool.map(push, range(pushes)))
+        stream = cluster.admin.get(
+            "/apis/image.openshift.io/v1/namespaces/default/imagestreams/raced"
+        ).json()
+        tags = {t["tag"]: t["items"][0]["image"] for t in stream["status"]["tags"]}
+        assert tags == {f"t{n}": digest for n, digest in enumerate(digests)}

@@ -184,6 +184,18 @@ class SyncTransaction:
         self._created[key] = version
         return body
 
+    def get_or_create(self, key: Key, body: Object) -> Object:
+        """The object at `key`, made from `body` unless it exists. Writers race for it on
+        PostgreSQL: the INSERT of the later one waits for the earlier one's commit, finds the
+        row there, and this returns what the earlier one made."""
+        try:
+            return self.create(key, body)
+        except AlreadyExists:
+            found = self.get(key)
+            if found is None:  # made and deleted again meanwhile
+                raise Conflict(key) from None
+            return found
+
     def update(self, key: Key, body: Object, expected_version: int | None = None) -> Object:
         """Replace the object; with `expected_version`, only if nobody changed it since."""
         current = _VERSION.scalar(self.conn, **_match(key))

@@ -96,7 +96,8 @@ class StreamPublisher:
             repository = self.metadata.store_manifest(tx.conn, name, manifest)
             save_image(tx, image)
             if tag is not None:
-                stream = found or tx.create(key, new_stream(project, stream_name))
+                # Another push may make the stream at the same moment (PostgreSQL).
+                stream = found or tx.get_or_create(key, new_stream(project, stream_name))
                 digest = str(manifest.digest)
                 record_tag(tx, project, stream_name, tag, digest, stream, linked=True)
             return repository
