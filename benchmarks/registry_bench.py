@@ -1041,6 +1041,8 @@ async def run_replicas(
             for n in range(REPLICAS)
         ]
         database = postgres_database()
+        for n in range(REPLICAS):
+            (work / f"wharf-{n}").mkdir()
         wharfs = [
             stack.enter_context(
                 running_wharf(

@@ -385,6 +385,8 @@ storage:
     blobdescriptor: inmemory
 http:
   addr: 127.0.0.1:{port}
+  # One secret for every instance: replicas behind a balancer check each other's upload state.
+  secret: wharf-benchmark-shared-secret
 """
 REFERENCE_FILESYSTEM = """\
   filesystem:
