@@ -67,6 +67,7 @@ class Apps:
     registry: web.Application | None
     api: web.Application | None
     database: Database
+    objects: ObjectStore
 
     @property
     def all(self) -> list[web.Application]:
@@ -127,7 +128,7 @@ async def build_apps(settings: Settings, *, operator_here: bool = True) -> Apps:
             await operator.install(registry_web, api_web or registry_web, objects, settings)
         else:
             await operator.follow(registry_web, objects)
-    return Apps(registry_web, api_web, database)
+    return Apps(registry_web, api_web, database, objects)
 
 
 def _registry_app(
@@ -242,6 +243,7 @@ async def serve(settings: Settings, listeners: Listeners | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await _stop(apps, runners, settings.shutdown_timeout)
+    await apps.objects.watch_cache.close()  # its reader stops before the database closes
     await apps.database.dispose()
     if listeners is None:
         log.info("stopped")

@@ -147,9 +147,10 @@ async def supervise(settings: Settings) -> None:
     listeners = bind(settings)
     supervisor = Supervisor(settings, listeners, settings.workers)
     database = open_database(settings.database)
+    objects = ObjectStore(database)
     operating: asyncio.Task[None] | None = None
     if settings.serves_registry:
-        found = await operator.supervising(ObjectStore(database), settings, supervisor)
+        found = await operator.supervising(objects, settings, supervisor)
         operating = asyncio.create_task(found.run())
     if not supervisor.workers:  # no registry here, or the Config could not be read
         await supervisor.scale(settings.workers)
@@ -170,6 +171,7 @@ async def supervise(settings: Settings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await operating
     await supervisor.stop(settings.shutdown_timeout)
+    await objects.watch_cache.close()
     await database.dispose()
     for sock in listeners.values():
         sock.close()
