@@ -27,6 +27,7 @@ from prometheus_client import multiprocess
 from . import logs, operator
 from .db.database import open_database
 from .db.objects import ObjectStore
+from .db.watch_cache import WatchCache
 from .metrics import MULTIPROCESS_DIR
 from .server import Listeners, addresses, prepare, serve
 from .settings import Settings
@@ -73,6 +74,12 @@ class Supervisor:
 
     def ready(self) -> int:
         return sum(1 for w in self.workers.values() if w.returncode is None)
+
+    async def wait_applied(self, generation: int, timeout: float) -> None:
+        """The workers follow the Config through their watch caches, which read what other
+        processes commit every POLL_SECONDS: two of those, and the time to apply, pass before
+        the operator reports a generation observed. (Workers tell nobody what they applied.)"""
+        await asyncio.sleep(min(timeout, 2 * WatchCache.POLL_SECONDS + 0.5))
 
     async def scale(self, wanted: int) -> None:
         self.wanted = wanted

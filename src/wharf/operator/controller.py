@@ -66,6 +66,10 @@ class Replicas(Protocol):
 
     async def scale(self, wanted: int) -> None: ...
 
+    async def wait_applied(self, generation: int, timeout: float) -> None:
+        """Return once the processes serve `generation` of the Config (or `timeout` passed)."""
+        ...
+
 
 class InProcess:
     """The registry served by this one process: one replica, none while Removed. Scaling is
@@ -79,6 +83,9 @@ class InProcess:
 
     async def scale(self, wanted: int) -> None:
         return None
+
+    async def wait_applied(self, generation: int, timeout: float) -> None:
+        await self.follower.wait_applied(generation, timeout)
 
 
 class Operator:
@@ -135,12 +142,12 @@ class Operator:
             ]
         else:
             health, storage_conditions = await self._manage(spec, config)
-        if self.follower is not None:
-            await self.follower.wait_applied(spec.generation, self.APPLY_SECONDS)
+        await self.replicas.wait_applied(spec.generation, self.APPLY_SECONDS)
         health = Health(
             health.management_state,
             health.desired,
-            self.replicas.ready(),
+            # A registry removed serves nothing, however many processes run.
+            0 if spec.management_state == "Removed" else self.replicas.ready(),
             health.problems,
             health.errors,
             health.pending,
