@@ -55,11 +55,13 @@ POSTGRESQL_LANE = {
 }
 
 
-# Generated-request runs cost minutes of CPU each: they are shared out between the lanes, which
-# run side by side, so that neither lane takes much longer than the other.
+# Generated-request runs cost minutes of CPU each, and the scheduled prune waits for a minute of
+# the clock: they are shared out between the lanes, which run side by side, so that neither lane
+# takes much longer than the other.
 LANE_OF = {
     "test_api_generative.py::test_as_a_project_admin": "postgresql",
     "test_api_generative.py::test_anonymously": "postgresql",
+    "test_prune_images.py::test_the_image_pruner_prunes_on_its_schedule": "postgresql",
 }
 
 
