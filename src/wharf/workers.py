@@ -150,6 +150,11 @@ async def supervise(settings: Settings) -> None:
     """Serve with worker processes. The operator runs here, in the supervisor: the Config's
     `spec.replicas` is the number of workers (the first Config takes `--workers`)."""
     logs.configure(settings.log_level, settings.log_format == "json")
+    # Taken first: a SIGTERM while the workers start still stops them all in order.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     await prepare(settings)
     listeners = bind(settings)
     supervisor = Supervisor(settings, listeners, settings.workers)
@@ -167,10 +172,6 @@ async def supervise(settings: Settings) -> None:
         data_dir=str(settings.data_dir),
         **addresses(settings),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping", workers=supervisor.ready())
     if operating is not None:
