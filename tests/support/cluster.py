@@ -24,7 +24,7 @@ import pytest
 import requests
 import yaml
 
-from tests.support.server import WharfProcess
+from tests.support.server import WharfProcess, end_process
 
 KUBECTL_TIMEOUT = 60.0
 CHALLENGING_CLIENT = "openshift-challenging-client"
@@ -163,12 +163,7 @@ class Kubectl:
         try:
             yield output
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            end_process(process)
             output.join()
 
 

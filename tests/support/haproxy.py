@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support.server import free_port, wait_until
+from tests.support.server import end_process, free_port, wait_until
 
 
 def _config(port: int, servers: Sequence[int], check: str) -> str:
@@ -70,10 +70,5 @@ def running_haproxy(
         wait_until(answers, timeout=30)
         yield host
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        end_process(process)
         log.close()

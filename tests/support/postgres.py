@@ -35,11 +35,20 @@ class PostgresCluster:
             shutil.chown(self.root, "postgres", "postgres")
             self.root.chmod(0o700)
 
-    def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    def _command(self, tool: str, *args: str) -> list[str]:
         command = [str(self.bin / tool), *args]
         if self._as_root:
             command = ["runuser", "-u", "postgres", "--", *command]
-        return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+        return command
+
+    def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self._command(tool, *args), check=True, capture_output=True, text=True, timeout=120
+        )
+
+    def _client(self, database: str) -> tuple[str, ...]:
+        """How psql and pg_dump reach `database`."""
+        return ("-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database)
 
     def start(self) -> PostgresCluster:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
@@ -70,35 +79,12 @@ class PostgresCluster:
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         return self._run(
-            "psql",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-U",
-            "postgres",
-            "-d",
-            database,
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-Atc",
-            statement,
+            "psql", *self._client(database), "-v", "ON_ERROR_STOP=1", "-Atc", statement
         ).stdout
 
     def dump(self, database: str) -> bytes:
         """Everything `database` holds, as pg_dump writes it."""
-        command = [
-            str(self.bin / "pg_dump"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-U",
-            "postgres",
-            database,
-        ]
-        if self._as_root:
-            command = ["runuser", "-u", "postgres", "--", *command]
+        command = self._command("pg_dump", *self._client(database))
         return subprocess.run(command, check=True, capture_output=True, timeout=120).stdout
 
     def url(self, database: str) -> str:

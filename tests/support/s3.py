@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -16,7 +15,7 @@ from typing import Any
 import boto3
 import requests
 
-from tests.support.server import free_port, wait_until
+from tests.support.server import end_process, free_port, wait_until
 
 # moto accepts any credentials; Wharf and the test's own client find these as every AWS
 # client does, in the environment.
@@ -51,12 +50,7 @@ class MotoServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end_process(self.process)
         self.process = None
 
     def _answers(self) -> bool:
