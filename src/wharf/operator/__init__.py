@@ -16,8 +16,9 @@ from ..registry import controls as registry_controls
 from ..settings import Settings
 from ..storage.base import BlobStore
 from ..tls import Certificates
-from .controller import Operator, Replicas, operating
-from .follower import ConfigFollower, following
+from .controller import Operator, Replicas
+from .follower import ConfigFollower
+from .looping import running
 from .prune_job import ScheduledPrune
 
 log = structlog.get_logger("wharf.operator")
@@ -43,7 +44,7 @@ async def follow(registry: web.Application, objects: ObjectStore) -> ConfigFollo
     registry_controls.install(registry, controls)
     follower = ConfigFollower(objects, controls)
     await follower.load()
-    registry.cleanup_ctx.append(following(follower))
+    registry.cleanup_ctx.append(running(follower.follow, "follower"))
     return follower
 
 
@@ -64,7 +65,7 @@ async def install(
         await operator.reconcile()  # routes and bucket before the first request
     except Exception:
         log.exception("first reconcile failed; the operator's loop tries again")
-    api.cleanup_ctx.append(operating(operator))
+    api.cleanup_ctx.append(running(operator.run, "reconcile"))
     return operator
 
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-from collections.abc import AsyncIterator, Callable
 from importlib import metadata
 from typing import Any, Protocol
 
 import structlog
-from aiohttp import web
 
 from ..apiserver import bootstrap
 from ..apiserver.meta import Object, new_uid, now
@@ -32,6 +30,7 @@ from .config import (
     storage_of,
 )
 from .follower import ConfigFollower
+from .looping import again_and_again
 from .pruning import PruneJob, PruneOutcome, pruner_conditions
 from .routes import (
     NAMESPACE,
@@ -315,7 +314,7 @@ class Operator:
                     continue
                 wake.set()
 
-        watcher = asyncio.create_task(_again_and_again(watch, "watch"))
+        watcher = asyncio.create_task(again_and_again(watch, "watch"))
         try:
             while True:
                 try:
@@ -355,27 +354,3 @@ def _conditions_as_dataclass(status: Object, types: tuple[str, ...]) -> list[dic
         for c in status.get("conditions") or []
         if c.get("type") in types
     ]
-
-
-async def _again_and_again(loop: Callable[[], Any], what: str) -> None:
-    while True:
-        try:
-            await loop()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("operator task failed; starting again", task=what)
-        await asyncio.sleep(1.0)
-
-
-def operating(operator: Operator) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context that runs the operator's loop for as long as `app` runs."""
-
-    async def run(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(operator.run())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return run

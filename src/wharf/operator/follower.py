@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
-from aiohttp import web
 
 from .. import logs
 from ..db.objects import ObjectStore
@@ -69,28 +67,3 @@ class ConfigFollower:
                 self.apply(RegistrySpec.parse(event.object))
             except (KeyError, TypeError, ValueError):
                 log.warning("config not applied: not valid", generation=event.resource_version)
-
-
-def following(follower: ConfigFollower) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context that runs `follower` for as long as the registry app runs."""
-
-    async def run(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_forever(follower.follow))
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return run
-
-
-async def _forever(loop: Callable[[], Awaitable[None]]) -> None:
-    """Run `loop` again after a failure (the database away for a moment), a second later."""
-    while True:
-        try:
-            await loop()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("follower failed; starting again")
-        await asyncio.sleep(1.0)
