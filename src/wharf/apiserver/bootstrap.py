@@ -3,7 +3,6 @@ namespaces, and the cluster admin `kubeadmin`."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from importlib import resources
 from pathlib import Path
@@ -15,7 +14,7 @@ import yaml
 from ..auth.htpasswd import Htpasswd, random_password
 from ..auth.rbac import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, RBAC, ROLE_BINDINGS, ROLES
 from ..auth.resources import NAMESPACES
-from ..db.objects import AlreadyExists, Key, ObjectStore
+from ..db.objects import Key, ObjectStore
 from .meta import new_uid, now
 from .project_kinds import populate_project
 
@@ -188,9 +187,8 @@ async def ensure_route_readable(store: ObjectStore) -> None:
                     "creationTimestamp": now(),
                     "generation": 1,
                 }
-                # Another process starting beside this one may have made it since the read.
-                with contextlib.suppress(AlreadyExists):
-                    await tx.create(key, body)
+                # Another process starting beside this one may make it at the same moment.
+                await tx.get_or_create(key, body)
 
 
 def ensure_kubeadmin(htpasswd: Htpasswd, data_dir: Path) -> str | None:

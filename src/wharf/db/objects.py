@@ -271,6 +271,9 @@ class Transaction:
     async def create(self, key: Key, body: Object) -> Object:
         return await self.run_sync(SyncTransaction.create, key, body)
 
+    async def get_or_create(self, key: Key, body: Object) -> Object:
+        return await self.run_sync(SyncTransaction.get_or_create, key, body)
+
     async def update(self, key: Key, body: Object, expected_version: int | None = None) -> Object:
         return await self.run_sync(SyncTransaction.update, key, body, expected_version)
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 from dataclasses import dataclass
 
 from ..apiserver.meta import Object, new_uid, now
-from ..db.objects import AlreadyExists, Key, ObjectStore, Transaction
+from ..db.objects import Key, ObjectStore, Transaction
 from ..tls import Certificates
 from .config import RegistrySpec
 
@@ -68,25 +67,24 @@ async def _apply_route(tx: Transaction, route: WantedRoute) -> None:
     current = await tx.get(key)
     spec = _route_spec(route)
     if current is None:
-        # Another operator (a replica beside this one) may have made it since the read.
-        with contextlib.suppress(AlreadyExists):
-            await tx.create(
-                key,
-                {
-                    "apiVersion": "route.openshift.io/v1",
-                    "kind": "Route",
-                    "metadata": {
-                        "name": route.name,
-                        "namespace": NAMESPACE,
-                        "uid": new_uid(),
-                        "creationTimestamp": now(),
-                        "generation": 1,
-                        "annotations": {OWNED: "true"},
-                    },
-                    "spec": spec,
-                    "status": _admitted(route.host, now()),
+        # Another operator (a replica beside this one) may make it at the same moment.
+        await tx.get_or_create(
+            key,
+            {
+                "apiVersion": "route.openshift.io/v1",
+                "kind": "Route",
+                "metadata": {
+                    "name": route.name,
+                    "namespace": NAMESPACE,
+                    "uid": new_uid(),
+                    "creationTimestamp": now(),
+                    "generation": 1,
+                    "annotations": {OWNED: "true"},
                 },
-            )
+                "spec": spec,
+                "status": _admitted(route.host, now()),
+            },
+        )
         return
     annotations = current["metadata"].get("annotations") or {}
     if current.get("spec") == spec and annotations.get(OWNED) == "true":
