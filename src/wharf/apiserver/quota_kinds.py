@@ -108,13 +108,21 @@ def canonical_list(values: Any) -> Any:
 # ResourceQuota
 
 
-class ResourceQuotaStrategy(Strategy):
+class _CanonicalStrategy(Strategy):
+    """Quantities written as Kubernetes writes them, on create and on update alike."""
+
     def prepare_create(self, obj: Object) -> None:
         self._canonical(obj)
 
     def prepare_update(self, new: Object, old: Object) -> None:
         self._canonical(new)
 
+    @staticmethod
+    def _canonical(obj: Object) -> None:
+        raise NotImplementedError
+
+
+class ResourceQuotaStrategy(_CanonicalStrategy):
     @staticmethod
     def _canonical(obj: Object) -> None:
         spec = obj.get("spec")
@@ -216,13 +224,7 @@ class ResourceQuotaResource(Resource):
 _LIMIT_LISTS = ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio")
 
 
-class LimitRangeStrategy(Strategy):
-    def prepare_create(self, obj: Object) -> None:
-        self._canonical(obj)
-
-    def prepare_update(self, new: Object, old: Object) -> None:
-        self._canonical(new)
-
+class LimitRangeStrategy(_CanonicalStrategy):
     @staticmethod
     def _canonical(obj: Object) -> None:
         spec = obj.get("spec")
