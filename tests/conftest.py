@@ -57,7 +57,7 @@ POSTGRESQL_LANE = {
 
 # Generated-request runs cost minutes of CPU each, and the scheduled prune waits for a minute of
 # the clock: they are shared out between the lanes, which run side by side, so that neither lane
-# takes much longer than the other.
+# takes much longer than the other. A key is a test (`file::name`) or a whole file.
 LANE_OF = {
     "test_api_generative.py::test_as_a_project_admin": "postgresql",
     "test_api_generative.py::test_anonymously": "postgresql",
@@ -66,7 +66,7 @@ LANE_OF = {
 
 
 def _in_lane(item: pytest.Item, lane: str) -> bool:
-    own = LANE_OF.get(f"{item.path.name}::{item.name}")
+    own = LANE_OF.get(f"{item.path.name}::{item.name}", LANE_OF.get(item.path.name))
     if own is not None:
         return own == lane
     return lane == "sqlite" or item.path.stem in POSTGRESQL_LANE
