@@ -62,6 +62,7 @@ LANE_OF = {
     "test_api_generative.py::test_as_a_project_admin": "postgresql",
     "test_api_generative.py::test_anonymously": "postgresql",
     "test_prune_images.py::test_the_image_pruner_prunes_on_its_schedule": "postgresql",
+    "test_pull_through.py": "postgresql",
 }
 
 
