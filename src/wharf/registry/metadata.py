@@ -190,23 +190,9 @@ class RegistryMetadata:
         """Store the manifest in repository `name` (made if it must be) within `conn`'s
         transaction, after checking that everything it refers to is there; return the
         repository's id (for `remember` once committed)."""
-        digest = str(manifest.digest)
         repository_id = self._ensure_repository(conn, name)
         self._check_references(conn, repository_id, manifest)
-        now = utcnow()
-        _ADD_MANIFEST.run(
-            conn,
-            digest=digest,
-            media_type=manifest.media_type,
-            payload=manifest.payload,
-            subject=manifest.subject.digest if manifest.subject else None,
-            artifact_type=_artifact_type(manifest),
-            annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
-            created_at=now,
-        )
-        _LINK_MANIFEST.run(conn, repository_id=repository_id, digest=digest, created_at=now)
-        for blob in {d.digest for d in manifest.blobs}:
-            _NAME_BLOB.run(conn, manifest_digest=digest, blob_digest=blob)
+        insert_manifest_in(conn, repository_id, manifest)
         return repository_id
 
     def _check_references(
@@ -361,3 +347,23 @@ def _artifact_type(manifest: ParsedManifest) -> str | None:
     if manifest.artifact_type:
         return manifest.artifact_type
     return manifest.config.mediaType if manifest.config else None
+
+
+def insert_manifest_in(conn: Connection, repository_id: int, manifest: ParsedManifest) -> None:
+    """Store the manifest, link it to the repository and record the blobs it names, in
+    `conn`'s transaction; nothing it refers to is checked (the caller did, or will fetch it)."""
+    digest = str(manifest.digest)
+    now = utcnow()
+    _ADD_MANIFEST.run(
+        conn,
+        digest=digest,
+        media_type=manifest.media_type,
+        payload=manifest.payload,
+        subject=manifest.subject.digest if manifest.subject else None,
+        artifact_type=_artifact_type(manifest),
+        annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
+        created_at=now,
+    )
+    _LINK_MANIFEST.run(conn, repository_id=repository_id, digest=digest, created_at=now)
+    for blob in {d.digest for d in manifest.blobs}:
+        _NAME_BLOB.run(conn, manifest_digest=digest, blob_digest=blob)
