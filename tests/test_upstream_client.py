@@ -1,0 +1,108 @@
+"""The upstream client against a real registry: Debian's docker-registry, open and behind
+htpasswd (Basic) authentication."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import free_port
+from tests.support.upstream import Upstream, running_upstream
+from wharf.oci.mediatypes import OCI_INDEX, OCI_MANIFEST
+from wharf.upstream.client import Credentials, RegistryClient, UpstreamError
+
+USER = ("puller", "pull-secret-1")
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    with running_upstream(tmp_path_factory.mktemp("upstream"), credentials=USER) as running:
+        yield running
+
+
+async def _failure(coroutine: object) -> UpstreamError:
+    try:
+        await coroutine  # type: ignore[misc]
+    except UpstreamError as exc:
+        return exc
+    raise AssertionError("no UpstreamError")
+
+
+def test_manifests_and_blobs_with_basic_auth(upstream: Upstream) -> None:
+    image = upstream.push_image("lib/app", "v1")
+    upstream.push_index("lib/multi", "v1")
+
+    async def run() -> None:
+        client = RegistryClient(upstream.host, insecure=True, credentials=Credentials(*USER))
+        try:
+            manifest = await client.manifest("lib/app", "v1")
+            assert (manifest.digest, manifest.media_type) == (image.digest, OCI_MANIFEST)
+            assert manifest.payload == image.payload
+            by_digest = await client.manifest("lib/app", image.digest)
+            assert by_digest == manifest
+            assert (await client.manifest("lib/multi", "v1")).media_type == OCI_INDEX
+            for digest, data in image.blobs.items():
+                async with client.blob("lib/app", digest) as blob:
+                    assert blob.size == len(data)
+                    received = b"".join([chunk async for chunk in blob.chunks()])
+                assert hashlib.sha256(received).hexdigest() == digest.removeprefix("sha256:")
+            assert await client.tags("lib/app", 50) == ["v1"]
+            missing = await _failure(client.manifest("lib/app", "nope"))
+            assert missing.reason == "NotFound"
+            other = "sha256:" + "0" * 64
+            assert (await _failure(client.manifest("lib/app", other))).reason == "NotFound"
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+
+
+def test_failures_have_reasons(upstream: Upstream) -> None:
+    upstream.push_image("lib/app", "v2")
+
+    async def run() -> None:
+        anonymous = RegistryClient(upstream.host, insecure=True)
+        wrong = RegistryClient(upstream.host, insecure=True, credentials=Credentials("x", "y"))
+        secure = RegistryClient(upstream.host)  # HTTPS only: this one speaks plain HTTP
+        nobody = RegistryClient(f"127.0.0.1:{free_port()}", insecure=True)
+        try:
+            for client, reason in (
+                (anonymous, "Unauthorized"),
+                (wrong, "Unauthorized"),
+                (secure, "Unreachable"),
+                (nobody, "Unreachable"),
+            ):
+                failure = await _failure(client.manifest("lib/app", "v2"))
+                assert failure.reason == reason, (failure.reason, failure.message)
+                assert "\n" not in failure.message
+                assert "pull-secret" not in failure.message
+        finally:
+            for client in (anonymous, wrong, secure, nobody):
+                await client.close()
+
+    asyncio.run(run())
+
+
+def test_a_digest_that_does_not_match_is_invalid(tmp_path: Path) -> None:
+    # The upstream's storage holds the tag's manifest under another digest's name: a tampered
+    # or broken upstream. The client computes the digest from the bytes and refuses.
+    with running_upstream(tmp_path) as upstream:
+        first = upstream.push_image("lib/app", "a")
+        second = upstream.push_image("lib/app", "b")
+        blobs = tmp_path / "upstream-data/docker/registry/v2/blobs/sha256"
+        wrong = blobs / second.digest[7:9] / second.digest[7:] / "data"
+        wrong.write_bytes(first.payload)
+
+        async def run() -> UpstreamError:
+            client = RegistryClient(upstream.host, insecure=True)
+            try:
+                return await _failure(client.manifest("lib/app", second.digest))
+            finally:
+                await client.close()
+
+        failure = asyncio.run(run())
+        assert failure.reason == "Invalid", failure.message
