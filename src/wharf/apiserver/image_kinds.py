@@ -182,7 +182,8 @@ def _updated_column(obj: Object) -> str:
 def _event(internal: str, event: TagEvent) -> dict[str, Any]:
     return {
         "created": format_time(event.created),
-        "dockerImageReference": f"{internal}@{event.digest}",
+        # An imported image is where it came from; one pushed here is in this repository.
+        "dockerImageReference": event.reference or f"{internal}@{event.digest}",
         "image": event.digest,
         "generation": event.generation,
     }

@@ -91,6 +91,9 @@ tag_events = Table(
     Column("digest", DIGEST, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("generation", BigInteger, nullable=False, default=1),
+    # Where an imported image lives (its source pull spec, `host/repo@digest`), which is where
+    # pull-through fetches it from; NULL for an image pushed here.
+    Column("reference", Text, nullable=True),
     Index("ix_tag_events_repository_tag", "repository_id", "tag", "id"),
 )
 

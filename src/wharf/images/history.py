@@ -25,7 +25,7 @@ from ..db.statements import insert_ignore
 
 _REPOSITORY_ID = Prepared(select(repositories.c.id).where(repositories.c.name == bindparam("name")))
 _HEAD = Prepared(
-    select(tag_events.c.digest)
+    select(tag_events.c.id, tag_events.c.digest, tag_events.c.reference)
     .where(
         tag_events.c.repository_id == bindparam("repository_id"),
         tag_events.c.tag == bindparam("tag"),
@@ -34,7 +34,8 @@ _HEAD = Prepared(
     .limit(1)
 )
 _ADD_EVENT = Prepared(
-    insert(tag_events), ["repository_id", "tag", "digest", "created_at", "generation"]
+    insert(tag_events),
+    ["repository_id", "tag", "digest", "created_at", "generation", "reference"],
 )
 
 
@@ -43,6 +44,8 @@ class TagEvent:
     digest: str
     created: datetime  # UTC
     generation: int
+    # The source pull spec of an imported image (`host/repo@digest`); None when pushed here.
+    reference: str | None = None
 
 
 def _utc(moment: datetime) -> datetime:
@@ -86,6 +89,7 @@ def tags_of_many(conn: Connection, names: list[str]) -> dict[str, History]:
             tag_events.c.digest,
             tag_events.c.created_at,
             tag_events.c.generation,
+            tag_events.c.reference,
         )
         .join(repositories, repositories.c.id == tag_events.c.repository_id)
         .where(repositories.c.name.in_(names))
@@ -95,15 +99,30 @@ def tags_of_many(conn: Connection, names: list[str]) -> dict[str, History]:
     for row in rows:
         history = found.setdefault(row.name, {})
         history.setdefault(row.tag, []).append(
-            TagEvent(row.digest, _utc(row.created_at), int(row.generation))
+            TagEvent(row.digest, _utc(row.created_at), int(row.generation), row.reference)
         )
     return found
 
 
-def add_event(conn: Connection, repository_id: int, tag: str, digest: str, generation: int) -> bool:
-    """Put `digest` at the head of `tag`; False when it already is the head (nothing to do)."""
-    if head(conn, repository_id, tag) == digest:
-        return False
+def add_event(
+    conn: Connection,
+    repository_id: int,
+    tag: str,
+    digest: str,
+    generation: int,
+    reference: str | None = None,
+) -> bool:
+    """Put `digest` at the head of `tag` (imported from `reference`, or pushed here when None);
+    False when it already is the head (nothing to do). The same image from another source
+    only changes the head's reference, as OpenShift's merge of tag events does."""
+    current = _HEAD.first(conn, repository_id=repository_id, tag=tag)  # (id, digest, reference)
+    if current is not None and current[1] == digest:
+        if reference is None or current[2] == reference:
+            return False
+        conn.execute(
+            update(tag_events).where(tag_events.c.id == current[0]).values(reference=reference)
+        )
+        return True
     _ADD_EVENT.run(
         conn,
         repository_id=repository_id,
@@ -111,14 +130,15 @@ def add_event(conn: Connection, repository_id: int, tag: str, digest: str, gener
         digest=digest,
         created_at=datetime.now(UTC).replace(tzinfo=None),
         generation=generation,
+        reference=reference,
     )
     return True
 
 
 def head(conn: Connection, repository_id: int, tag: str) -> str | None:
     """The digest `tag` points at now."""
-    found: str | None = _HEAD.scalar(conn, repository_id=repository_id, tag=tag)
-    return found
+    current = _HEAD.first(conn, repository_id=repository_id, tag=tag)
+    return None if current is None else str(current[1])
 
 
 def remove_tag(conn: Connection, repository_id: int, tag: str) -> bool:
