@@ -84,6 +84,26 @@ class RegistryMetrics:
             ["operation", "code"],
             registry=r,
         )
+        # Pull-through: Hit when a blob an imported image names was held already (and only
+        # linked), Miss when it had to be fetched upstream; upstream calls by registry host.
+        self.pullthrough_cache = Counter(
+            "imageregistry_pullthrough_blobstore_cache_requests_total",
+            "Pull-through lookups of blobs, by whether the registry held them (Hit, Miss).",
+            ["type"],
+            registry=r,
+        )
+        self.pullthrough_duration = Summary(
+            "imageregistry_pullthrough_repository_duration_seconds",
+            "Time of a call to an upstream registry, by registry and operation.",
+            ["registry", "operation"],
+            registry=r,
+        )
+        self.pullthrough_errors = Counter(
+            "imageregistry_pullthrough_repository_errors_total",
+            "Calls to an upstream registry that failed, by registry, operation and error code.",
+            ["registry", "operation", "code"],
+            registry=r,
+        )
 
     def observe(self, request: BaseRequest, response: StreamResponse, seconds: float) -> None:
         method = request.method

@@ -36,6 +36,7 @@ from .registry.cluster_access import ClusterAccess
 from .registry.context import Registry
 from .registry.metadata import RegistryMetadata
 from .registry.publish import LocalTags, Publisher
+from .registry.pullthrough import PullThrough
 from .registry.stream_publisher import StreamPublisher
 from .registry.token_endpoint import CLUSTER_ACCESS
 from .registry.uploads import Uploads
@@ -161,10 +162,22 @@ def _registry_app(
         authorizer, publisher = AllowAll(), LocalTags(metadata)
     uploads = Uploads(metadata, store, settings.upload_lease_time)
     limits: BlobLimits = ProjectLimits(database) if settings.auth else NoLimits()
-    registry = Registry(metadata, store, uploads, authorizer, publisher, limits=limits)
+    pullthrough = PullThrough(
+        metadata,
+        uploads,
+        store,
+        objects if settings.auth else None,
+        partial(own_hosts, settings, addresses),
+        registry_metrics,
+    )
+    registry = Registry(
+        metadata, store, uploads, authorizer, publisher, limits=limits, pullthrough=pullthrough
+    )
     registry_app.install(registry_web, registry)
     registry_web[metrics.METRICS] = registry_metrics
     registry_web.middlewares.append(metrics.in_flight(registry_metrics))
+    # Fetches from upstream end (their uploads aborted) before the store closes.
+    registry_web.on_cleanup.append(lambda _app: pullthrough.close())
     registry_web.on_cleanup.append(lambda _app: store.close())
     logs.install(registry_web)
     registry_web.cleanup_ctx.append(
@@ -172,6 +185,21 @@ def _registry_app(
     )
     registry_web.cleanup_ctx.append(registry_app.collector(settings.gc_interval, settings.gc_grace))
     return registry_web
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+async def own_hosts(settings: Settings, addresses: RouteAddresses) -> set[str]:
+    """The hosts this registry is reached at (its address, its route's host, the loopback
+    names of its port when it listens there): pull-through never fetches from those."""
+    found = await addresses.addresses()
+    hosts = {found.internal, settings.internal_address}
+    if found.public:
+        hosts.add(found.public)
+    if settings.listen_host in (*_LOOPBACK, "0.0.0.0", "::"):
+        hosts.update(f"{host}:{settings.listen_port}" for host in _LOOPBACK)
+    return hosts
 
 
 async def _start(

@@ -20,6 +20,7 @@ from .context import (
 )
 from .controls import CONTROLS
 from .errors import RegistryError
+from .pullthrough import Pull
 from .ranges import Selection, select
 from .sendfile import send_file
 
@@ -120,9 +121,17 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     registry = registry_of(request)
     repository_id = await existing_repository_id(request, name, "BLOB_UNKNOWN")
     size = await intact_blob_size(registry, repository_id, digest)
+    pull = None
+    if size is None and registry.pullthrough is not None:
+        pull = await registry.pullthrough.find(name, repository_id, digest)
+        size = pull.size if pull is not None else None
     if size is None:
         raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
     selection = select(request, digest, size)
+    if pull is not None and not pull.local:
+        response = await _pulled_through(request, pull, selection)
+        if response is not None:
+            return response
     if request.method != hdrs.METH_GET or not selection.count:
         return BlobResponse(digest, size, selection, None)
     # The client fetches the bytes, and any Range of them, from the backend itself, unless
@@ -138,6 +147,24 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     if content is None:  # removed since its size was checked
         raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
     return BlobResponse(digest, size, selection, content)
+
+
+async def _pulled_through(
+    request: web.Request, pull: Pull, selection: Selection
+) -> web.StreamResponse | None:
+    """A blob of an imported image that is fetched from upstream now: the whole of it is
+    streamed as it arrives; a HEAD (or a 304) needs only the upstream to have it. None when
+    it is stored locally by the time this returns (a range, another request's fetch)."""
+    if request.method != hdrs.METH_GET or not selection.count:
+        await pull.check()
+        return BlobResponse(pull.digest, pull.size, selection, None)
+    if selection.status == 200:
+        content = await pull.stream()
+        if content is not None:
+            return BlobResponse(pull.digest, pull.size, selection, content)
+        return None
+    await pull.wait()
+    return None
 
 
 async def delete_blob(request: web.Request) -> web.Response:

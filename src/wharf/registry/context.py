@@ -15,6 +15,7 @@ from .damage import DamageLog
 from .errors import RegistryError
 from .metadata import RegistryMetadata
 from .publish import Publisher
+from .pullthrough import PullThrough
 from .uploads import Uploads
 
 
@@ -28,6 +29,8 @@ class Registry:
     damage: DamageLog = field(default_factory=DamageLog)
     # The largest blob each repository takes (its project's limits; none without a cluster).
     limits: BlobLimits = field(default_factory=NoLimits)
+    # Fetches what imported images name from their upstream registries (None: never).
+    pullthrough: PullThrough | None = None
 
 
 REGISTRY = web.AppKey("registry", Registry)

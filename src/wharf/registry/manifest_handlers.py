@@ -46,6 +46,8 @@ async def get_manifest(request: web.Request) -> web.Response:
     registry = registry_of(request)
     repository_id = await existing_repository_id(request, name, "NAME_UNKNOWN")
     manifest = await registry.metadata.manifest(repository_id, reference, by_digest)
+    if manifest is None and registry.pullthrough is not None:
+        manifest = await registry.pullthrough.manifest(name, repository_id, reference, by_digest)
     if manifest is None:
         raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})
     if not _accepts(request, manifest.media_type):
