@@ -189,6 +189,16 @@ def _event(internal: str, event: TagEvent) -> dict[str, Any]:
     }
 
 
+def _pull_spec(stream: Object, spec_tag: Object | None, head: Object) -> str:
+    """Where consumers pull a tag's image from, as OpenShift resolves it: with referencePolicy
+    Local, this registry by digest (it pulls the image through); else the event's reference."""
+    policy = ((spec_tag or {}).get("referencePolicy") or {}).get("type")
+    internal = (stream.get("status") or {}).get("dockerImageRepository")
+    if policy == "Local" and internal and head.get("image"):
+        return f"{internal}@{head['image']}"
+    return str(head["dockerImageReference"])
+
+
 def _repository(stream: Object) -> str:
     meta = stream["metadata"]
     return f"{meta['namespace']}/{meta['name']}"
@@ -410,7 +420,8 @@ class ImageStreamTagResource(Resource):
         if history:
             head = history["items"][0]
             image = await self._image(head["image"])
-            result["image"] = {**image, "dockerImageReference": head["dockerImageReference"]}
+            reference = _pull_spec(stream, spec_tag, head)
+            result["image"] = {**image, "dockerImageReference": reference}
         return result
 
     async def _stream(self, call: Call, name: str) -> Object:
