@@ -140,7 +140,8 @@ class Mirror:
         for so long that it must have)."""
         if self.queue is not None:
             try:
-                await asyncio.wait_for(self.queue.put(item), FEED_STALL)
+                async with asyncio.timeout(FEED_STALL):
+                    await self.queue.put(item)
             except TimeoutError:
                 self.detach()
 
@@ -165,9 +166,10 @@ class _Feed:
             item = await queue.get()
             if item is _END:
                 return
-            if item is _FAILED or not isinstance(item, bytes):
-                raise StorageUnavailable(f"pull-through of {self.mirror.digest} broke off")
+            if not isinstance(item, bytes):  # _FAILED
+                break
             yield item
+        raise StorageUnavailable(f"pull-through of {self.mirror.digest} broke off")
 
     async def close(self) -> None:
         self.mirror.detach()
@@ -380,8 +382,8 @@ class PullThrough:
         if the registry does not hold it; None when the repository's records do not name
         one there, or no tag of it was imported."""
         digest = await self.records.image_digest(repository_id, reference, by_digest)
-        if digest is None:
-            return None
+        if digest is None or not await self.records.source_events(repository_id):
+            return None  # unknown here, or pushed here: nowhere to fetch it from
         stored = await self.records.link_stored(repository_id, digest)
         if stored is not None:
             return stored
@@ -405,7 +407,6 @@ class PullThrough:
         sources = await self._sources(name, repository_id)
         if not sources:
             return None
-        self._count_cache(False)
         wanted = Digest.parse(digest)
         failures: list[Failure] = []
         for source, credentials in sources:
