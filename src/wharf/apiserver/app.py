@@ -17,6 +17,7 @@ from . import (
     core_kinds,
     discovery,
     image_kinds,
+    import_kinds,
     oauth,
     project_kinds,
     quota_kinds,
@@ -103,6 +104,12 @@ def _add_image_kinds(
     kinds.add(
         image_kinds.IMAGE_STREAM_MAPPING,
         image_kinds.ImageStreamMappingResource(image_kinds.IMAGE_STREAM_MAPPING, store, images),
+    )
+    kinds.add(
+        import_kinds.IMAGE_STREAM_IMPORT,
+        import_kinds.ImageStreamImportResource(
+            import_kinds.IMAGE_STREAM_IMPORT, store, streams, rbac
+        ),
     )
 
 

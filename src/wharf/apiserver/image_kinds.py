@@ -211,11 +211,23 @@ def _with_status(stream: Object, history: History, addresses: Addresses) -> Obje
     status: dict[str, Any] = {"dockerImageRepository": internal}
     if addresses.public:
         status["publicDockerImageRepository"] = f"{addresses.public}/{repository}"
-    if history:
-        status["tags"] = [
-            {"tag": tag, "items": [_event(internal, e) for e in events]}
-            for tag, events in history.items()
-        ]
+    # Import conditions are the one part of the status kept in the stored stream.
+    conditions = {
+        str(t.get("tag")): t.get("conditions") or []
+        for t in (stream.get("status") or {}).get("tags") or []
+        if isinstance(t, dict)
+    }
+    tags = []
+    for tag in sorted(set(history) | {t for t, found in conditions.items() if found}):
+        entry: dict[str, Any] = {
+            "tag": tag,
+            "items": [_event(internal, e) for e in history.get(tag, [])],
+        }
+        if conditions.get(tag):
+            entry["conditions"] = conditions[tag]
+        tags.append(entry)
+    if tags:
+        status["tags"] = tags
     return {**stream, "status": status}
 
 
@@ -393,7 +405,8 @@ class ImageStreamTagResource(Resource):
 
     async def _tag_object(self, stream: Object, tag: str) -> Object | None:
         status = stream.get("status") or {}
-        history = next((t for t in status.get("tags") or [] if t["tag"] == tag), None)
+        listed = next((t for t in status.get("tags") or [] if t["tag"] == tag), None)
+        history = listed if listed and listed["items"] else None
         spec_tag = next(
             (t for t in (stream.get("spec") or {}).get("tags") or [] if t.get("name") == tag), None
         )
@@ -415,7 +428,7 @@ class ImageStreamTagResource(Resource):
             "tag": spec_tag,
             "generation": history["items"][0]["generation"] if history else 0,
             "lookupPolicy": (stream.get("spec") or {}).get("lookupPolicy", {"local": False}),
-            "conditions": [],
+            "conditions": (listed or {}).get("conditions") or [],
         }
         if history:
             head = history["items"][0]
