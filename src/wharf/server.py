@@ -27,6 +27,8 @@ from .auth.htpasswd import Htpasswd
 from .auth.rbac import RbacAuthorizer
 from .db.database import Database, open_database
 from .db.objects import ObjectStore
+from .images.spec_imports import SpecTagImports
+from .operator.looping import running
 from .readiness import Readiness, storage_check
 from .registry import app as registry_app
 from .registry import token_endpoint
@@ -129,6 +131,14 @@ async def build_apps(settings: Settings, *, operator_here: bool = True) -> Apps:
             await operator.install(registry_web, api_web or registry_web, objects, settings)
         else:
             await operator.follow(registry_web, objects)
+    if operator_here and settings.import_interval > 0:
+        # Scheduled imports: one process of a host group checks them (where the operator runs).
+        imports = SpecTagImports(objects, partial(own_hosts, settings, addresses))
+        home = api_web or registry_web
+        assert home is not None
+        home.cleanup_ctx.append(
+            running(partial(imports.run_scheduled, settings.import_interval), "imports")
+        )
     return Apps(registry_web, api_web, database, objects)
 
 

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # push in progress (layers first, the manifest last) from losing a layer.
     gc_interval: float = Field(default=600.0, ge=0)
     gc_delay: float = Field(default=3600.0, ge=0)
+    # Seconds between checks of the spec tags that import with `importPolicy.scheduled` (and
+    # of those whose import was never tried): OpenShift's 15 minutes by default; 0: never.
+    import_interval: float = Field(default=900.0, ge=0)
     # Off: the registry alone, open to everybody, tags kept without image streams.
     auth: bool = True
     registry_tls: bool = True

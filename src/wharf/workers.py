@@ -20,16 +20,20 @@ import socket
 import sys
 import tempfile
 import time
+from functools import partial
 
 import structlog
 from prometheus_client import multiprocess
 
 from . import logs, operator
+from .apiserver.addresses import RouteAddresses
 from .db.database import open_database
 from .db.objects import ObjectStore
 from .db.watch_cache import WatchCache
+from .images.spec_imports import SpecTagImports
 from .metrics import MULTIPROCESS_DIR
-from .server import Listeners, addresses, prepare, serve
+from .operator.looping import again_and_again
+from .server import Listeners, addresses, own_hosts, prepare, serve
 from .settings import Settings
 
 log = structlog.get_logger("wharf")
@@ -164,6 +168,16 @@ async def supervise(settings: Settings) -> None:
     if settings.serves_registry:
         found = await operator.supervising(objects, settings, supervisor)
         operating = asyncio.create_task(found.run())
+    importing: asyncio.Task[None] | None = None
+    if settings.import_interval > 0:
+        # Scheduled imports run here, once for the group, as the operator does.
+        imports = SpecTagImports(
+            objects,
+            partial(own_hosts, settings, RouteAddresses(objects, settings.internal_address)),
+        )
+        importing = asyncio.create_task(
+            again_and_again(partial(imports.run_scheduled, settings.import_interval), "imports")
+        )
     if not supervisor.workers:  # no registry here, or the Config could not be read
         await supervisor.scale(settings.workers)
     log.info(
@@ -174,10 +188,11 @@ async def supervise(settings: Settings) -> None:
     )
     await stop.wait()
     log.info("stopping", workers=supervisor.ready())
-    if operating is not None:
-        operating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await operating
+    for task in (operating, importing):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     await supervisor.stop(settings.shutdown_timeout)
     await objects.watch_cache.close()
     await database.dispose()

@@ -11,6 +11,7 @@ from ..auth.authenticator import Authenticator, InvalidCredentials
 from ..auth.rbac import RbacAuthorizer
 from ..auth.user import Attributes
 from ..db.objects import ObjectStore
+from ..images.spec_imports import SpecTagImports
 from ..logs import request_id_of
 from ..metrics import METRICS, exposition
 from . import (
@@ -94,7 +95,13 @@ def _add_image_kinds(
     addresses: image_kinds.AddressSource,
 ) -> None:
     images = Resource(image_kinds.IMAGE, store)
-    streams = image_kinds.ImageStreamResource(image_kinds.IMAGE_STREAM, store, addresses)
+
+    async def own_hosts() -> set[str]:
+        found = await addresses()
+        return {host for host in (found.internal, found.public) if host}
+
+    imports = SpecTagImports(store, own_hosts)
+    streams = image_kinds.ImageStreamResource(image_kinds.IMAGE_STREAM, store, addresses, imports)
     kinds.add(image_kinds.IMAGE, images)
     kinds.add(image_kinds.IMAGE_STREAM, streams)
     kinds.add(

@@ -28,6 +28,7 @@ from ..images.history import (
     tags_of_many,
 )
 from ..images.links import link_image
+from ..images.spec_imports import SpecTagImports
 from ..images.streams import (
     GROUP,
     IMAGE_STREAMS,
@@ -252,10 +253,37 @@ def _kept_items(obj: Object) -> dict[str, list[tuple[str, str]]]:
     return kept
 
 
+def imports_from_elsewhere(stream: Object) -> bool:
+    """Whether any spec tag of the stream names an image by pull spec (maybe another
+    registry's: wharf.images.spec_imports decides, knowing this registry's hosts)."""
+    return any(
+        isinstance(t, dict) and (t.get("from") or {}).get("kind") == "DockerImage"
+        for t in (stream.get("spec") or {}).get("tags") or []
+    )
+
+
 class ImageStreamResource(Resource):
-    def __init__(self, kind: Kind, store: ObjectStore, addresses: AddressSource) -> None:
+    def __init__(
+        self,
+        kind: Kind,
+        store: ObjectStore,
+        addresses: AddressSource,
+        imports: SpecTagImports | None = None,
+    ) -> None:
         super().__init__(kind, store)
         self.addresses = addresses
+        self.imports = imports
+
+    def import_soon(self, call: Call, stream: Object) -> None:
+        """Spec tags from other registries are imported after the write, in the background."""
+        if self.imports is not None and not call.dry_run and imports_from_elsewhere(stream):
+            meta = stream["metadata"]
+            self.imports.soon(meta["namespace"], meta["name"])
+
+    async def create(self, call: Call, obj: Object) -> Object:
+        created = await super().create(call, obj)
+        self.import_soon(call, created)
+        return created
 
     async def present(self, call: Call, obj: Object) -> Object:
         return (await self.present_many(call, [obj]))[0]
@@ -270,7 +298,9 @@ class ImageStreamResource(Resource):
 
     async def update(self, call: Call, name: str, obj: Object) -> Object:
         if call.subresource != "status":
-            return await super().update(call, name, obj)
+            updated = await super().update(call, name, obj)
+            self.import_soon(call, updated)
+            return updated
         return await self._update_status(call, name, obj)
 
     async def _update_status(self, call: Call, name: str, obj: Object) -> Object:
@@ -593,6 +623,8 @@ class ImageStreamTagResource(Resource):
                 if not await tx.conn.run_sync(link_image, repository_id, digest):
                     raise bad_request(f"image {digest} is not in this registry")
                 await tx.conn.run_sync(add_event, repository_id, tag, digest, generation)
+        if digest is None and stream is not None:
+            self.streams.import_soon(call, stream)
         if call.dry_run:
             # Nothing was stored to read back: the tag as it was asked for.
             meta = {"name": name, "namespace": call.namespace}

@@ -60,6 +60,12 @@ def serve_command(
             "[default: 3600]"
         ),
     ] = None,
+    import_interval: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds between re-imports of scheduled image stream tags; 0: none [default: 900]"
+        ),
+    ] = None,
     upload_lease: Annotated[
         float | None,
         typer.Option(

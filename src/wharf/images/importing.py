@@ -36,7 +36,7 @@ from .admission import admit_image, admit_new_stream, admit_stream_change, names
 from .builder import LAYERS_ORDER, MANAGED, MANIFEST_BLOB_STORED, image_from_manifest
 from .history import add_event, ensure_repository
 from .limits import LIMIT_RANGES
-from .streams import IMAGE_STREAMS, new_stream, save_image, stream_key
+from .streams import GROUP, IMAGE_STREAMS, new_stream, save_image, stream_key
 
 log = structlog.get_logger("wharf.import")
 
@@ -311,16 +311,19 @@ def store(
     tag: str,
     fetched: Fetched,
     spec_tag: Object | None,
+    create: bool = True,
 ) -> Object:
-    """Keep `fetched` under the stream's `tag` (made if new), in one transaction: the project's
-    quotas and limits first, then manifests, Images, the stream and its tag event. Returns the
-    stream as stored."""
+    """Keep `fetched` under the stream's `tag` (made if new, when `create`), in one
+    transaction: the project's quotas and limits first, then manifests, Images, the stream and
+    its tag event. Returns the stream as stored."""
     from .admission import Refused
 
     if not tx.exists(Key("namespaces", "", namespace)):
         raise Refusal("NotFound", f'namespaces "{namespace}" not found', 404)
     key = stream_key(namespace, name)
     found = tx.get(key)
+    if found is None and not create:
+        raise Refusal("NotFound", f'imagestreams.{GROUP} "{name}" not found', 404)
     old_spec = (found or {}).get("spec") or {}
     stream = copy.deepcopy(found) if found is not None else new_stream(namespace, name)
     stream, spec_changed = _with_spec_tag(stream, spec_tag)
