@@ -63,6 +63,7 @@ LANE_OF = {
     "test_api_generative.py::test_anonymously": "postgresql",
     "test_prune_images.py::test_the_image_pruner_prunes_on_its_schedule": "postgresql",
     "test_pull_through.py": "postgresql",
+    "test_image_import.py": "postgresql",
 }
 
 

@@ -14,6 +14,7 @@ from . import (
     access,
     describe,
     get,
+    import_image,
     login,
     manifests,
     policy,
@@ -140,6 +141,7 @@ app.command("describe")(describe.describe)
 app.command("apply")(manifests.apply)
 app.command("delete")(manifests.delete)
 app.command("tag")(tag.tag)
+app.command("import-image")(import_image.import_image)
 
 create_app = typer.Typer(
     help="Create objects from files, or a service account's token", rich_markup_mode=None
