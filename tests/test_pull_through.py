@@ -296,7 +296,9 @@ class World:
             args[1:1] = ["--dest-creds", ":".join(UPSTREAM_USER)]
         self.clients.skopeo(*args)
 
-    def import_tag(self, stream: str, source: str, policy: str = "Local") -> dict[str, Any]:
+    def import_tag(
+        self, stream: str, source: str, policy: str = "Local", mode: str = "Legacy"
+    ) -> dict[str, Any]:
         """Import `source` as `stream`:v1 (insecure: the upstream speaks plain HTTP)."""
         response = self.cluster.admin.post(
             f"/apis/image.openshift.io/v1/namespaces/{self.project}/imagestreamimports",
@@ -310,69 +312,17 @@ class World:
                         {
                             "from": {"kind": "DockerImage", "name": source},
                             "to": {"name": "v1"},
-                            "importPolicy": {"insecure": True},
+                            "importPolicy": {"insecure": True, "importMode": mode},
                             "referencePolicy": {"type": policy},
                         }
                     ],
                 },
             },
         )
-        if response.status_code == 404:  # STOP-GAP until the import API lands
-            self._write_import(stream, source, policy)
-            return {}
         assert response.status_code == 201, response.text
         status = response.json()["status"]["images"][0]
         assert status["status"]["status"] == "Success", status
         return dict(response.json())
-
-    def _write_import(self, stream: str, source: str, policy: str) -> None:
-        import asyncio
-
-        from wharf.db.database import open_database, sqlite_url
-        from wharf.db.objects import ObjectStore
-        from wharf.images.history import add_event, ensure_repository
-        from wharf.images.streams import new_stream, stream_key
-        from wharf.oci.manifest import parse_manifest
-        from wharf.registry.metadata import insert_manifest_in
-
-        host, _, rest = source.partition("/")
-        name, _, tag = rest.rpartition(":")
-        session = requests.Session()
-        session.trust_env = False
-        if host == self.guarded.host:
-            session.auth = UPSTREAM_USER
-        got = session.get(
-            f"http://{host}/v2/{name}/manifests/{tag}", headers={"Accept": ACCEPT}, timeout=30
-        )
-        assert got.status_code == 200, got.text
-        manifest = parse_manifest(got.content, got.headers["Content-Type"])
-        digest = str(manifest.digest)
-        wharf = self.cluster.wharf
-        project = self.project
-
-        def write(tx: Any) -> None:
-            body = new_stream(project, stream)
-            body["spec"]["tags"] = [
-                {
-                    "name": "v1",
-                    "from": {"kind": "DockerImage", "name": source},
-                    "importPolicy": {"insecure": True},
-                    "referencePolicy": {"type": policy},
-                }
-            ]
-            tx.create(stream_key(project, stream), body)
-            repository_id = ensure_repository(tx.conn, f"{project}/{stream}")
-            insert_manifest_in(tx.conn, repository_id, manifest)
-            add_event(tx.conn, repository_id, "v1", digest, 1, f"{host}/{name}@{digest}")
-
-        async def run() -> None:
-            database = open_database(wharf.database_url or sqlite_url(wharf.data_dir.resolve()))
-            try:
-                await ObjectStore(database).run(write)
-            finally:
-                await database.dispose()
-
-        asyncio.run(run())
 
     def imported(self, image: Image, upstream: Upstream | None = None) -> str:
         """`image` pushed upstream and imported (through the proxy, unless `upstream` is
@@ -720,6 +670,30 @@ def test_a_manifest_the_registry_lacks_is_fetched_verified_and_kept(
     assert world.manifest(repository, image.digest).content == image.manifest
     proxy.start()
     assert_pulls_after(world, repository, image)
+
+
+def test_an_index_child_left_upstream_is_fetched_when_asked_for(world: World) -> None:
+    """An index imported whole but without its children: a child asked for by digest is
+    fetched (it is the index's), and so are the blobs it names."""
+    name = f"library/index-{uuid.uuid4().hex[:8]}"
+    index = world.upstream.push_index(name, "v1")
+    stream = f"s-{uuid.uuid4().hex[:8]}"
+    world.import_tag(stream, f"{world.proxy.host}/{name}:v1", mode="PreserveOriginal")
+    repository = f"{world.project}/{stream}"
+    for child in index.children:
+        drop_manifest(world, child.digest)
+    assert world.manifest(repository, "v1").content == index.payload
+
+    child = index.children[0]
+    fetched = world.manifest(repository, child.digest)
+    assert fetched.status_code == 200, fetched.text
+    assert fetched.content == child.payload
+    for digest, data in child.blobs.items():
+        assert world.blob(repository, digest).content == data
+    # Not in the stream at all: unknown, and nothing is asked of the upstream for it.
+    stranger = sha256(b"no such manifest")
+    assert_error(world.manifest(repository, stranger), 404, "MANIFEST_UNKNOWN")
+    assert not any(stranger in path for _, path in world.proxy.requests)
 
 
 # referencePolicy: where consumers are told to pull from
