@@ -106,3 +106,60 @@ def test_a_digest_that_does_not_match_is_invalid(tmp_path: Path) -> None:
 
         failure = asyncio.run(run())
         assert failure.reason == "Invalid", failure.message
+
+
+def test_a_bearer_challenge_is_answered_with_a_token(upstream: Upstream) -> None:
+    """As Docker Hub and quay do: /v2/ asks for a Bearer token from a realm, which hands one
+    out for the scope asked, to the credentials given. A small stand-in registry plays it."""
+    from aiohttp import web
+
+    image = upstream.push_image("lib/app", "bearer")
+    asked: list[dict[str, str]] = []
+
+    async def run() -> None:
+        app = web.Application()
+        port = free_port()
+        realm = f"http://127.0.0.1:{port}/token"
+
+        async def token(request: web.Request) -> web.Response:
+            asked.append(dict(request.query))
+            if request.headers.get("Authorization") != _basic(*USER):
+                return web.Response(status=401)
+            return web.json_response({"token": "t-" + request.query["scope"]})
+
+        async def v2(request: web.Request) -> web.Response:
+            challenge = f'Bearer realm="{realm}",service="stand-in"'
+            scope = "repository:lib/app:pull"
+            if request.headers.get("Authorization") != f"Bearer t-{scope}":
+                return web.Response(status=401, headers={"WWW-Authenticate": challenge})
+            if request.path == "/v2/":
+                return web.Response()
+            return web.Response(body=image.payload, headers={"Content-Type": OCI_MANIFEST})
+
+        app.router.add_get("/token", token)
+        app.router.add_get("/v2/{tail:.*}", v2)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            client = RegistryClient(
+                f"127.0.0.1:{port}", insecure=True, credentials=Credentials(*USER)
+            )
+            manifest = await client.manifest("lib/app", image.digest)
+            assert manifest.digest == image.digest
+            await client.close()
+            stranger = RegistryClient(f"127.0.0.1:{port}", insecure=True)
+            failure = await _failure(stranger.manifest("lib/app", image.digest))
+            assert failure.reason == "Unauthorized", failure.message
+            await stranger.close()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(run())
+    assert asked[0] == {"scope": "repository:lib/app:pull", "service": "stand-in"}
+
+
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
