@@ -74,7 +74,7 @@ class BlobResponse(web.StreamResponse):
             async for chunk in content.chunks():
                 await self.write(chunk)
         except StorageUnavailable as exc:
-            log.warning("blob stream cut: storage unavailable", reason=str(exc))
+            log.warning("blob stream cut", reason=str(exc))
             if request.transport is not None:
                 request.transport.close()
             return
