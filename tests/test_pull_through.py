@@ -365,6 +365,14 @@ class World:
         path = self.cluster.wharf.data_dir / "blobs" / algorithm / encoded[:2] / encoded
         return path.exists()
 
+    def linked(self, repository: str, digest: str) -> bool:
+        """Whether the blob is stored and linked to the repository."""
+        rows = self.query(
+            "SELECT count(*) FROM repository_blobs JOIN repositories ON id = repository_id"
+            f" WHERE name = '{repository}' AND digest = '{digest}'"
+        )
+        return rows == ["1"] and self.holds(digest)
+
     def uploads_in_progress(self) -> list[str]:
         return [p.name for p in (self.cluster.wharf.data_dir / "uploads").iterdir()]
 
@@ -629,6 +637,43 @@ def test_concurrent_pulls_fetch_a_blob_once(world: World, proxy: FaultyProxy) ->
     with ThreadPoolExecutor(4) as pool:
         bodies = list(pool.map(lambda _: world.blob(repository, layer).content, range(4)))
     assert bodies == [image.blobs[layer]] * 4
+    assert proxy.blob_gets(layer) == 1
+
+
+def test_a_head_or_a_range_of_a_blob_not_held_yet(world: World, proxy: FaultyProxy) -> None:
+    """A HEAD is answered once the upstream has the blob, whose fetch goes on; a range is
+    served once the whole blob is kept."""
+    image = build_image(world.workdir)
+    repository = world.imported(image)
+    layer = image.big_layer
+    with world.registry() as session:
+        head = session.head(f"{world.cluster.wharf.url}/v2/{repository}/blobs/{layer}")
+    assert head.status_code == 200, head.text
+    assert head.headers["Content-Length"] == str(len(image.blobs[layer]))
+    assert head.headers["Docker-Content-Digest"] == layer
+    wait_until(lambda: world.linked(repository, layer), timeout=30)
+
+    other = image.layers[0]
+    ranged = world.blob(repository, other, headers={"Range": "bytes=10-19"})
+    assert ranged.status_code == 206, ranged.text
+    assert ranged.content == image.blobs[other][10:20]
+    assert world.holds(other)
+
+
+def test_a_client_that_goes_away_leaves_the_blob_kept(world: World, proxy: FaultyProxy) -> None:
+    image = build_image(world.workdir)
+    repository = world.imported(image)
+    layer = image.big_layer
+    with world.registry() as session:
+        response = session.get(
+            f"{world.cluster.wharf.url}/v2/{repository}/blobs/{layer}", stream=True, timeout=60
+        )
+        assert response.status_code == 200
+        assert len(response.raw.read(65536)) == 65536
+        response.close()  # gone, most of the blob unread
+    wait_until(lambda: world.linked(repository, layer), timeout=30)
+    proxy.stop()
+    assert_pulls_after(world, repository, image)
     assert proxy.blob_gets(layer) == 1
 
 
