@@ -66,6 +66,8 @@ MANIFEST_OPERATION = "ManifestService.Get"
 FEED_CHUNKS = 8
 # Seconds the streaming request may take no chunk at all before the mirror goes on without it.
 FEED_STALL = 300.0
+# Seconds a finished mirror is remembered (for requests that raced its end).
+LINGER = 10.0
 # Seconds a client is asked to wait before it retries (as when storage is unavailable).
 RETRY_AFTER = "5"
 SECRETS = "secrets"
@@ -309,8 +311,12 @@ class PullThrough:
             log.exception("pull-through failed", digest=mirror.digest)
             mirror.failure = RegistryError("UNKNOWN", "internal error")
         finally:
-            if self._mirrors.get(mirror.digest) is mirror:
-                del self._mirrors[mirror.digest]
+            if mirror.failure is not None:
+                self._forget(mirror)  # the next request tries again
+            else:
+                # Kept a little: a request that found the blob missing just before it was
+                # linked joins this mirror instead of fetching it again.
+                asyncio.get_running_loop().call_later(LINGER, self._forget, mirror)
             mirror.answered.set()
             mirror.finished.set()
         if mirror.failure is not None:
@@ -319,6 +325,10 @@ class PullThrough:
         for chunk in held:
             await mirror.send(chunk)
         await mirror.send(_END)
+
+    def _forget(self, mirror: Mirror) -> None:
+        if self._mirrors.get(mirror.digest) is mirror:
+            del self._mirrors[mirror.digest]
 
     async def _fetch(self, mirror: Mirror, held: list[bytes]) -> None:
         failures: list[Failure] = []
