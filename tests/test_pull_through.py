@@ -679,11 +679,12 @@ def test_a_client_that_goes_away_leaves_the_blob_kept(world: World, proxy: Fault
 
 def drop_manifest(world: World, digest: str) -> None:
     """Forget a manifest the import stored, as if it never had (an index child it left)."""
-    world.cluster.wharf.sql(
-        f"DELETE FROM repository_manifests WHERE digest = '{digest}';"
-        f"DELETE FROM manifest_blobs WHERE manifest_digest = '{digest}';"
-        f"DELETE FROM manifests WHERE digest = '{digest}'"
-    )
+    for statement in (
+        f"DELETE FROM repository_manifests WHERE digest = '{digest}'",
+        f"DELETE FROM manifest_blobs WHERE manifest_digest = '{digest}'",
+        f"DELETE FROM manifests WHERE digest = '{digest}'",
+    ):
+        world.cluster.wharf.sql(statement)
 
 
 def test_a_manifest_the_registry_lacks_is_fetched_verified_and_kept(
