@@ -177,6 +177,7 @@ def test_bad_input_elsewhere(world: World) -> None:
     assert "--all" in cli.fails("import-image", "x:v1", f"--from={source}", "--all")
     assert "invalid --from" in cli.fails("import-image", "x", "--from=Not A Ref")
     assert "NAME[:TAG]" in cli.fails("import-image", "a/b", f"--from={source}")
+    assert "another registry" in cli.fails("tag", "--scheduled", "app:a", "app:b")
 
 
 def test_importing_needs_the_right_to_create_imports(world: World) -> None:
@@ -414,18 +415,16 @@ def test_spec_tags_import_and_scheduled_ones_follow_upstream(world: World) -> No
         },
     )
     assert response.status_code == 201, response.text
-    # An ImageStreamTag naming an outside image imports it too (once: it is not scheduled).
-    response = api.post(
-        f"{IMAGES}/namespaces/{namespace}/imagestreamtags",
-        json={
-            "metadata": {"name": "sched:once"},
-            "tag": {
-                "from": {"kind": "DockerImage", "name": f"{world.open.host}/lib/once:v1"},
-                "importPolicy": {"insecure": True},
-            },
-        },
+    # `wharf tag` of an outside image imports it too (once: it is not scheduled).
+    world.cli.ok(
+        "tag",
+        "--source=docker",
+        "--insecure",
+        f"{world.open.host}/lib/once:v1",
+        "sched:once",
+        "-n",
+        namespace,
     )
-    assert response.status_code == 201, response.text
 
     def images(tag: str) -> list[str]:
         return [i["image"] for i in history(api, namespace, "sched", tag)]

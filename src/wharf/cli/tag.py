@@ -168,6 +168,28 @@ def tag(
             "--reference", help="Mark the tag as a reference: pulled from its source, not here"
         ),
     ] = False,
+    scheduled: Annotated[
+        bool,
+        typer.Option("--scheduled", help="Import an outside image again periodically"),
+    ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Reach an outside registry over HTTP or unverified HTTPS"),
+    ] = False,
+    reference_policy: Annotated[
+        str,
+        typer.Option(
+            "--reference-policy",
+            help="source: consumers pull from the source; local: through this registry",
+        ),
+    ] = "source",
+    import_mode: Annotated[
+        str,
+        typer.Option(
+            "--import-mode",
+            help="Legacy: one platform's image of a manifest list; PreserveOriginal: all",
+        ),
+    ] = "Legacy",
     namespace: Annotated[str | None, NamespaceOption] = None,
 ) -> None:
     """Tag an existing image into image streams (as `oc tag`), or delete tags with -d.
@@ -194,6 +216,18 @@ def tag(
         )
     source_text, destinations = references[0], references[1:]
     kind = _source_kind(source_kind, source_text)
+    policy = {"source": "Source", "local": "Local"}.get(reference_policy.lower())
+    if policy is None:
+        raise CliError(
+            f'invalid --reference-policy "{reference_policy}": valid values are source, local'
+        )
+    mode = {"legacy": "Legacy", "preserveoriginal": "PreserveOriginal"}.get(import_mode.lower())
+    if mode is None:
+        raise CliError(
+            f'invalid --import-mode "{import_mode}": valid values are Legacy, PreserveOriginal'
+        )
+    if kind != DOCKER and (scheduled or insecure):
+        raise CliError("--scheduled and --insecure apply only to images from another registry")
     targets = [parse_stream_ref(text, current, default_tag="latest") for text in destinations]
 
     origin: dict[str, Any]
@@ -216,10 +250,16 @@ def tag(
         spec: dict[str, Any] = {
             "from": origin,
             "reference": reference,
-            "referencePolicy": {"type": "Source"},
+            "referencePolicy": {"type": policy},
             "importPolicy": {},
         }
         if kind == DOCKER:
             spec["generation"] = 0
+            # An outside image is imported (again at intervals when scheduled).
+            spec["importPolicy"] = {
+                "insecure": insecure,
+                "scheduled": scheduled,
+                "importMode": mode,
+            }
         _set(session, destination, spec)
         typer.echo(f"Tag {destination.shown(current)} set to {shown}.")
