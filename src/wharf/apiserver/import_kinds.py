@@ -26,6 +26,7 @@ from ..images.importing import (
     Fetcher,
     Refusal,
     Wanted,
+    gather_bounded,
     record_failure,
     secrets_of,
     spec_tag_for,
@@ -220,9 +221,7 @@ class ImageStreamImportResource(Resource):
         async with aiohttp.ClientSession() as session:
             fetcher = Fetcher(session, secrets)
             if items:
-                status["images"] = [
-                    await self._import(call, name, fetcher, item, storing) for item in items
-                ]
+                status["images"] = await self._import_all(call, name, fetcher, items, storing)
             if repository_source is not None:
                 status["repository"] = await self._import_repository(
                     call,
@@ -264,13 +263,28 @@ class ImageStreamImportResource(Resource):
                 "Forbidden",
             )
 
+    async def _import_all(
+        self, call: Call, name: str, fetcher: Fetcher, items: list[_Item], storing: bool
+    ) -> list[Object]:
+        """Fetched a few at a time; stored one after another, in order (each import rewrites
+        the stream)."""
+        fetched = await gather_bounded([_fetch(fetcher, item) for item in items])
+        return [
+            await self._import(call, name, item, found, storing)
+            for item, found in zip(items, fetched, strict=True)
+        ]
+
     async def _import(
-        self, call: Call, name: str, fetcher: Fetcher, item: _Item, storing: bool
+        self,
+        call: Call,
+        name: str,
+        item: _Item,
+        fetched: Fetched | UpstreamError,
+        storing: bool,
     ) -> Object:
         result: Object = {"tag": item.tag} if item.tag else {}
-        try:
-            fetched = await fetcher.fetch(item.wanted)
-        except UpstreamError as exc:
+        if isinstance(fetched, UpstreamError):
+            exc = fetched
             result["status"] = failure(exc.reason, exc.message)
             if storing and item.tag:
                 await self._record_failure(call, name, item.tag, exc.reason, exc.message)
@@ -317,19 +331,25 @@ class ImageStreamImportResource(Resource):
         except UpstreamError as exc:
             return {"status": failure(exc.reason, exc.message)}
         kept, additional = tags[:MAX_REPOSITORY_TAGS], tags[MAX_REPOSITORY_TAGS:]
-        images = []
+        items = []
         for tag in kept:
             if not is_valid_tag(tag):
                 continue
             tagged = RemoteReference(source.registry, source.repository, tag, None)
-            item = _Item(
-                Wanted(tagged, insecure, mode), str(tagged), tag, as_given, reference_policy
-            )
-            images.append(await self._import(call, name, fetcher, item, storing))
+            wanted = Wanted(tagged, insecure, mode)
+            items.append(_Item(wanted, str(tagged), tag, as_given, reference_policy))
+        images = await self._import_all(call, name, fetcher, items, storing)
         result: Object = {"status": success(), "images": images}
         if additional:
             result["additionalTags"] = additional
         return result
+
+
+async def _fetch(fetcher: Fetcher, item: _Item) -> Fetched | UpstreamError:
+    try:
+        return await fetcher.fetch(item.wanted)
+    except UpstreamError as exc:
+        return exc
 
 
 def _public_image(image: Object) -> Object:
