@@ -24,7 +24,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ import requests
 from tests.support.clients import NO_TLS, Clients, Storage
 from tests.support.cluster import Cluster, bearer, integrated_cluster, registry_session
 from tests.support.oci import assert_error
-from tests.support.server import free_port, wait_until
+from tests.support.s3 import MotoServer, s3_args
+from tests.support.server import free_port, running_wharf, wait_until
 from tests.support.upstream import Upstream, running_upstream
 
 pytestmark = pytest.mark.clients
@@ -789,6 +790,42 @@ def test_a_blob_already_held_is_linked_not_fetched(world: World, proxy: FaultyPr
     assert 'imageregistry_pullthrough_blobstore_cache_requests_total{type="Hit"}' in (
         world.metrics()
     )
+
+
+# Storage on S3: the same upload path, nothing half-kept in the bucket
+
+
+@pytest.mark.s3
+def test_pull_through_into_s3(
+    world: World, proxy: FaultyProxy, moto: MotoServer, tmp_path: Path
+) -> None:
+    image = build_image(world.workdir)
+    name = f"library/s3-{uuid.uuid4().hex[:8]}"
+    world.push_upstream(image, world.upstream, name)
+    layer = image.big_layer
+    encoded = layer.removeprefix("sha256:")
+    bucket = moto.new_bucket()
+    with running_wharf(tmp_path / "data", *s3_args(moto, bucket), integrated=True) as wharf:
+        cluster = Cluster(wharf, tmp_path)
+        elsewhere = replace(world, cluster=cluster, project=cluster.new_project(cluster.admin))
+        elsewhere.import_tag("app", f"{proxy.host}/{name}:v1")
+        url = f"{wharf.url}/v2/{elsewhere.project}/app/blobs/{layer}"
+        with registry_session(wharf, bearer(cluster.admin_token)) as session:
+            proxy.mode = "cut"
+            cut = session.get(url, stream=True, timeout=60)
+            assert cut.status_code == 200
+            assert len(read_cut(cut)) < len(image.blobs[layer])
+            wait_until(lambda: not moto.multipart_uploads(bucket), timeout=15)
+            assert not [key for key in moto.keys(bucket) if key.endswith(encoded)]
+
+            proxy.mode = "forward"
+            assert session.get(url, timeout=60).content == image.blobs[layer]
+            assert [key for key in moto.keys(bucket) if key.endswith(encoded)]
+            proxy.stop()
+            # Wharf's own now: a redirect into the bucket, followed.
+            kept = session.get(url, timeout=60)
+            assert kept.content == image.blobs[layer]
+            assert kept.history and kept.history[0].status_code == 307
 
 
 # Where pull-through looks: OpenShift's order
