@@ -20,7 +20,7 @@ from .context import (
 )
 from .controls import CONTROLS
 from .errors import RegistryError
-from .pullthrough import Pull
+from .pullthrough import Pull, PullThrough
 from .ranges import Selection, select
 from .sendfile import send_file
 
@@ -128,8 +128,8 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     if size is None:
         raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
     selection = select(request, digest, size)
-    if pull is not None and not pull.local:
-        response = await _pulled_through(request, pull, selection)
+    if pull is not None and not pull.local and registry.pullthrough is not None:
+        response = await _pulled_through(request, registry.pullthrough, pull, selection)
         if response is not None:
             return response
     if request.method != hdrs.METH_GET or not selection.count:
@@ -150,20 +150,20 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
 
 
 async def _pulled_through(
-    request: web.Request, pull: Pull, selection: Selection
+    request: web.Request, pullthrough: PullThrough, pull: Pull, selection: Selection
 ) -> web.StreamResponse | None:
     """A blob of an imported image that is fetched from upstream now: the whole of it is
     streamed as it arrives; a HEAD (or a 304) needs only the upstream to have it. None when
     it is stored locally by the time this returns (a range, another request's fetch)."""
     if request.method != hdrs.METH_GET or not selection.count:
-        await pull.check()
+        await pullthrough.check(pull)
         return BlobResponse(pull.digest, pull.size, selection, None)
     if selection.status == 200:
-        content = await pull.stream()
+        content = await pullthrough.stream(pull)
         if content is not None:
             return BlobResponse(pull.digest, pull.size, selection, content)
         return None
-    await pull.wait()
+    await pullthrough.wait(pull)
     return None
 
 

@@ -177,30 +177,16 @@ class _Feed:
         self.mirror.detach()
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Pull:
     """A blob that the repository's manifests name but that is not linked to it: `local`
     when the registry held it and it is linked now, else to be fetched."""
 
-    owner: PullThrough
     name: str
     repository_id: int
     digest: str
     size: int
     local: bool
-
-    async def stream(self) -> BlobContent | None:
-        """Its bytes as they arrive from upstream, for a GET of the whole blob; None when
-        another request is fetching it (it is local once this returns)."""
-        return await self.owner.stream(self)
-
-    async def check(self) -> None:
-        """Return once an upstream sends it (HEAD): its fetch goes on in the background."""
-        await self.owner.check(self)
-
-    async def wait(self) -> None:
-        """Return once it is stored and linked to the repository."""
-        await self.owner.wait(self)
 
 
 class PullThrough:
@@ -251,7 +237,7 @@ class PullThrough:
             repository_id, digest
         )
         self._count_cache(local)
-        return Pull(self, name, repository_id, digest, size, local)
+        return Pull(name, repository_id, digest, size, local)
 
     def _mirror(self, pull: Pull, feed: bool) -> tuple[Mirror, bool]:
         """The mirror of the blob in flight, or a new one (True) started now."""
@@ -264,6 +250,8 @@ class PullThrough:
         return mirror, True
 
     async def stream(self, pull: Pull) -> BlobContent | None:
+        """Its bytes as they arrive from upstream, for a GET of the whole blob; None when
+        another request is fetching it (it is local once this returns)."""
         mirror, started = self._mirror(pull, feed=True)
         if not started:
             await self.wait(pull)
@@ -274,12 +262,14 @@ class PullThrough:
         return _Feed(mirror)
 
     async def check(self, pull: Pull) -> None:
+        """Return once an upstream sends it (a HEAD): its fetch goes on in the background."""
         mirror, _ = self._mirror(pull, feed=False)
         await mirror.answered.wait()
         if mirror.failure is not None:
             raise mirror.failure
 
     async def wait(self, pull: Pull) -> None:
+        """Return once it is stored and linked to the repository."""
         mirror, _ = self._mirror(pull, feed=False)
         await mirror.finished.wait()
         if mirror.failure is not None and mirror.repository_id != pull.repository_id:
