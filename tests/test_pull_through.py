@@ -635,10 +635,18 @@ def test_concurrent_pulls_fetch_a_blob_once(world: World, proxy: FaultyProxy) ->
     image = build_image(world.workdir)
     repository = world.imported(image)
     layer = image.big_layer
+    # Only for a caller who may pull: a refused one sets nothing in motion.
+    with registry_session(world.cluster.wharf, bearer("anonymous")) as anonymous:
+        refused = anonymous.get(f"{world.cluster.wharf.url}/v2/{repository}/blobs/{layer}")
+    assert_error(refused, 401, "UNAUTHORIZED")
+    assert proxy.blob_gets(layer) == 0
     with ThreadPoolExecutor(4) as pool:
         bodies = list(pool.map(lambda _: world.blob(repository, layer).content, range(4)))
     assert bodies == [image.blobs[layer]] * 4
     assert proxy.blob_gets(layer) == 1
+    assert 'imageregistry_pullthrough_blobstore_cache_requests_total{type="Miss"}' in (
+        world.metrics()
+    )
 
 
 def test_a_head_or_a_range_of_a_blob_not_held_yet(world: World, proxy: FaultyProxy) -> None:
