@@ -728,18 +728,23 @@ def test_a_manifest_the_registry_lacks_is_fetched_verified_and_kept(
 
 
 def test_an_index_child_left_upstream_is_fetched_when_asked_for(world: World) -> None:
-    """An index imported whole but without its children: a child asked for by digest is
-    fetched (it is the index's), and so are the blobs it names."""
+    """An index imported whole: the children the import kept pull their blobs through as any
+    image; a child it did not keep is fetched when asked for by digest (it is the index's),
+    and so are the blobs it names."""
     name = f"library/index-{uuid.uuid4().hex[:8]}"
     index = world.upstream.push_index(name, "v1")
     stream = f"s-{uuid.uuid4().hex[:8]}"
     world.import_tag(stream, f"{world.proxy.host}/{name}:v1", mode="PreserveOriginal")
     repository = f"{world.project}/{stream}"
-    for child in index.children:
-        drop_manifest(world, child.digest)
+    # The import kept the children: their blobs pull through as any image's.
+    kept = index.children[1]
+    assert world.manifest(repository, kept.digest).content == kept.payload
+    for digest, data in kept.blobs.items():
+        assert world.blob(repository, digest).content == data
+    child = index.children[0]
+    drop_manifest(world, child.digest)
     assert world.manifest(repository, "v1").content == index.payload
 
-    child = index.children[0]
     fetched = world.manifest(repository, child.digest)
     assert fetched.status_code == 200, fetched.text
     assert fetched.content == child.payload
