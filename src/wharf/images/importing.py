@@ -33,10 +33,10 @@ from ..upstream.client import RegistryClient, RemoteManifest, UpstreamError
 from ..upstream.credentials import Credentials, credentials_for
 from ..upstream.reference import RemoteReference
 from .admission import admit_image, admit_new_stream, admit_stream_change, namespace_objects
-from .builder import LAYERS_ORDER, MANAGED, MANIFEST_BLOB_STORED, image_from_manifest
+from .builder import MANAGED, MANIFEST_BLOB_STORED, image_from_manifest
 from .history import add_event, ensure_repository
 from .limits import LIMIT_RANGES
-from .streams import GROUP, IMAGE_STREAMS, new_stream, save_image, stream_key
+from .streams import GROUP, new_stream, save_image, stream_key
 
 log = structlog.get_logger("wharf.import")
 
@@ -98,7 +98,6 @@ def _imported_image(manifest: ParsedManifest, reference: str, config: bytes | No
     annotations = image["metadata"]["annotations"]
     for pushed_only in (MANAGED, MANIFEST_BLOB_STORED):
         annotations.pop(pushed_only, None)
-    annotations[LAYERS_ORDER] = "ascending"
     return image
 
 
@@ -134,13 +133,9 @@ class Fetcher:
                 chosen = pick_child(top.children)
                 if chosen is None:
                     raise UpstreamError("Invalid", f"{source}: the index has no image manifest")
-                child = await self._image(client, source, chosen.digest)
-                return Fetched(
-                    str(source.by_digest(child[0].digest.__str__())),
-                    str(child[0].digest),
-                    [child[0]],
-                    [child[1]],
-                )
+                manifest, image = await self._image(client, source, chosen.digest)
+                digest = str(manifest.digest)
+                return Fetched(str(source.by_digest(digest)), digest, [manifest], [image])
             children = [
                 await self._image(client, source, c.digest)
                 for c in top.children
@@ -443,16 +438,3 @@ def streams_with_imports(streams: list[Object]) -> list[Object]:
             for t in (s.get("spec") or {}).get("tags") or []
         )
     ]
-
-
-__all__ = [
-    "IMAGE_STREAMS",
-    "IMPORT_MODES",
-    "Fetched",
-    "Fetcher",
-    "Refusal",
-    "Wanted",
-    "record_failure",
-    "secrets_of",
-    "store",
-]
