@@ -71,9 +71,10 @@ LINGER = 10.0
 # Seconds a client is asked to wait before it retries (as when storage is unavailable).
 RETRY_AFTER = "5"
 SECRETS = "secrets"
+# Upstream clients kept (one per registry, insecurity and credentials): a handful in practice.
+KEPT_CLIENTS = 64
 
 OwnHosts = Callable[[], Awaitable[Collection[str]]]
-ClientFactory = Callable[[Source, "Credentials | None"], RegistryClient]
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +199,6 @@ class PullThrough:
         objects: ObjectStore | None,
         own_hosts: OwnHosts,
         metrics: RegistryMetrics | None = None,
-        clients: ClientFactory | None = None,
     ) -> None:
         self.metadata = metadata
         self.records = PullThroughRecords(metadata.db)
@@ -207,8 +207,8 @@ class PullThrough:
         self.objects = objects
         self.own_hosts = own_hosts
         self.metrics = metrics
-        self._clients = clients
         self._session: aiohttp.ClientSession | None = None
+        self._registries: dict[tuple[str, bool, Credentials | None], RegistryClient] = {}
         self._mirrors: dict[str, Mirror] = {}
         self._manifests: dict[tuple[int, str], asyncio.Task[StoredManifest | None]] = {}
 
@@ -449,16 +449,24 @@ class PullThrough:
         return [(source, credentials_for(source.registry, secrets)) for source in found]
 
     def _client(self, source: Source, credentials: Credentials | None) -> RegistryClient:
-        if self._clients is not None:
-            return self._clients(source, credentials)
+        """A client of the source's registry, kept for the next fetch: it knows the scheme
+        the registry answers at and its tokens, and the one session keeps connections."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
-        return RegistryClient(
-            source.registry,
-            insecure=source.insecure,
-            credentials=credentials,
-            session=self._session,
-        )
+            self._registries.clear()
+        key = (source.registry, source.insecure, credentials)
+        client = self._registries.get(key)
+        if client is None:
+            if len(self._registries) >= KEPT_CLIENTS:
+                self._registries.clear()
+            client = RegistryClient(
+                source.registry,
+                insecure=source.insecure,
+                credentials=credentials,
+                session=self._session,
+            )
+            self._registries[key] = client
+        return client
 
     def _failed(self, source: Source, operation: str, reason: str, digest: str) -> None:
         log.warning(
