@@ -97,11 +97,16 @@ def test_removed_stops_serving_and_managed_serves_again(
 ) -> None:
     storage, image = built
     host = cluster.wharf.host
-    clients.push(storage, image, f"{host}/ops/kept:1")
+    digest = clients.push(storage, image, f"{host}/ops/kept:1")
+    blobs = cluster.wharf.data_dir / "blobs"
+    assert any(path.is_file() for path in blobs.rglob("*"))
 
     config = admin.patch({"managementState": "Removed"})
     assert config["status"]["readyReplicas"] == 0
     assert admin.condition("Removed", config)["status"] == "True"
+    # Managed local storage is emptied, bytes and records of them alike.
+    assert admin.condition("StorageExists", config)["reason"] == "Removed"
+    assert not any(path.is_file() for path in blobs.rglob("*"))
     assert admin.condition("Available", config)["reason"] == "Removed"
     answer = registry(cluster, "/v2/")
     assert answer.status_code == 503
@@ -124,8 +129,14 @@ def test_removed_stops_serving_and_managed_serves_again(
         "--timeout=10s",
     )
     assert registry(cluster, "/v2/").status_code == 200
-    assert registry(cluster, "/v2/ops/kept/manifests/1").status_code == 200
     assert kubectl.json("get", *ROUTE)["spec"]["host"] == host
+    # Up again on empty storage: the tag's history outlives it (as image streams outlive
+    # OpenShift's registry storage), its manifest does not, and a push stores it all again.
+    gone = registry(cluster, "/v2/ops/kept/manifests/1")
+    assert gone.status_code == 404
+    assert gone.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    assert clients.push(storage, image, f"{host}/ops/kept:1") == digest
+    assert clients.pull(clients.storage(), f"{host}/ops/kept:1")
 
 
 def test_unmanaged_leaves_the_registry_as_it_is(

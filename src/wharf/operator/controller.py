@@ -17,7 +17,9 @@ from ..apiserver import bootstrap
 from ..apiserver.meta import Object, new_uid, now
 from ..apiserver.operator_kinds import CLUSTER_OPERATOR, CONFIG, GROUP, IMAGE_PRUNER
 from ..db.objects import AlreadyExists, Key, ObjectStore
+from ..registry.forget import forget_stored
 from ..settings import Settings
+from ..storage.filesystem import FilesystemBlobStore
 from ..tls import Certificates
 from . import s3 as s3_storage
 from .config import (
@@ -184,19 +186,36 @@ class Operator:
     async def _storage(self, spec: RegistrySpec, config: Object) -> list[Condition]:
         s3 = spec.s3
         management = spec.storage.get("managementState")
+        if spec.management_state == "Removed":
+            if management != "Managed":
+                return []  # the user's storage: left as it is
+            if not await self._still_removed(spec):
+                return []
+            if s3 is None:
+                await FilesystemBlobStore(self.settings.data_dir).empty()
+                removed = "The local storage was emptied"
+            else:
+                await s3_storage.remove(s3)
+                removed = "The S3 bucket was removed"
+            # What the registry recorded of the bytes goes with them: back to Managed, it
+            # starts on empty storage rather than claiming blobs it no longer has.
+            await forget_stored(self.objects.db)
+            return [Condition("StorageExists", False, "Removed", removed)]
         if s3 is None:
             return [
                 Condition("StorageExists", True, "Creation Successful", "Local storage is in use")
             ]
-        if spec.management_state == "Removed":
-            if management == "Managed":
-                await s3_storage.remove(s3)
-                return [Condition("StorageExists", False, "Removed", "The S3 bucket was removed")]
-            return []
         decided, conditions = await s3_storage.provision(s3, management)
         if decided != management:
             await self._record_storage_management(decided)
         return conditions
+
+    async def _still_removed(self, spec: RegistrySpec) -> bool:
+        """Wait until no process serves the registry any more, then whether the Config still
+        says Removed: storage is emptied only while nothing can write to it."""
+        await self.replicas.wait_applied(spec.generation, self.APPLY_SECONDS)
+        current = await self.objects.get(CONFIG_KEY)
+        return current is not None and RegistrySpec.parse(current).management_state == "Removed"
 
     async def _record_storage_management(self, management: str) -> None:
         """Write the storage's managementState into the spec, as OpenShift's operator does."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import shutil
 import stat
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -82,6 +83,10 @@ class FilesystemBlobStore:
 
     async def ready(self) -> bool:
         return os.access(self.blobs, os.W_OK) and os.access(self.uploads, os.W_OK)
+
+    async def empty(self) -> None:
+        """Delete every blob and upload: the operator empties managed storage it removes."""
+        await asyncio.to_thread(_empty_folders, self.blobs, self.uploads)
 
     # The file is made by the first append: an upload whose only request brings the whole
     # blob (a POST, then a PUT with the body) never needs one.
@@ -216,6 +221,16 @@ class FilesystemBlobStore:
     async def stored_before(self, moment: datetime) -> list[str]:
         limit = moment.replace(tzinfo=UTC).timestamp()
         return await asyncio.to_thread(_blob_files, self.blobs, limit)
+
+
+def _empty_folders(*folders: Path) -> None:
+    for folder in folders:
+        for entry in os.scandir(folder):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        _fsync_dir(folder)
 
 
 def _blob_files(root: Path, limit: float) -> list[str]:
