@@ -502,3 +502,36 @@ def test_unreachable_api_during_a_verb(cli: Cli, tmp_path: Path) -> None:
     for verb in (["get", "sa"], ["describe", "sa", "x"], ["apply", "-f", "-"], ["projects"]):
         err = broken.fails(*verb, input=manifest(account("x")))
         assert "The connection to the server 127.0.0.1:1 was refused" in err
+
+
+def test_patch_changes_one_object_as_oc_patch_does(cli: Cli) -> None:
+    cli.ok("create", "-f", "-", input=manifest(route("web", "web.example.com", tier="front")))
+    # Bad input first: nothing is sent, nothing changes.
+    assert "unable to parse" in cli.fails("patch", "route", "web", "-p", "{not json")
+    assert "must be one of" in cli.fails("patch", "route", "web", "--type", "xml", "-p", "{}")
+    assert "a JSON list" in cli.fails("patch", "route", "web", "--type", "json", "-p", "{}")
+    assert "exactly one" in cli.fails("patch", "route", "web", "other", "-p", "{}")
+    assert "not found" in cli.fails("patch", "route", "missing", "-p", '{"spec":{}}')
+    assert json.loads(cli.ok("get", "route", "web", "-o", "json"))["spec"]["host"] == (
+        "web.example.com"
+    )
+
+    out = cli.ok("patch", "route", "web", "--type=merge", "-p", '{"spec":{"host":"a.example.com"}}')
+    assert out.strip() == "route.route.openshift.io/web patched"
+    out = cli.ok("patch", "route/web", "--type=merge", "-p", '{"spec":{"host":"a.example.com"}}')
+    assert out.strip() == "route.route.openshift.io/web patched (no change)"
+    removed = '[{"op":"remove","path":"/metadata/labels/tier"}]'
+    patched = json.loads(
+        cli.ok("patch", "route", "web", "--type", "json", "-p", removed, "-o", "json")
+    )
+    assert patched["spec"]["host"] == "a.example.com"
+    assert "tier" not in (patched["metadata"].get("labels") or {})
+    # The default type, a strategic merge, as kubectl sends it.
+    cli.ok("patch", "route", "web", "-p", '{"metadata":{"labels":{"tier":"back"}}}')
+    assert cli.ok("get", "route", "web", "-o", "jsonpath={.metadata.labels.tier}") == "back"
+    # The registry's Config, as the README's "Operating the registry" changes it.
+    config = "configs.imageregistry.operator.openshift.io"
+    for level in ("Debug", "Normal"):
+        patch = json.dumps({"spec": {"logLevel": level}})
+        cli.ok("patch", config, "cluster", "--type=merge", "-p", patch)
+        assert cli.ok("get", config, "cluster", "-o", "jsonpath={.spec.logLevel}") == level

@@ -17,6 +17,7 @@ from . import (
     import_image,
     login,
     manifests,
+    patch,
     policy,
     projects,
     prune,
@@ -142,6 +143,7 @@ app.command("apply")(manifests.apply)
 app.command("delete")(manifests.delete)
 app.command("tag")(tag.tag)
 app.command("import-image")(import_image.import_image)
+app.command("patch")(patch.patch)
 
 create_app = typer.Typer(
     help="Create objects from files, or a service account's token", rich_markup_mode=None
