@@ -64,6 +64,7 @@ LANE_OF = {
     "test_prune_images.py::test_the_image_pruner_prunes_on_its_schedule": "postgresql",
     "test_pull_through.py": "postgresql",
     "test_image_import.py": "postgresql",
+    "test_readme_tidy.py": "postgresql",
 }
 
 
