@@ -17,7 +17,7 @@ import requests
 from tests.support.cluster import Cluster
 from tests.support.operator_admin import RegistryAdmin
 from tests.support.s3 import MotoServer, s3_args
-from tests.support.server import running_wharf
+from tests.support.server import running_wharf, wait_until
 
 pytestmark = pytest.mark.s3
 
@@ -150,3 +150,42 @@ def test_a_bucket_that_exists_is_unmanaged(moto: MotoServer, tmp_path: Path) -> 
     client = moto.client()
     with pytest.raises(client.exceptions.ClientError):
         client.get_bucket_lifecycle_configuration(Bucket=existing)
+
+
+def test_storage_switches_to_a_managed_bucket_and_back_without_a_restart(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    """Local disk to a new bucket and back, by patching spec.storage: each time the registry
+    serves from the new storage within seconds, empty (as OpenShift's registry on new storage),
+    and what it stores lands there."""
+    bucket = f"wharf-switch-{uuid.uuid4().hex[:12]}"
+    data_dir = tmp_path / "data"
+    with running_wharf(data_dir) as process:
+        cluster = Cluster(process, tmp_path)
+        admin = RegistryAdmin(cluster.kubectl())
+        on_disk = _push_blob(cluster, b"on local disk first")
+
+        s3 = {"bucket": bucket, "region": "us-east-1", "regionEndpoint": moto.url}
+        admin.patch({"storage": {"pvc": None, "managementState": None, "s3": s3}})
+        wait_until(lambda: (admin.config()["status"]["storage"].get("s3") or {}).get("bucket"))
+        config = admin.config()
+        assert config["status"]["storage"]["s3"]["bucket"] == bucket
+        assert config["spec"]["storage"]["managementState"] == "Managed"  # made by the operator
+        wait_until(lambda: _registry_status(cluster, "/v2/") == 200)
+        assert _registry_status(cluster, f"/v2/s3ops/app/blobs/{on_disk}") == 404
+        in_bucket = _push_blob(cluster, b"in the bucket now")
+        assert any(in_bucket.removeprefix("sha256:") in key for key in moto.keys(bucket))
+        assert _registry_status(cluster, f"/v2/s3ops/app/blobs/{in_bucket}") == 307
+
+        admin.patch({"storage": {"s3": None, "pvc": {"claim": "image-registry-storage"}}})
+        wait_until(lambda: "pvc" in admin.config()["status"]["storage"])
+        wait_until(lambda: _registry_status(cluster, "/v2/") == 200)
+        assert _registry_status(cluster, f"/v2/s3ops/app/blobs/{in_bucket}") == 404
+        back = _push_blob(cluster, b"back on local disk")
+        assert any(p.name == back.removeprefix("sha256:") for p in (data_dir / "blobs").rglob("*"))
+        assert _registry_status(cluster, f"/v2/s3ops/app/blobs/{back}") == 200
+
+
+def _registry_status(cluster: Cluster, path: str) -> int:
+    found = requests.get(f"{cluster.wharf.url}{path}", allow_redirects=False, timeout=10)
+    return found.status_code

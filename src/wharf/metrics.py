@@ -137,6 +137,13 @@ class MeasuredStore:
         self._store = store
         self._metrics = metrics
 
+    def replace(self, store: object) -> object:
+        """Measure `store` from now on (the operator switched storage); the one it replaced."""
+        old, self._store = self._store, store
+        for name in [n for n in vars(self) if n not in ("_store", "_metrics")]:
+            delattr(self, name)  # wrappers of the old store's methods
+        return old
+
     def __getattr__(self, name: str) -> Any:
         found = getattr(self._store, name)
         if not inspect.iscoroutinefunction(found):

@@ -29,6 +29,7 @@ from .db.database import Database, open_database
 from .db.objects import ObjectStore
 from .images.spec_imports import SpecTagImports
 from .operator.looping import running
+from .operator.storage_switch import SWITCH, StorageSwitch
 from .readiness import Readiness, storage_check
 from .registry import app as registry_app
 from .registry import token_endpoint
@@ -151,9 +152,12 @@ def _registry_app(
     addresses: RouteAddresses,
 ) -> web.Application:
     registry_metrics = metrics.RegistryMetrics()
-    store = cast(BlobStore, metrics.MeasuredStore(build_store(settings), registry_metrics))
+    measured = metrics.MeasuredStore(build_store(settings), registry_metrics)
+    store = cast(BlobStore, measured)
     metadata = RegistryMetadata(database)
     registry_web = web.Application()
+    # The operator's Config may name other storage: followed without a restart.
+    registry_web[SWITCH] = StorageSwitch(measured, settings, build_store)
     registry_web.router.add_get("/healthz", healthz)
     registry_ready = Readiness(
         "registry",

@@ -20,6 +20,7 @@ from .controller import Operator, Replicas
 from .follower import ConfigFollower
 from .looping import running
 from .prune_job import ScheduledPrune
+from .storage_switch import SWITCH
 
 log = structlog.get_logger("wharf.operator")
 
@@ -42,7 +43,7 @@ async def follow(registry: web.Application, objects: ObjectStore) -> ConfigFollo
     """The Config's run-time settings on `registry` (a process that serves /v2/)."""
     controls = registry_controls.Controls()
     registry_controls.install(registry, controls)
-    follower = ConfigFollower(objects, controls)
+    follower = ConfigFollower(objects, controls, registry.get(SWITCH))
     await follower.load()
     registry.cleanup_ctx.append(running(follower.follow, "follower"))
     return follower

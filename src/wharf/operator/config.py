@@ -65,6 +65,17 @@ class RegistrySpec:
     reads: Limits
     writes: Limits
     storage: dict[str, Any]
+    # The storage the registry serves from now (status.storage): another than `storage` while
+    # the operator switches to it; empty before its first reconcile.
+    in_use: dict[str, Any]
+
+    @property
+    def switching_storage(self) -> bool:
+        return (
+            self.management_state == "Managed"
+            and bool(self.in_use)
+            and not same_backend(self.storage, self.in_use)
+        )
 
     @classmethod
     def parse(cls, obj: Object) -> RegistrySpec:
@@ -86,6 +97,7 @@ class RegistrySpec:
             reads=Limits.parse(requests.get("read")),
             writes=Limits.parse(requests.get("write")),
             storage=dict(spec.get("storage") or {}),
+            in_use=dict((obj.get("status") or {}).get("storage") or {}),
         )
 
     @property
@@ -113,6 +125,25 @@ def storage_of(settings: Settings) -> dict[str, Any]:
     # No managementState yet: the operator decides it at the first reconcile, as OpenShift's
     # does (a bucket that exists already is the user's: Unmanaged; one it creates: Managed).
     return {"s3": found}
+
+
+def settings_for(settings: Settings, storage: dict[str, Any]) -> Settings:
+    """`settings` with the storage a Config names (the inverse of `storage_of`)."""
+    s3 = storage.get("s3")
+    if not isinstance(s3, dict):
+        return settings.model_copy(update={"storage": "filesystem"})
+    named = settings.s3.model_copy(
+        update={
+            "bucket": s3.get("bucket") or "",
+            "region": s3.get("region") or settings.s3.region,
+            "region_endpoint": s3.get("regionEndpoint") or None,
+            "chunk_size_mib": int(s3.get("chunkSizeMiB") or settings.s3.chunk_size_mib),
+            "encrypt": bool(s3.get("encrypt")),
+            "key_id": s3.get("keyID") or None,
+            "virtual_hosted_style": bool(s3.get("virtualHostedStyle")),
+        }
+    )
+    return settings.model_copy(update={"storage": "s3", "s3": named})
 
 
 def same_backend(a: dict[str, Any], b: dict[str, Any]) -> bool:

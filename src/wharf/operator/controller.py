@@ -28,7 +28,6 @@ from .config import (
     RegistrySpec,
     first_config,
     first_pruner,
-    same_backend,
     storage_of,
 )
 from .follower import ConfigFollower
@@ -172,12 +171,11 @@ class Operator:
         except StorageError as exc:
             errors.append(str(exc))
             storage_conditions = [Condition("StorageExists", False, "Error", str(exc))]
-        in_use = storage_of(self.settings)
-        if spec.management_state != "Removed" and not same_backend(spec.storage, in_use):
-            pending = (
-                "spec.storage names other storage than the registry serves from: a change of "
-                "storage applies when wharf serve starts again with matching --storage settings"
-            )
+        if spec.switching_storage:
+            if errors:
+                pending = "the registry waits for the storage spec.storage names"
+            else:
+                await self._switch_storage(spec)
         health = Health(
             spec.management_state, spec.replicas, 0, tuple(problems), tuple(errors), pending
         )
@@ -210,6 +208,21 @@ class Operator:
             await self._record_storage_management(decided)
         return conditions
 
+    async def _switch_storage(self, spec: RegistrySpec) -> None:
+        """Move the registry to the storage spec.storage names, on which it starts empty (as
+        OpenShift's registry on new storage): once no process serves (they pause while
+        status.storage names other storage than the spec), what the old storage held is
+        forgotten, then status.storage names the new one and the processes serve from it."""
+        await self.replicas.wait_applied(spec.generation, self.APPLY_SECONDS)
+        await forget_stored(self.objects.db)
+        async with self.objects.transaction() as tx:
+            current = await tx.get(CONFIG_KEY)
+            if current is None:
+                return
+            current.setdefault("status", {})["storage"] = copy.deepcopy(spec.storage)
+            await tx.update(CONFIG_KEY, current)
+        log.info("storage switched", generation=spec.generation)
+
     async def _still_removed(self, spec: RegistrySpec) -> bool:
         """Wait until no process serves the registry any more, then whether the Config still
         says Removed: storage is emptied only while nothing can write to it."""
@@ -241,13 +254,24 @@ class Operator:
                 "readyReplicas": health.ready,
                 "conditions": merged(old.get("conditions") or [], conditions),
                 "storageManaged": spec.storage.get("managementState") == "Managed",
-                "storage": storage_of(self.settings) if spec.management_state != "Removed" else {},
+                "storage": self._in_use(spec, old),
                 "version": _version(),
             }
             if same_status(old, status):
                 return
             current["status"] = status
             await tx.update(CONFIG_KEY, current)
+
+    def _in_use(self, spec: RegistrySpec, status: Object) -> dict[str, Any]:
+        """status.storage: the storage the registry serves from. None while Removed; the
+        settings' at the first reconcile; the spec's once a switch is done, or after Removed
+        (the storage is empty then, so there is nothing to forget)."""
+        if spec.management_state == "Removed":
+            return {}
+        found = status.get("storage")
+        if spec.management_state == "Managed" and not found:
+            return copy.deepcopy(spec.storage)
+        return dict(found) if isinstance(found, dict) and found else storage_of(self.settings)
 
     async def _reconcile_pruner(self) -> None:
         pruner = await self.objects.get(PRUNER_KEY)

@@ -14,21 +14,37 @@ from .. import logs
 from ..db.objects import ObjectStore
 from ..registry.controls import Controls
 from .config import CONFIG_KEY, RegistrySpec
+from .storage_switch import StorageSwitch
 
 log = structlog.get_logger("wharf.operator")
 
 
+# What a client is told while the registry changes storage.
+SWITCHING_MESSAGE = (
+    "the registry is switching to the storage in "
+    "configs.imageregistry.operator.openshift.io/cluster: try again in a few seconds"
+)
+
+
 class ConfigFollower:
-    def __init__(self, objects: ObjectStore, controls: Controls) -> None:
+    def __init__(
+        self, objects: ObjectStore, controls: Controls, storage: StorageSwitch | None = None
+    ) -> None:
         self.objects = objects
         self.controls = controls
+        self.storage = storage
         self.applied_generation = 0
         self._applied = asyncio.Event()
         self._level = ""
 
-    def apply(self, spec: RegistrySpec) -> None:
+    async def apply(self, spec: RegistrySpec) -> None:
         if spec.management_state != "Unmanaged":  # Unmanaged: left as it was
             controls = self.controls
+            # A switch of storage: nothing is served while the operator forgets what the old
+            # storage held; once status.storage names the new one, it is served from.
+            controls.paused = SWITCHING_MESSAGE if spec.switching_storage else ""
+            if self.storage is not None and not spec.switching_storage:
+                await self.storage.follow(spec.in_use)
             controls.removed = spec.management_state == "Removed"
             controls.read_only = spec.read_only
             controls.redirect = not spec.disable_redirect
@@ -54,7 +70,7 @@ class ConfigFollower:
         """Apply the Config as it is now (at start, before serving)."""
         found = await self.objects.get(CONFIG_KEY)
         if found is not None:
-            self.apply(RegistrySpec.parse(found))
+            await self.apply(RegistrySpec.parse(found))
 
     async def follow(self) -> None:
         """Apply every change of the Config; never ends by itself."""
@@ -64,6 +80,6 @@ class ConfigFollower:
             if event.key != CONFIG_KEY or event.type == "DELETED":
                 continue  # a deleted Config is made again by the operator, with defaults
             try:
-                self.apply(RegistrySpec.parse(event.object))
+                await self.apply(RegistrySpec.parse(event.object))
             except (KeyError, TypeError, ValueError):
                 log.warning("config not applied: not valid", generation=event.resource_version)

@@ -92,6 +92,8 @@ class Controls:
     read_only: bool = False
     # Removed: managementState Removed, the registry answers nothing but that.
     removed: bool = False
+    # Why the registry answers nothing for a moment (its storage being switched); "" if not.
+    paused: str = ""
     redirect: bool = True
     reads: Limiter = field(default_factory=Limiter)
     writes: Limiter = field(default_factory=Limiter)
@@ -121,12 +123,15 @@ def _too_many(limiter: Limiter) -> web.Response:
 async def apply_controls(request: web.Request, handler: Handler) -> web.StreamResponse:
     controls = request.app[CONTROLS]
     path = request.path
-    if path == "/readyz" and controls.removed:
-        return web.Response(status=503, text="removed", headers={"Cache-Control": "no-cache"})
+    if path == "/readyz" and (controls.removed or controls.paused):
+        text = "removed" if controls.removed else "paused"
+        return web.Response(status=503, text=text, headers={"Cache-Control": "no-cache"})
     if not path.startswith(_REGISTRY_PATHS):
         return await handler(request)
     if controls.removed:
         raise RegistryError("UNAVAILABLE", REMOVED_MESSAGE)
+    if controls.paused:
+        raise RegistryError("UNAVAILABLE", controls.paused, headers={hdrs.RETRY_AFTER: "5"})
     reading = request.method in READ_METHODS
     if not reading and controls.read_only and path.startswith("/v2/"):
         # As distribution in maintenance read-only mode: the write endpoints are not there.
