@@ -16,6 +16,7 @@ from ..registry import controls as registry_controls
 from ..settings import Settings
 from ..storage.base import BlobStore
 from ..tls import Certificates
+from .config import CONFIG_KEY, settings_for
 from .controller import Operator, Replicas
 from .follower import ConfigFollower
 from .looping import running
@@ -31,10 +32,13 @@ def prune_job(objects: ObjectStore, settings: Settings) -> ScheduledPrune:
     """The ImagePruner's scheduled prune (of image streams and Images: a registry without
     logins keeps its tags outside any stream, and the prune leaves them alone)."""
 
-    def store() -> BlobStore:
+    async def store() -> BlobStore:
         from ..server import build_store  # the composition root's, made when a prune needs it
 
-        return build_store(settings)
+        # The storage the registry serves from now, which the Config may have switched.
+        config = await objects.get(CONFIG_KEY)
+        in_use = ((config or {}).get("status") or {}).get("storage")
+        return build_store(settings_for(settings, in_use) if in_use else settings)
 
     return ScheduledPrune(objects, store)
 

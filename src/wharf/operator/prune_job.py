@@ -6,7 +6,7 @@ manifest links, blobs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -37,7 +37,7 @@ class ScheduledPrune:
     previous run (or after the operator started)."""
 
     def __init__(
-        self, objects: ObjectStore, store: Callable[[], BlobStore], clock: Clock = _now
+        self, objects: ObjectStore, store: Callable[[], Awaitable[BlobStore]], clock: Clock = _now
     ) -> None:
         self.objects = objects
         self._store = store
@@ -146,7 +146,7 @@ class ScheduledPrune:
             if repository_id is not None:
                 await metadata.delete_manifest(repository_id, digest)
         if found.blobs:
-            store = self._store()
+            store = await self._store()
             try:
                 collector = Collector(self.objects.db, store)
                 for digest in found.blobs:
