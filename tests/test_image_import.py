@@ -238,6 +238,8 @@ def test_import_image_with_the_cli_and_a_pull_secret(world: World) -> None:
     image = api.get(f"{IMAGES}/images/{pushed.digest}").json()
     assert image["dockerImageMetadata"]["Architecture"] == "amd64"
     assert image["dockerImageMetadata"]["Config"]["Cmd"] == ["/bin/true"]
+    # Not pushed here: the pruner leaves an imported image alone unless told to prune all.
+    assert "openshift.io/image.managed" not in (image["metadata"].get("annotations") or {})
     spec_tag = stream(api, namespace, "app")["spec"]["tags"][0]
     assert spec_tag["from"] == {"kind": "DockerImage", "name": source}
 

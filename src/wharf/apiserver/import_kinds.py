@@ -28,6 +28,7 @@ from ..images.importing import (
     Wanted,
     gather_bounded,
     record_failure,
+    run_stored,
     secrets_of,
     spec_tag_for,
     store,
@@ -306,13 +307,15 @@ class ImageStreamImportResource(Resource):
         self, call: Call, name: str, tag: str, fetched: Fetched, spec_tag: Object | None
     ) -> None:
         namespace = call.namespace
-        await self.store.run(lambda tx: store(tx, namespace, name, tag, fetched, spec_tag))
+        await run_stored(self.store, lambda tx: store(tx, namespace, name, tag, fetched, spec_tag))
 
     async def _record_failure(
         self, call: Call, name: str, tag: str, reason: str, message: str
     ) -> None:
         namespace = call.namespace
-        await self.store.run(lambda tx: record_failure(tx, namespace, name, tag, reason, message))
+        await run_stored(
+            self.store, lambda tx: record_failure(tx, namespace, name, tag, reason, message)
+        )
 
     async def _import_repository(
         self,

@@ -206,6 +206,14 @@ class SyncTransaction:
         if key in self._created:
             return self._rewrite_creation(key, body)
         version = self._next_version()
+        # Again under the counter's row lock, which every writer takes: a writer that committed
+        # while this one waited for it is seen now (PostgreSQL reads each statement afresh),
+        # and its change is not overwritten.
+        if (
+            expected_version is not None
+            and _VERSION.scalar(self.conn, **_match(key)) != expected_version
+        ):
+            raise Conflict(key)
         _set_version(body, version)
         text = _dump(body)
         _UPDATE.run(self.conn, version=version, body=text, **_match(key))

@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import structlog
 from sqlalchemy import Connection
 
-from ..db.objects import Key, ObjectStore, SyncTransaction
+from ..db.objects import Conflict, Key, ObjectStore, SyncTransaction
 from ..db.prepared import Prepared
 from ..db.schema import manifest_blobs, manifests, repository_manifests
 from ..db.statements import insert_ignore
@@ -49,6 +49,9 @@ MAX_CONFIG_BYTES = 1024 * 1024
 # Imports of one request running at once: an import of 50 tags must not open 50 connections.
 CONCURRENT_FETCHES = 4
 IMPORT_SUCCESS = "ImportSuccess"
+# Tries of one import's write while other writers change the same stream.
+_STORE_ATTEMPTS = 5
+T = TypeVar("T")
 
 Object = dict[str, Any]
 
@@ -338,7 +341,7 @@ def store(
     for manifest in reversed(fetched.manifests):
         store_manifest(tx.conn, repository_id, manifest)
     for image in fetched.images:
-        save_image(tx, copy.deepcopy(image))
+        save_image(tx, copy.deepcopy(image), managed=False)
     generation = int(stream["metadata"].get("generation", 1))
     changed = add_event(tx.conn, repository_id, tag, fetched.digest, generation, fetched.reference)
     had_conditions = any(
@@ -346,10 +349,28 @@ def store(
     )
     set_conditions(stream, tag, [])
     if found is None:
-        stream = tx.get_or_create(key, stream)
+        # Another writer's stream made meanwhile would lack this import's spec tag: again.
+        if tx.get_or_create(key, stream) is not stream:
+            raise Conflict(key)
     elif changed or spec_changed or had_conditions:
-        stream = tx.update(key, stream)
+        stream = tx.update(key, stream, expected_version=_version(found))
     return stream
+
+
+def _version(stream: Object) -> int:
+    return int(stream["metadata"]["resourceVersion"])
+
+
+async def run_stored(objects: ObjectStore, fn: Callable[[SyncTransaction], T]) -> T:
+    """`fn` (store or record_failure) in a transaction, again when another writer changed the
+    stream between its read and its write: an import never reverts a concurrent edit."""
+    for attempt in range(_STORE_ATTEMPTS):
+        try:
+            return await objects.run(fn)
+        except Conflict:
+            if attempt == _STORE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def record_failure(
@@ -376,8 +397,9 @@ def record_failure(
         k: v for k, v in condition.items() if k != "lastTransitionTime"
     }:
         return True  # the same failure again: nothing to tell watchers
+    expected = _version(stream)
     set_conditions(stream, tag, [condition])
-    tx.update(key, stream)
+    tx.update(key, stream, expected_version=expected)
     return True
 
 

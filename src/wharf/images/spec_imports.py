@@ -26,6 +26,7 @@ from .importing import (
     external_source,
     pending,
     record_failure,
+    run_stored,
     secrets_of,
     store,
     streams_with_imports,
@@ -126,8 +127,9 @@ class SpecTagImports:
             return
         try:
             fetched = await fetcher.fetch(Wanted(reference, policy.get("insecure") is True, mode))
-            await self.objects.run(
-                lambda tx: store(tx, namespace, name, tag, fetched, None, create=False)
+            await run_stored(
+                self.objects,
+                lambda tx: store(tx, namespace, name, tag, fetched, None, create=False),
             )
         except (UpstreamError, Refusal) as exc:
             await self._failed(namespace, name, tag, exc.reason, exc.message)
@@ -137,4 +139,6 @@ class SpecTagImports:
 
     async def _failed(self, namespace: str, name: str, tag: str, reason: str, message: str) -> None:
         log.warning("import failed", namespace=namespace, stream=name, tag=tag, reason=reason)
-        await self.objects.run(lambda tx: record_failure(tx, namespace, name, tag, reason, message))
+        await run_stored(
+            self.objects, lambda tx: record_failure(tx, namespace, name, tag, reason, message)
+        )

@@ -45,9 +45,12 @@ def touch(tx: SyncTransaction, key: Key, stream: Object) -> None:
     tx.update(key, stream)
 
 
-def save_image(tx: SyncTransaction, image: Object) -> None:
-    """Store an Image; one that exists already (same digest) is kept as it is."""
-    image.setdefault("metadata", {}).setdefault("annotations", {}).setdefault(MANAGED, "true")
+def save_image(tx: SyncTransaction, image: Object, managed: bool = True) -> None:
+    """Store an Image; one that exists already (same digest) is kept as it is. `managed`:
+    pushed here (an imported image is not, and the pruner leaves it alone by default)."""
+    annotations = image.setdefault("metadata", {}).setdefault("annotations", {})
+    if managed:
+        annotations.setdefault(MANAGED, "true")
     image["metadata"].setdefault("uid", new_uid())
     image["metadata"].setdefault("creationTimestamp", now())
     with contextlib.suppress(AlreadyExists):
