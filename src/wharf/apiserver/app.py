@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import structlog
 from aiohttp import web
@@ -101,6 +102,7 @@ def _add_image_kinds(
         return {host for host in (found.internal, found.public) if host}
 
     imports = SpecTagImports(store, own_hosts)
+    kinds.closers.append(imports.close)
     streams = image_kinds.ImageStreamResource(image_kinds.IMAGE_STREAM, store, addresses, imports)
     kinds.add(image_kinds.IMAGE, images)
     kinds.add(image_kinds.IMAGE_STREAM, streams)
@@ -118,6 +120,11 @@ def _add_image_kinds(
             import_kinds.IMAGE_STREAM_IMPORT, store, streams, rbac
         ),
     )
+
+
+async def _close_kinds(kinds: KindRegistry, _app: web.Application) -> None:
+    for close in kinds.closers:
+        await close()
 
 
 @web.middleware
@@ -227,6 +234,7 @@ def install(app: web.Application, api: Api, authenticator: Authenticator) -> Non
     app[API] = api
     app[rest.WATCHES] = rest.Watches()
     app.on_shutdown.append(rest.end_watches)
+    app.on_cleanup.append(partial(_close_kinds, api.kinds))
     app.middlewares.append(status_errors)
     r = app.router
     # /readyz is the composition root's: it knows the parts to check (the database).

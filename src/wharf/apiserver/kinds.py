@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +86,8 @@ class KindRegistry:
     def __init__(self) -> None:
         self._kinds: dict[tuple[str, str, str], Kind] = {}
         self._resources: dict[tuple[str, str, str], Resource] = {}
+        # What resources run in the background (imports of spec tags), stopped with the app.
+        self.closers: list[Callable[[], Awaitable[None]]] = []
 
     def add(self, kind: Kind, resource: Resource) -> None:
         key = (kind.group, kind.version, kind.plural)

@@ -55,6 +55,12 @@ class SpecTagImports:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def close(self) -> None:
+        """Stop the imports still running (the server stops)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def _guarded(self, namespace: str, name: str) -> None:
         try:
             await self.import_tags(namespace, name, scheduled=False)
