@@ -211,6 +211,24 @@ def test_write_limits_answer_429_with_retry_after(cluster: Cluster, admin: Regis
     assert registry(cluster, "/v2/ops/limits/blobs/uploads/", "POST").status_code == 202
 
 
+def test_operator_log_level_changes_the_operators_own_log(
+    cluster: Cluster, admin: RegistryAdmin
+) -> None:
+    def reconciling_lines() -> int:
+        return cluster.wharf.log().count("reconciling")
+
+    assert reconciling_lines() == 0  # Normal: no debug lines
+    admin.patch({"operatorLogLevel": "Debug"})
+    admin.patch({"readOnly": True})
+    wait_until(lambda: reconciling_lines() > 0, timeout=10, interval=0.1)
+    assert cluster.wharf.log().count("config applied") == 0  # the registry's stays Normal
+    admin.patch({"operatorLogLevel": "Normal", "readOnly": False})
+    seen = reconciling_lines()
+    admin.patch({"readOnly": True})
+    admin.patch({"readOnly": False})
+    assert reconciling_lines() == seen
+
+
 def test_log_level_changes_live(cluster: Cluster, admin: RegistryAdmin) -> None:
     def applied_lines() -> int:
         return cluster.wharf.log().count("config applied")

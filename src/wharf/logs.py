@@ -104,10 +104,11 @@ def configure(level: str = "Normal", json_lines: bool = False) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def set_level(level: str) -> None:
-    """The level of every logger from now on, by OpenShift's name (the operator calls this when
-    the Config's logLevel changes)."""
-    logging.getLogger().setLevel(LEVELS.get(level, level))
+def set_level(level: str, logger: str = "") -> None:
+    """The level of every logger from now on (or of `logger` and those below it), by
+    OpenShift's name (the operator calls this when the Config's logLevel or operatorLogLevel
+    changes)."""
+    logging.getLogger(logger).setLevel(LEVELS.get(level, level))
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

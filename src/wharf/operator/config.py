@@ -57,6 +57,7 @@ class RegistrySpec:
     generation: int
     management_state: str
     log_level: str
+    operator_log_level: str
     replicas: int
     read_only: bool
     disable_redirect: bool
@@ -86,6 +87,7 @@ class RegistrySpec:
             generation=int(obj.get("metadata", {}).get("generation", 1)),
             management_state=spec["managementState"],
             log_level=spec["logLevel"],
+            operator_log_level=str(spec.get("operatorLogLevel") or "Normal"),
             replicas=int(spec["replicas"]),
             read_only=bool(spec.get("readOnly")),
             disable_redirect=bool(spec.get("disableRedirect")),

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from .. import logs
 from ..apiserver import bootstrap
 from ..apiserver.meta import Object, new_uid, now
 from ..apiserver.operator_kinds import CLUSTER_OPERATOR, CONFIG, GROUP, IMAGE_PRUNER
@@ -44,7 +45,10 @@ from .routes import (
 from .s3 import Condition, StorageError
 from .status import Health, merged, registry_conditions, same_status
 
-log = structlog.get_logger("wharf.operator")
+# The operator's own logger: its level is the Config's operatorLogLevel (the registry's follow
+# logLevel).
+OPERATOR_LOGGER = "wharf.operator.controller"
+log = structlog.get_logger(OPERATOR_LOGGER)
 
 CLUSTER_OPERATOR_NAME = "image-registry"
 CLUSTER_OPERATOR_KEY = Key(CLUSTER_OPERATOR.resource, "", CLUSTER_OPERATOR_NAME)
@@ -113,6 +117,7 @@ class Operator:
         self.prune_job = prune_job  # issue 12 plugs the prune in here (wharf.operator.pruning)
         self.last_prune: PruneOutcome | None = None
         self.public_host = settings.public_host or settings.internal_address
+        self._log_level = ""
 
     # First start
 
@@ -134,6 +139,10 @@ class Operator:
         config = await self.objects.get(CONFIG_KEY)
         assert config is not None
         spec = RegistrySpec.parse(config)
+        if spec.operator_log_level != self._log_level:
+            logs.set_level(spec.operator_log_level, OPERATOR_LOGGER)
+            self._log_level = spec.operator_log_level
+        log.debug("reconciling", generation=spec.generation, state=spec.management_state)
         status = dict(config.get("status") or {})
         if spec.management_state == "Unmanaged":
             health = Health("Unmanaged", spec.replicas, self.replicas.ready())
