@@ -34,7 +34,7 @@ import requests
 
 from tests.support.clients import NO_TLS, Clients, Storage
 from tests.support.cluster import Cluster, bearer, integrated_cluster, registry_session
-from tests.support.oci import assert_error
+from tests.support.oci import Registry, assert_error
 from tests.support.s3 import MotoServer, s3_args
 from tests.support.server import free_port, running_wharf, wait_until
 from tests.support.upstream import Upstream, running_upstream
@@ -756,6 +756,64 @@ def test_an_index_child_left_upstream_is_fetched_when_asked_for(world: World) ->
     assert not any(stranger in path for _, path in world.proxy.requests)
 
 
+def test_what_another_repository_holds_is_not_linked_by_digest(
+    world: World, proxy: FaultyProxy
+) -> None:
+    """Another project pushed an image privately; this one imports an index naming that
+    image's manifest as a child. Wharf holds the manifest and its blobs, but for the other
+    repository: they are served here only once this repository's upstream has them, never
+    on their digest alone."""
+    name = f"library/steal-{uuid.uuid4().hex[:8]}"
+    index = world.upstream.push_index(name, "v1")
+    child = index.children[0]
+    private = f"{world.cluster.new_project(world.cluster.admin)}/private"
+    with world.registry() as session:
+        wharf = Registry(world.cluster.wharf.url, session)
+        for data in child.blobs.values():
+            wharf.push_blob(private, data)
+        pushed = wharf.put_manifest(private, "v1", child.payload, child.media_type)
+        assert pushed.status_code == 201, pushed.text
+    stream = f"s-{uuid.uuid4().hex[:8]}"
+    world.import_tag(stream, f"{proxy.host}/{name}:v1", mode="PreserveOriginal")
+    repository = f"{world.project}/{stream}"
+    # This repository's upstream no longer has the child, nor its blobs.
+    upstream = world.upstream.http()
+    world.upstream.delete_manifest(name, child.digest)
+    for digest in child.blobs:
+        deleted = upstream.http.delete(upstream.v2(f"{name}/blobs/{digest}"))
+        assert deleted.status_code == 202, deleted.text
+
+    # The child kept here names the other repository's blobs: unknown here.
+    for digest in child.blobs:
+        assert_error(world.blob(repository, digest), 404, "BLOB_UNKNOWN")
+        assert not world.linked(repository, digest)
+    # The child not linked here (as if the import had left it upstream): the upstream is
+    # asked, says it has none, and the other repository's copy is not served.
+    world.cluster.wharf.sql(
+        f"DELETE FROM repository_manifests WHERE digest = '{child.digest}' AND repository_id"
+        f" = (SELECT id FROM repositories WHERE name = '{repository}')"
+    )
+    assert_error(world.manifest(repository, child.digest), 404, "MANIFEST_UNKNOWN")
+    assert ("GET", f"/v2/{name}/manifests/{child.digest}") in proxy.requests
+    assert world.query(
+        "SELECT count(*) FROM repository_manifests JOIN repositories ON id = repository_id"
+        f" WHERE name = '{repository}' AND digest = '{child.digest}'"
+    ) == ["0"]
+
+    # Once the upstream has them again, the manifest is fetched from it, and the blobs held
+    # are linked, not fetched.
+    for data in child.blobs.values():
+        upstream.push_blob(name, data)
+    restored = upstream.put_manifest(name, child.digest, child.payload, child.media_type)
+    assert restored.status_code == 201, restored.text
+    assert world.manifest(repository, child.digest).content == child.payload
+    for digest, data in child.blobs.items():
+        before = proxy.blob_gets(digest)  # the import read the config
+        assert world.blob(repository, digest).content == data
+        assert proxy.blob_gets(digest) == before
+        assert world.linked(repository, digest)
+
+
 # referencePolicy: where consumers are told to pull from
 
 
@@ -788,7 +846,7 @@ def test_reference_policy_local_points_consumers_at_wharf(world: World) -> None:
 
 def test_a_blob_already_held_is_linked_not_fetched(world: World, proxy: FaultyProxy) -> None:
     """The same image imported into two streams: the second pull finds the bytes the first
-    one fetched (a cache hit) and asks the upstream nothing."""
+    one fetched (a cache hit) and only asks its upstream whether it has them (a HEAD)."""
     image = build_image(world.workdir)
     first = world.imported(image)
     second = f"{world.project}/s-{uuid.uuid4().hex[:8]}"
@@ -797,9 +855,9 @@ def test_a_blob_already_held_is_linked_not_fetched(world: World, proxy: FaultyPr
     world.import_tag(second.split("/")[1], f"{proxy.host}/{name}:v1")
     assert_pulls_after(world, first, image)
     before = proxy.blob_gets(image.big_layer)
-    proxy.stop()
     assert_pulls_after(world, second, image)
     assert proxy.blob_gets(image.big_layer) == before == 1
+    assert ("HEAD", f"/v2/{name}/blobs/{image.big_layer}") in proxy.requests
     assert 'imageregistry_pullthrough_blobstore_cache_requests_total{type="Hit"}' in (
         world.metrics()
     )

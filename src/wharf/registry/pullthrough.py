@@ -4,7 +4,9 @@ and kept, so that the next pull is local and works with the upstream gone.
 
 - Only what the repository's own records name is fetched: a blob that a manifest linked to the
   repository names, a manifest in its tag history (or a child of an index there). The caller
-  was authorized to pull the repository before.
+  was authorized to pull the repository before. What the registry holds for another
+  repository is linked here only once this repository's upstream has it too: a manifest is
+  fetched again (and digest-checked), a blob is asked after (a HEAD) before it is mounted.
 - Sources are the pull specs of the repository's imported tag events (wharf.registry.
   pullthrough_sources), with the project's dockerconfigjson secrets as credentials.
 - A blob goes through the upload path of a push (begin, append, verify, commit, link) while
@@ -26,7 +28,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -232,12 +234,34 @@ class PullThrough:
         size = await self.records.referenced_size(repository_id, digest)
         if size is None or not await self.records.source_events(repository_id):
             return None  # pushed here: nowhere to fetch it from
-        # Held already (for another repository, or by an earlier pull): linked here now.
-        local = await self.store.stat(digest) == size and await self.metadata.mount_blob(
-            repository_id, digest
-        )
+        pull = Pull(name, repository_id, digest, size, False)
+        # Held already (for another repository, or by an earlier pull): linked here once
+        # this repository's upstream says it has the blob too. A digest alone proves nothing:
+        # a manifest naming another repository's blob must not open its bytes.
+        local = False
+        if await self.store.stat(digest) == size:
+            await self._upstream_has(pull)
+            local = await self.metadata.mount_blob(repository_id, digest)
         self._count_cache(local)
-        return Pull(name, repository_id, digest, size, local)
+        return replace(pull, local=local)
+
+    async def _upstream_has(self, pull: Pull) -> None:
+        """Return once one of the repository's sources answers that it holds the blob, of
+        its size (a HEAD); else the refusal, as for a failed fetch."""
+        failures: list[Failure] = []
+        for source, credentials in await self._sources(pull.name, pull.repository_id):
+            try:
+                with self._timed(source, BLOB_OPERATION):
+                    client = self._client(source, credentials)
+                    size = await client.blob_size(source.repository, pull.digest)
+                if size != pull.size:
+                    raise _Broken(INVALID)  # not the blob the manifest names
+                return
+            except (UpstreamError, _Broken) as exc:
+                reason = str(exc.reason)
+                self._failed(source, BLOB_OPERATION, reason, pull.digest)
+                failures.append(Failure(source, reason))
+        raise refusal(failures, "BLOB_UNKNOWN", f"blob {pull.digest}")
 
     def _mirror(self, pull: Pull, feed: bool) -> tuple[Mirror, bool]:
         """The mirror of the blob in flight, or a new one (True) started now."""
@@ -264,6 +288,10 @@ class PullThrough:
     async def check(self, pull: Pull) -> None:
         """Return once an upstream sends it (a HEAD): its fetch goes on in the background."""
         mirror, _ = self._mirror(pull, feed=False)
+        if mirror.repository_id != pull.repository_id:
+            # Fetched for another repository, from its sources: this one's must have it too.
+            await self._upstream_has(pull)
+            return
         await mirror.answered.wait()
         if mirror.failure is not None:
             raise mirror.failure
@@ -279,6 +307,9 @@ class PullThrough:
         if mirror.failure is not None:
             raise mirror.failure
         if mirror.repository_id != pull.repository_id:
+            # Fetched from another repository's sources: linked here only if this one's
+            # upstream has it too.
+            await self._upstream_has(pull)
             await self.metadata.mount_blob(pull.repository_id, pull.digest)
 
     async def _run(self, mirror: Mirror) -> None:
@@ -384,9 +415,9 @@ class PullThrough:
         digest = await self.records.image_digest(repository_id, reference, by_digest)
         if digest is None or not await self.records.source_events(repository_id):
             return None  # unknown here, or pushed here: nowhere to fetch it from
-        stored = await self.records.link_stored(repository_id, digest)
-        if stored is not None:
-            return stored
+        # Not linked to this repository (the caller looked): fetched from its own sources and
+        # checked against the digest, even when the registry holds that manifest for another
+        # repository. A digest named by an imported index proves nothing about access to it.
         key = (repository_id, digest)
         task = self._manifests.get(key)
         if task is None:

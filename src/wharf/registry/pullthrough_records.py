@@ -5,18 +5,16 @@ fetched. Each operation is one function of a connection, run whole in a database
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import Connection, bindparam, select
 
 from ..db.database import Database
 from ..db.prepared import Prepared
 from ..db.schema import manifest_blobs, manifests, repository_manifests, tag_events
-from ..db.statements import insert_ignore
 from ..images import history
 from ..oci import mediatypes
 from ..oci.manifest import InvalidManifest, ParsedManifest, parse_manifest
-from .metadata import StoredManifest, insert_manifest_in
+from .metadata import insert_manifest_in
 
 # A manifest linked to the repository that names the blob: its size is the descriptor's.
 _NAMING_MANIFEST = Prepared(
@@ -36,11 +34,6 @@ _IN_HISTORY = Prepared(
         tag_events.c.digest == bindparam("digest"),
     )
     .limit(1)
-)
-_STORED = Prepared(
-    select(manifests.c.media_type, manifests.c.payload).where(
-        manifests.c.digest == bindparam("digest")
-    )
 )
 
 
@@ -107,26 +100,6 @@ def source_events(conn: Connection, repository_id: int) -> list[SourceEvent]:
     return [SourceEvent(row.tag, row.reference) for row in rows]
 
 
-def link_stored(conn: Connection, repository_id: int, digest: str) -> StoredManifest | None:
-    """Link manifest `digest` to the repository if the registry holds it already (fetched for
-    another repository); None when it does not."""
-    row = _STORED.first(conn, digest=digest)
-    parsed = _parsed(row[0], row[1]) if row else None
-    if parsed is None:
-        return None
-    now = datetime.now(UTC).replace(tzinfo=None)
-    conn.execute(
-        insert_ignore(
-            conn.dialect,
-            repository_manifests,
-            repository_id=repository_id,
-            digest=digest,
-            created_at=now,
-        )
-    )
-    return StoredManifest(digest, parsed.media_type, parsed.payload)
-
-
 class PullThroughRecords:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -143,9 +116,6 @@ class PullThroughRecords:
 
     async def source_events(self, repository_id: int) -> list[SourceEvent]:
         return await self.db.run_read(lambda conn: source_events(conn, repository_id), small=True)
-
-    async def link_stored(self, repository_id: int, digest: str) -> StoredManifest | None:
-        return await self.db.run_write(lambda conn: link_stored(conn, repository_id, digest))
 
     async def store_fetched(self, repository_id: int, manifest: ParsedManifest) -> None:
         """Keep a manifest fetched from upstream, linked to the repository. Its blobs stay

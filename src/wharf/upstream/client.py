@@ -192,6 +192,16 @@ class RegistryClient:
         finally:
             response.release()
 
+    async def blob_size(self, repository: str, digest: str) -> int:
+        """The size the upstream gives blob `digest` in the repository (a HEAD): it holds the
+        blob there."""
+        where = f"{self.registry}/{repository}@{digest}"
+        response = await self._request(repository, f"blobs/{digest}", {}, where, method="HEAD")
+        response.release()
+        if response.content_length is None:
+            raise UpstreamError(INVALID, f"{where}: the upstream did not send its size")
+        return response.content_length
+
     async def tags(self, repository: str, limit: int) -> list[str]:
         """Up to `limit` tags of the repository, in the upstream's order."""
         where = f"{self.registry}/{repository}"
@@ -210,10 +220,15 @@ class RegistryClient:
     # Requests and authentication
 
     async def _request(
-        self, repository: str, path: str, headers: Mapping[str, str], where: str
+        self,
+        repository: str,
+        path: str,
+        headers: Mapping[str, str],
+        where: str,
+        method: str = "GET",
     ) -> aiohttp.ClientResponse:
-        """GET /v2/<repository>/<path> with the authorization the registry asks for; any
-        answer but a success becomes an UpstreamError."""
+        """GET (or `method`) /v2/<repository>/<path> with the authorization the registry
+        asks for; any answer but a success becomes an UpstreamError."""
         base = await self._resolve_base(where)
         scope = f"repository:{repository}:pull"
         url = f"{base}/v2/{repository}/{path}"
@@ -222,7 +237,7 @@ class RegistryClient:
             authorization = await self._authorization(scope, where)
             if authorization:
                 sent["Authorization"] = authorization
-            response = await self._send(url, sent, where)
+            response = await self._send(method, url, sent, where)
             if response.status == 401 and attempt == 0:
                 challenge = Challenge.parse(response.headers.get("WWW-Authenticate"))
                 # A first challenge here (the ping passed), or a token that lapsed: once more.
@@ -240,10 +255,12 @@ class RegistryClient:
         raise AssertionError("unreachable")
 
     async def _send(
-        self, url: str, headers: Mapping[str, str], where: str
+        self, method: str, url: str, headers: Mapping[str, str], where: str
     ) -> aiohttp.ClientResponse:
         try:
-            return await self._http().get(url, headers=headers, ssl=self._ssl(url), timeout=TIMEOUT)
+            return await self._http().request(
+                method, url, headers=headers, ssl=self._ssl(url), timeout=TIMEOUT
+            )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise UpstreamError(UNREACHABLE, f"{where}: {_describe(exc)}") from None
 
