@@ -243,6 +243,17 @@ def test_the_configs_replicas_are_the_number_of_workers(tmp_path: Path) -> None:
         assert requests.get(f"{wharf.url}/v2/", timeout=5).status_code == 200
 
 
+def test_a_generation_is_observed_once_every_worker_applied_it(two_workers: WharfProcess) -> None:
+    """observedGeneration is what the workers confirmed: right after it, every worker (each
+    request may reach either) answers as the Config says."""
+    admin = RegistryAdmin(Cluster(two_workers, two_workers.data_dir.parent).kubectl())
+    uploads = f"{two_workers.url}/v2/gen/app/blobs/uploads/"
+    for read_only, status in ((True, 405), (False, 202)):
+        admin.patch({"readOnly": read_only})
+        answers = {requests.post(uploads, timeout=5).status_code for _ in range(20)}
+        assert answers == {status}, answers
+
+
 def test_concurrent_pushes_into_one_new_image_stream_across_workers(tmp_path: Path) -> None:
     """Pushes racing to make the same image stream, on different processes: every one lands
     (on PostgreSQL the later INSERT waits for the earlier commit and takes its stream)."""

@@ -28,6 +28,7 @@ from .auth.rbac import RbacAuthorizer
 from .db.database import Database, open_database
 from .db.objects import ObjectStore
 from .images.spec_imports import SpecTagImports
+from .operator.follower import Report
 from .operator.looping import running
 from .operator.storage_switch import SWITCH, StorageSwitch
 from .readiness import Readiness, storage_check
@@ -104,9 +105,12 @@ async def prepare(settings: Settings) -> None:
     )
 
 
-async def build_apps(settings: Settings, *, operator_here: bool = True) -> Apps:
+async def build_apps(
+    settings: Settings, *, operator_here: bool = True, report: Report | None = None
+) -> Apps:
     """The servers of the settings' role. `operator_here`: this process also runs the
-    registry's operator (one process of a group does; the others only follow its Config)."""
+    registry's operator (one process of a group does; the others only follow its Config and
+    `report` each generation they applied)."""
     database = open_database(settings.database)
     objects = ObjectStore(database, settings.retained_events)
     htpasswd = Htpasswd(settings.data_dir / "auth" / "htpasswd")
@@ -131,7 +135,7 @@ async def build_apps(settings: Settings, *, operator_here: bool = True) -> Apps:
             # The registry's Config: bootstrapped and applied now; its loops run with the apps.
             await operator.install(registry_web, api_web or registry_web, objects, settings)
         else:
-            await operator.follow(registry_web, objects)
+            await operator.follow(registry_web, objects, report)
     if operator_here and settings.import_interval > 0:
         # Scheduled imports: one process of a host group checks them (where the operator runs).
         imports = SpecTagImports(objects, partial(own_hosts, settings, addresses))
@@ -245,7 +249,9 @@ async def _start(
 Listeners = dict[str, socket.socket]
 
 
-async def serve(settings: Settings, listeners: Listeners | None = None) -> None:
+async def serve(
+    settings: Settings, listeners: Listeners | None = None, report: Report | None = None
+) -> None:
     """Serve until SIGTERM or SIGINT. Alone (no `listeners`), this process prepares the
     database, binds the addresses and runs the operator itself; as a worker of a supervisor,
     it serves on the sockets it was handed."""
@@ -256,7 +262,7 @@ async def serve(settings: Settings, listeners: Listeners | None = None) -> None:
     if listeners is None:
         await prepare(settings)
     # A supervisor of workers runs the operator itself (wharf.workers).
-    apps = await build_apps(settings, operator_here=listeners is None)
+    apps = await build_apps(settings, operator_here=listeners is None, report=report)
     certificates = Certificates(settings.data_dir / "tls")
     runners = []
     if apps.registry is not None:

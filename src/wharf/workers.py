@@ -29,7 +29,6 @@ from . import logs, operator
 from .apiserver.addresses import RouteAddresses
 from .db.database import open_database
 from .db.objects import ObjectStore
-from .db.watch_cache import WatchCache
 from .images.spec_imports import SpecTagImports
 from .metrics import MULTIPROCESS_DIR
 from .operator.looping import again_and_again
@@ -75,15 +74,36 @@ class Supervisor:
         self.workers: dict[int, asyncio.subprocess.Process] = {}
         self._watchers: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
+        # The Config generation each worker last applied, as it tells through its report pipe.
+        self.applied: dict[int, int] = {}
+        self._reports: dict[int, asyncio.Task[None]] = {}
+        self._reported = asyncio.Event()
 
     def ready(self) -> int:
         return sum(1 for w in self.workers.values() if w.returncode is None)
 
     async def wait_applied(self, generation: int, timeout: float) -> None:
-        """The workers follow the Config through their watch caches, which read what other
-        processes commit every POLL_SECONDS: two of those, and the time to apply, pass before
-        the operator reports a generation observed. (Workers tell nobody what they applied.)"""
-        await asyncio.sleep(min(timeout, 2 * WatchCache.POLL_SECONDS + 0.5))
+        """Until every live worker said it applied `generation` (or `timeout` passed)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while any(self.applied.get(i, 0) < generation for i in self.workers):
+                    await self._reported.wait()
+
+    async def _read_reports(self, index: int, process: object, fd: int) -> None:
+        """A worker's report pipe: one generation number a line, until the worker ends."""
+        reader = asyncio.StreamReader()
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+        )
+        try:
+            while line := await reader.readline():
+                if self.workers.get(index) is process and line.strip().isdigit():
+                    self.applied[index] = int(line)
+                    reported, self._reported = self._reported, asyncio.Event()
+                    reported.set()
+        finally:
+            transport.close()
 
     async def scale(self, wanted: int) -> None:
         self.wanted = wanted
@@ -97,21 +117,31 @@ class Supervisor:
                     self.workers[index].send_signal(signal.SIGTERM)
 
     async def _start(self, index: int) -> None:
+        report_read, report_write = os.pipe()
         spec = {
             "index": index,
             "parent": os.getpid(),
             "sockets": {name: sock.fileno() for name, sock in self.listeners.items()},
+            "report": report_write,
             "settings": json.loads(self.settings.model_dump_json()),
         }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wharf.workers",
-            env={**os.environ, _WORKER: json.dumps(spec), MULTIPROCESS_DIR: self.metrics_dir},
-            pass_fds=[sock.fileno() for sock in self.listeners.values()],
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "wharf.workers",
+                env={**os.environ, _WORKER: json.dumps(spec), MULTIPROCESS_DIR: self.metrics_dir},
+                pass_fds=[*(sock.fileno() for sock in self.listeners.values()), report_write],
+            )
+        except BaseException:
+            os.close(report_read)
+            raise
+        finally:
+            os.close(report_write)  # the worker holds it now: its end ends the pipe
+        self.applied.pop(index, None)
         self.workers[index] = process
         self._watchers[index] = asyncio.create_task(self._watch(index, process))
+        self._reports[index] = asyncio.create_task(self._read_reports(index, process, report_read))
         log.info("worker started", worker=index, pid=process.pid)
 
     async def _watch(self, index: int, process: asyncio.subprocess.Process) -> None:
@@ -121,6 +151,9 @@ class Supervisor:
         multiprocess.mark_process_dead(process.pid, self.metrics_dir)  # type: ignore[no-untyped-call]
         if self.workers.get(index) is process:
             del self.workers[index]
+            self.applied.pop(index, None)
+            reported, self._reported = self._reported, asyncio.Event()
+            reported.set()  # a waiter no longer waits for this one
         if self._stopping or index >= self.wanted:
             log.info("worker stopped", worker=index, pid=process.pid, code=code)
             return
@@ -215,7 +248,14 @@ def _worker_main() -> None:
     # Every line this worker logs says which worker it is.
     structlog.contextvars.bind_contextvars(worker=spec["index"])
     listeners = {name: socket.socket(fileno=fd) for name, fd in spec["sockets"].items()}
-    asyncio.run(serve(settings, listeners))
+    report_fd = int(spec["report"])
+
+    def report(generation: int) -> None:
+        # A line of a few bytes on a pipe: written whole, at once.
+        with contextlib.suppress(OSError):  # the supervisor went: PDEATHSIG follows
+            os.write(report_fd, f"{generation}\n".encode())
+
+    asyncio.run(serve(settings, listeners, report))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from ..storage.base import BlobStore
 from ..tls import Certificates
 from .config import CONFIG_KEY, settings_for
 from .controller import Operator, Replicas
-from .follower import ConfigFollower
+from .follower import ConfigFollower, Report
 from .looping import running
 from .prune_job import ScheduledPrune
 from .storage_switch import SWITCH
@@ -43,11 +43,14 @@ def prune_job(objects: ObjectStore, settings: Settings) -> ScheduledPrune:
     return ScheduledPrune(objects, store)
 
 
-async def follow(registry: web.Application, objects: ObjectStore) -> ConfigFollower:
-    """The Config's run-time settings on `registry` (a process that serves /v2/)."""
+async def follow(
+    registry: web.Application, objects: ObjectStore, report: Report | None = None
+) -> ConfigFollower:
+    """The Config's run-time settings on `registry` (a process that serves /v2/); `report`
+    is told every generation applied."""
     controls = registry_controls.Controls()
     registry_controls.install(registry, controls)
-    follower = ConfigFollower(objects, controls, registry.get(SWITCH))
+    follower = ConfigFollower(objects, controls, registry.get(SWITCH), report)
     await follower.load()
     registry.cleanup_ctx.append(running(follower.follow, "follower"))
     return follower

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import structlog
 
@@ -18,6 +19,8 @@ from .storage_switch import StorageSwitch
 
 log = structlog.get_logger("wharf.operator")
 
+Report = Callable[[int], None]
+
 
 # What a client is told while the registry changes storage.
 SWITCHING_MESSAGE = (
@@ -28,11 +31,16 @@ SWITCHING_MESSAGE = (
 
 class ConfigFollower:
     def __init__(
-        self, objects: ObjectStore, controls: Controls, storage: StorageSwitch | None = None
+        self,
+        objects: ObjectStore,
+        controls: Controls,
+        storage: StorageSwitch | None = None,
+        report: Report | None = None,
     ) -> None:
         self.objects = objects
         self.controls = controls
         self.storage = storage
+        self.report = report  # told each generation applied (a worker tells its supervisor)
         self.applied_generation = 0
         self._applied = asyncio.Event()
         self._level = ""
@@ -54,6 +62,8 @@ class ConfigFollower:
                 logs.set_level(spec.log_level)
                 self._level = spec.log_level
         self.applied_generation = spec.generation
+        if self.report is not None:
+            self.report(spec.generation)
         log.debug("config applied", generation=spec.generation, state=spec.management_state)
         applied, self._applied = self._applied, asyncio.Event()
         applied.set()
