@@ -4,9 +4,11 @@ htpasswd (Basic) authentication."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,3 +165,129 @@ def _basic(user: str, password: str) -> str:
     import base64
 
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+async def _stand_in(routes: dict[str, Any]) -> tuple[Any, str]:
+    """A small aiohttp registry answering GET `path` with `routes[path]`; (runner, host)."""
+    from aiohttp import web
+
+    app = web.Application()
+    for path, handler in routes.items():
+        app.router.add_get(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"127.0.0.1:{port}"
+
+
+def test_tag_lists_and_token_answers_are_read_within_a_limit() -> None:
+    """An upstream answering a tag list or a token with more than a MiB: refused as Invalid,
+    not read whole into memory."""
+    from aiohttp import web
+
+    padding = "x" * (2 * 1024 * 1024)
+
+    async def huge_tags(request: web.Request) -> web.Response:
+        return web.json_response({"tags": ["v1"], "padding": padding})
+
+    async def huge_token(request: web.Request) -> web.Response:
+        return web.json_response({"token": "t", "padding": padding})
+
+    async def v2(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") == "Bearer t":
+            return web.Response()
+        realm = f"http://{request.host}/token"
+        return web.Response(status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})
+
+    async def run() -> None:
+        runner, host = await _stand_in({"/v2/": _open, "/v2/lib/app/tags/list": huge_tags})
+        guarded, guarded_host = await _stand_in({"/v2/": v2, "/token": huge_token})
+        client = RegistryClient(host, insecure=True)
+        token_client = RegistryClient(guarded_host, insecure=True)
+        try:
+            failure = await _failure(client.tags("lib/app", 50))
+            assert failure.reason == "Invalid", failure.message
+            assert "larger than" in failure.message
+            failure = await _failure(token_client.manifest("lib/app", "v1"))
+            assert failure.reason == "Invalid", failure.message
+            assert "larger than" in failure.message
+        finally:
+            await client.close()
+            await token_client.close()
+            await runner.cleanup()
+            await guarded.cleanup()
+
+    asyncio.run(run())
+
+
+async def _open(request: Any) -> Any:
+    from aiohttp import web
+
+    return web.Response()
+
+
+def test_an_upstream_that_trickles_its_answer_is_given_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A byte every little while keeps each read under its own limit: the whole answer
+    (manifest, tag list, token, the /v2/ probe) is bounded in total all the same."""
+    from aiohttp import web
+
+    import wharf.upstream.client as client_module
+
+    monkeypatch.setattr(client_module, "TOTAL_SECONDS", 2.0, raising=False)
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = 1000
+        await response.prepare(request)
+        for _ in range(1000):
+            await response.write(b" ")
+            await asyncio.sleep(0.2)
+        return response
+
+    async def v2(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") == "Bearer t":
+            return web.Response()
+        realm = f"http://{request.host}/token"
+        return web.Response(status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})
+
+    async def run() -> None:
+        slow, slow_host = await _stand_in(
+            {"/v2/": _open, "/v2/lib/app/manifests/v1": trickle, "/v2/lib/app/tags/list": trickle}
+        )
+        guarded, guarded_host = await _stand_in({"/v2/": v2, "/token": trickle})
+
+        async def trickled_headers(reader: asyncio.StreamReader, writer: Any) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            with contextlib.suppress(ConnectionError):
+                for _ in range(1000):
+                    writer.write(b"X-Slow: 1\r\n")
+                    await writer.drain()
+                    await asyncio.sleep(0.2)
+
+        probe_port = free_port()
+        probe = await asyncio.start_server(trickled_headers, "127.0.0.1", probe_port)
+        probe_host = f"127.0.0.1:{probe_port}"
+        clients = [RegistryClient(host, insecure=True) for host in (slow_host, guarded_host)]
+        clients.append(RegistryClient(probe_host, insecure=True))
+        try:
+            for attempt in (
+                clients[0].manifest("lib/app", "v1"),
+                clients[0].tags("lib/app", 50),
+                clients[1].manifest("lib/app", "v1"),
+                clients[2].manifest("lib/app", "v1"),
+            ):
+                failure = await asyncio.wait_for(_failure(attempt), 20)
+                assert failure.reason == "Unreachable", failure.message
+                assert "timed out" in failure.message
+        finally:
+            for client in clients:
+                await client.close()
+            for runner in (slow, guarded):
+                await runner.cleanup()
+            probe.close()
+
+    asyncio.run(run())

@@ -7,7 +7,9 @@ reasons that callers map to their own protocol's errors."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -36,8 +38,12 @@ UNREACHABLE = "Unreachable"
 TOO_MANY_REQUESTS = "TooManyRequests"
 INVALID = "Invalid"
 
-# Bounded waits: a silent upstream must not hold an import or a pull for long.
-TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5, sock_connect=5, sock_read=30)
+# Bounded waits: a silent upstream must not hold an import or a pull for long, nor one that
+# trickles its answer a byte at a time. Every request's answer (its headers, and its whole
+# body but a blob's, which may be large) must come within TOTAL_SECONDS.
+TOTAL_SECONDS = 60.0
+# The largest tag list or token answer read.
+MAX_DOCUMENT_BYTES = 1024 * 1024
 ACCEPT = ", ".join(
     (
         mediatypes.OCI_INDEX,
@@ -94,6 +100,13 @@ class Challenge:
         scheme, _, rest = header.strip().partition(" ")
         params = {m[1].lower(): m[2] or m[3] for m in _CHALLENGE_PARAM.finditer(rest)}
         return cls(scheme.lower(), params)
+
+
+def _timeout(whole: bool = True) -> aiohttp.ClientTimeout:
+    """The waits of a request: with `whole`, its body is bounded in total too."""
+    return aiohttp.ClientTimeout(
+        total=TOTAL_SECONDS if whole else None, connect=5, sock_connect=5, sock_read=30
+    )
 
 
 def _describe(exc: BaseException) -> str:
@@ -184,7 +197,7 @@ class RegistryClient:
     @asynccontextmanager
     async def _blob(self, repository: str, digest: str) -> AsyncIterator[RemoteBlob]:
         where = f"{self.registry}/{repository}@{digest}"
-        response = await self._request(repository, f"blobs/{digest}", {}, where)
+        response = await self._request(repository, f"blobs/{digest}", {}, where, whole=False)
         try:
             if response.content_length is None:
                 raise UpstreamError(INVALID, f"{where}: the upstream did not send its size")
@@ -207,11 +220,13 @@ class RegistryClient:
         where = f"{self.registry}/{repository}"
         response = await self._request(repository, f"tags/list?n={limit}", {}, where)
         try:
-            document = await response.json(content_type=None)
-        except (TimeoutError, ValueError, aiohttp.ClientError):
-            raise UpstreamError(INVALID, f"{where}: the tag list is not JSON") from None
+            body = await self._read_limited(response, MAX_DOCUMENT_BYTES, where)
         finally:
             response.release()
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise UpstreamError(INVALID, f"{where}: the tag list is not JSON") from None
         tags = document.get("tags") if isinstance(document, dict) else None
         if not isinstance(tags, list):
             return []
@@ -226,6 +241,7 @@ class RegistryClient:
         headers: Mapping[str, str],
         where: str,
         method: str = "GET",
+        whole: bool = True,
     ) -> aiohttp.ClientResponse:
         """GET (or `method`) /v2/<repository>/<path> with the authorization the registry
         asks for; any answer but a success becomes an UpstreamError."""
@@ -237,7 +253,7 @@ class RegistryClient:
             authorization = await self._authorization(scope, where)
             if authorization:
                 sent["Authorization"] = authorization
-            response = await self._send(method, url, sent, where)
+            response = await self._send(method, url, sent, where, whole)
             if response.status == 401 and attempt == 0:
                 challenge = Challenge.parse(response.headers.get("WWW-Authenticate"))
                 # A first challenge here (the ping passed), or a token that lapsed: once more.
@@ -255,12 +271,14 @@ class RegistryClient:
         raise AssertionError("unreachable")
 
     async def _send(
-        self, method: str, url: str, headers: Mapping[str, str], where: str
+        self, method: str, url: str, headers: Mapping[str, str], where: str, whole: bool
     ) -> aiohttp.ClientResponse:
         try:
-            return await self._http().request(
-                method, url, headers=headers, ssl=self._ssl(url), timeout=TIMEOUT
-            )
+            # The answer's headers are bounded in total whatever follows them.
+            async with asyncio.timeout(TOTAL_SECONDS):
+                return await self._http().request(
+                    method, url, headers=headers, ssl=self._ssl(url), timeout=_timeout(whole)
+                )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise UpstreamError(UNREACHABLE, f"{where}: {_describe(exc)}") from None
 
@@ -272,7 +290,7 @@ class RegistryClient:
         for scheme in self._schemes:
             url = f"{scheme}://{self._host}/v2/"
             try:
-                async with self._http().get(url, ssl=self._ssl(url), timeout=TIMEOUT) as answer:
+                async with self._http().get(url, ssl=self._ssl(url), timeout=_timeout()) as answer:
                     if answer.status == 401:
                         self._challenge = Challenge.parse(answer.headers.get("WWW-Authenticate"))
                     elif answer.status >= 500:
@@ -309,13 +327,15 @@ class RegistryClient:
         headers = {"Authorization": _basic(self._credentials)} if self._credentials else {}
         try:
             async with self._http().get(
-                realm, params=query, headers=headers, ssl=self._ssl(realm), timeout=TIMEOUT
+                realm, params=query, headers=headers, ssl=self._ssl(realm), timeout=_timeout()
             ) as answer:
                 if answer.status >= 300:
                     raise _status_error(answer.status, f"{where} (token)")
-                document: Any = await answer.json(content_type=None)
+                body = await self._read_limited(answer, MAX_DOCUMENT_BYTES, f"{where} (token)")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise UpstreamError(UNREACHABLE, f"{where} (token): {_describe(exc)}") from None
+        try:
+            document: Any = json.loads(body)
         except ValueError:
             raise UpstreamError(INVALID, f"{where}: the token answer is not JSON") from None
         token = (
@@ -330,14 +350,14 @@ class RegistryClient:
     @staticmethod
     async def _read_limited(response: aiohttp.ClientResponse, limit: int, where: str) -> bytes:
         if response.content_length is not None and response.content_length > limit:
-            raise UpstreamError(INVALID, f"{where}: the manifest is larger than {limit} bytes")
+            raise UpstreamError(INVALID, f"{where}: the answer is larger than {limit} bytes")
         body = bytearray()
         try:
             async for chunk in response.content.iter_any():
                 body += chunk
                 if len(body) > limit:
                     raise UpstreamError(
-                        INVALID, f"{where}: the manifest is larger than {limit} bytes"
+                        INVALID, f"{where}: the answer is larger than {limit} bytes"
                     )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise UpstreamError(UNREACHABLE, f"{where}: {_describe(exc)}") from None
