@@ -21,6 +21,7 @@ import os
 import socket
 import tarfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -101,12 +102,12 @@ def _layer(files: dict[str, bytes]) -> tuple[bytes, bytes]:
     return gzip.compress(tar_bytes, mtime=0), tar_bytes
 
 
-def build_image(directory: Path) -> Image:
-    """Two layers: a small text file, and 3 MiB of random bytes (incompressible)."""
+def build_image(directory: Path, size: int = 3 * 1024 * 1024) -> Image:
+    """Two layers: a small text file, and `size` (3 MiB) random bytes (incompressible)."""
     marker = uuid.uuid4().hex
     layer_files = [
         {"/etc/pull-through.txt": f"pulled through {marker}\n".encode()},
-        {"/data/random.bin": os.urandom(3 * 1024 * 1024)},
+        {"/data/random.bin": os.urandom(size)},
     ]
     blobs: dict[str, bytes] = {}
     descriptors, diff_ids = [], []
@@ -335,10 +336,9 @@ class World:
         return f"{self.project}/{stream}"
 
     def blob(self, repository: str, digest: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 60)
         with self.registry() as session:
-            return session.get(
-                f"{self.cluster.wharf.url}/v2/{repository}/blobs/{digest}", timeout=60, **kwargs
-            )
+            return session.get(f"{self.cluster.wharf.url}/v2/{repository}/blobs/{digest}", **kwargs)
 
     def manifest(self, repository: str, reference: str) -> requests.Response:
         with self.registry() as session:
@@ -683,6 +683,34 @@ def test_a_client_that_goes_away_leaves_the_blob_kept(world: World, proxy: Fault
     wait_until(lambda: world.linked(repository, layer), timeout=30)
     proxy.stop()
     assert_pulls_after(world, repository, image)
+    assert proxy.blob_gets(layer) == 1
+
+
+def test_a_stalled_client_does_not_hold_the_mirror(world: World, proxy: FaultyProxy) -> None:
+    """The request that asked first stops reading (its connection open): after a few seconds
+    the mirror goes on without it, the blob is kept and served to the others, and the stalled
+    request's connection is cut rather than left waiting for bytes that never come."""
+    image = build_image(world.workdir, size=48 * 1024 * 1024)  # more than socket buffers hold
+    repository = world.imported(image)
+    layer = image.big_layer
+    with world.registry() as session:
+        stalled = session.get(
+            f"{world.cluster.wharf.url}/v2/{repository}/blobs/{layer}", stream=True, timeout=60
+        )
+        assert stalled.status_code == 200
+        assert len(stalled.raw.read(65536)) == 65536
+        # Another pull of it is served once the mirror is done, not after the stalled one.
+        began = time.monotonic()
+        other = world.blob(repository, layer, timeout=45)
+        assert other.content == image.blobs[layer]
+        assert time.monotonic() - began < 40
+        assert world.linked(repository, layer)
+        # The stalled request, read again, ends short and at once.
+        began = time.monotonic()
+        received = read_cut(stalled)
+        assert time.monotonic() - began < 30
+        assert 65536 + len(received) < len(image.blobs[layer])
+        stalled.close()
     assert proxy.blob_gets(layer) == 1
 
 

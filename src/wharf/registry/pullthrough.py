@@ -66,8 +66,9 @@ MANIFEST_OPERATION = "ManifestService.Get"
 # Chunks queued for the request streaming a blob being mirrored: a slow client slows the
 # mirror down rather than filling memory.
 FEED_CHUNKS = 8
-# Seconds the streaming request may take no chunk at all before the mirror goes on without it.
-FEED_STALL = 300.0
+# Seconds the streaming request may leave a chunk untaken before the mirror goes on without it
+# (and its connection is cut): one slow client must not hold the mirror for everyone waiting.
+FEED_STALL = 5.0
 # Seconds a finished mirror is remembered (for requests that raced its end).
 LINGER = 10.0
 # Seconds a client is asked to wait before it retries (as when storage is unavailable).
@@ -151,10 +152,15 @@ class Mirror:
                 self.detach()
 
     def detach(self) -> None:
-        """The streaming request is gone: the mirror goes on without it."""
+        """The streaming request is gone, or failed: the mirror goes on without it. It is
+        told so (if it is still there): what is queued is dropped (which frees a put that
+        waits for room) for the failure marker, on which it cuts its connection."""
         queue, self.queue = self.queue, None
-        while queue is not None and not queue.empty():
-            queue.get_nowait()  # frees a put that waits for room
+        if queue is None:
+            return
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(_FAILED)
 
 
 class _Feed:
@@ -327,6 +333,7 @@ class PullThrough:
             )
         except asyncio.CancelledError:
             mirror.failure = RegistryError("UNAVAILABLE", "the registry is stopping")
+            mirror.detach()  # the streaming request cuts its connection
             raise
         except Exception:
             log.exception("pull-through failed", digest=mirror.digest)
@@ -341,7 +348,7 @@ class PullThrough:
             mirror.answered.set()
             mirror.finished.set()
         if mirror.failure is not None:
-            await mirror.send(_FAILED)
+            mirror.detach()  # the streaming request cuts its connection
             return
         for chunk in held:
             await mirror.send(chunk)
