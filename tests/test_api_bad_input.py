@@ -93,6 +93,9 @@ def test_malformed_bodies_on_update_patch_and_delete(admin: Api, existing: str) 
     refused(admin.patch(existing, data=b'{"spec": {"to": 5}}', headers=MERGE))
     refused(admin.patch(existing, data=b'{"metadata": {"labels": ["x"]}}', headers=MERGE))
     refused(admin.patch(existing, data=b'{"op": "add"}', headers=JSON_PATCH), 400, 422)
+    # A JSON string is not a patch (jsonpatch would parse the string itself as JSON).
+    refused(admin.patch(existing, data=b'"\\u008f\\b?"', headers=JSON_PATCH), 400, 422)
+    refused(admin.patch(existing, data=b'"[]"', headers=JSON_PATCH), 400, 422)
     refused(
         admin.patch(existing, data=b'[{"op": "bogus", "path": "/x"}]', headers=JSON_PATCH), 400, 422
     )

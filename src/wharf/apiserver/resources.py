@@ -131,7 +131,15 @@ class Resource:
             limit=query.limit,
             matches=query.matches,
         )
+        if self._serves_stored():
+            return page
         return Page(await self.present_many(call, page.items), page.version, page.more)
+
+    def _serves_stored(self) -> bool:
+        """Whether this kind serves its objects as stored (no field computed on the way out),
+        so that a list may be written from their stored encoding."""
+        kind = type(self)
+        return kind.present is Resource.present and kind.present_many is Resource.present_many
 
     async def list(self, call: Call) -> tuple[list[Object], int]:
         page = await self.list_page(call, ListQuery())

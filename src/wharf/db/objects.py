@@ -61,11 +61,14 @@ class Key:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """Some objects of a list, the list's resourceVersion, and whether more follow."""
+    """Some objects of a list, the list's resourceVersion, and whether more follow; `encoded`,
+    when known, the items as stored (JSON, in order): a list of objects served as they are
+    stored is written from these, encoded once when written rather than once per request."""
 
     items: list[Object]
     version: int
     more: bool
+    encoded: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +405,7 @@ class ObjectStore:
         def read(conn: Connection) -> Page:
             version = int(conn.scalar(select(resource_version_counter.c.value)) or 0)
             found: list[Object] = []
+            encoded: list[str] = []
             cursor = after
             while True:
                 query = base
@@ -413,10 +417,11 @@ class ObjectStore:
                     if matches is not None and not matches(obj):
                         continue
                     if limit and len(found) == limit:
-                        return Page(found, version, more=True)
+                        return Page(found, version, True, encoded)
                     found.append(obj)
+                    encoded.append(row.body)
                 if len(rows) < batch:
-                    return Page(found, version, more=False)
+                    return Page(found, version, False, encoded)
                 cursor = (rows[-1].namespace, rows[-1].name)
 
         return await self.db.run_read(read, snapshot=True)
