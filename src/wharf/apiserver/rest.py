@@ -345,8 +345,8 @@ async def list_objects(request: web.Request, target: Target, call: Call) -> web.
     if page.encoded is None:
         return web.json_response({**head, "items": page.items})
     # The objects as stored, spliced into the list unparsed: encoded once, when written.
-    body = f'{json.dumps(head)[:-1]}, "items": [{",".join(page.encoded)}]}}'
-    return web.Response(text=body, content_type="application/json")
+    text = f'{json.dumps(head)[:-1]}, "items": [{",".join(page.encoded)}]}}'
+    return web.Response(text=text, content_type="application/json")
 
 
 async def create_object(request: web.Request, target: Target, call: Call) -> web.StreamResponse:
