@@ -154,6 +154,11 @@ def test_a_body_over_3_mib_is_413(admin: Api, ns: str) -> None:
         {"name": "ok", "labels": {"a": 1}},
         {"name": "ok", "annotations": "x"},
         {"generateName": 5},
+        # Times are RFC 3339 date-times, as Go's decoder of metav1.Time requires.
+        {"name": "ok", "deletionTimestamp": "2024-01-01T12:99:00Z"},
+        {"name": "ok", "creationTimestamp": "yesterday"},
+        {"name": "ok", "creationTimestamp": "2024-02-30T00:00:00Z"},
+        {"name": "ok", "deletionTimestamp": "2024-01-01 12:00:00"},
     ],
 )
 def test_metadata_of_the_wrong_shape(admin: Api, ns: str, metadata: Any) -> None:
@@ -201,6 +206,10 @@ def test_metadata_of_the_wrong_shape(admin: Api, ns: str, metadata: Any) -> None
             {"spec": {"user": "a", "groups": 5, "resourceAttributes": {"verb": "get"}}},
         ),
         ("/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", {"spec": "x"}),
+        (
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            {"metadata": {"deletionTimestamp": "2024-01-01T12:99:00Z"}, "spec": {}},
+        ),
         ("/apis/authentication.k8s.io/v1/tokenreviews", {"spec": {"token": 5}}),
         ("/apis/authentication.k8s.io/v1/tokenreviews", {"spec": "x"}),
         ("/api/v1/namespaces/NS/serviceaccounts/default/token", {"spec": ["x"]}),

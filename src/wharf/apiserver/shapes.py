@@ -3,8 +3,10 @@ field validation and the OpenAPI documents that kubectl reads."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeAlias
 
 # A shape is a leaf type name ("string", "integer", "boolean", "time", "map": free string
@@ -99,6 +101,23 @@ def _type_name(value: Any) -> str:
     return "array" if isinstance(value, list) else type(value).__name__
 
 
+# RFC 3339's date-time, as Go's time.RFC3339 parses it (the one form of metav1.Time in JSON).
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def is_date_time(text: str) -> bool:
+    """Whether `text` is an RFC 3339 date-time whose every part is in range."""
+    if _DATE_TIME.fullmatch(text) is None:
+        return False
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def wrong_types(shape: Shape | None, value: Any, path: str = "") -> list[str]:
     """What in `value` has another JSON type than `shape` says, as `path: expected X, got Y`;
     null stands for an absent field, as in Kubernetes."""
@@ -119,6 +138,8 @@ def wrong_types(shape: Shape | None, value: Any, path: str = "") -> list[str]:
         kinds = _JSON_TYPES.get(shape, (object,))
         if not isinstance(value, kinds) or (shape == INT and isinstance(value, bool)):
             return [f"{where}: expected {shape}, got {_type_name(value)}"]
+        if shape == TIME and isinstance(value, str) and not is_date_time(value):
+            return [f"{where}: expected an RFC 3339 date-time, got {value[:40]!r}"]
         return []
     if isinstance(shape, Mapping):
         if not isinstance(value, dict):
