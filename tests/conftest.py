@@ -59,8 +59,7 @@ POSTGRESQL_LANE = {
 # the clock: they are shared out between the lanes, which run side by side, so that neither lane
 # takes much longer than the other. A key is a test (`file::name`) or a whole file.
 LANE_OF = {
-    "test_api_generative.py::test_as_a_project_admin": "postgresql",
-    "test_api_generative.py::test_anonymously": "postgresql",
+    "test_api_generative.py::test_as_cluster_admin_with_every_delete": "postgresql",
     "test_prune_images.py::test_the_image_pruner_prunes_on_its_schedule": "postgresql",
     "test_pull_through.py": "postgresql",
     "test_image_import.py": "postgresql",

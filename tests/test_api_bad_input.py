@@ -396,3 +396,20 @@ def test_delete_options_of_the_wrong_shape(admin: Api, existing: str) -> None:
     refused(admin.delete(existing, json={"preconditions": {"resourceVersion": "abc"}}), 400, 409)
     refused(admin.delete(existing, json=["x"]))
     assert admin.get(existing).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/namespaces/NS/limitranges",
+        "/api/v1/namespaces/NS/secrets",
+        f"{ROUTES}/namespaces/NS/routes",
+        f"{RBAC_API}/namespaces/NS/roles",
+    ],
+)
+def test_a_null_name_is_a_missing_name(admin: Api, ns: str, path: str) -> None:
+    """Null is absence, as Go decodes it: the 422 names no "None" and its details a string."""
+    body = {"metadata": {"name": None, "labels": None}, "spec": None}
+    status = refused(admin.post(path.replace("NS", ns), json=body), 422)
+    assert "None" not in status["message"], status
+    assert status["details"]["name"] == "", status

@@ -25,7 +25,7 @@ from .errors import ApiError, bad_request, conflict, forbidden, status_object
 from .kinds import Kind
 from .meta import Object, field_selector, label_selector
 from .resources import Call, ListQuery, Resource, position
-from .shapes import known_fields, unknown_fields, wrong_types
+from .shapes import known_fields, unknown_fields, without_nulls, wrong_types
 from .tables import table, wants_table
 
 
@@ -216,6 +216,7 @@ def _admit(request: web.Request, target: Target, obj: Object) -> tuple[Object, l
     dropped as Kubernetes drops them; `fieldValidation=Strict` refuses them instead, `Warn` (the
     default) names them in warnings, `Ignore` drops them silently."""
     _check_kind(target, obj)
+    obj = without_nulls(target.kind.shape, obj)
     mode = request.query.get("fieldValidation") or "Warn"
     if mode not in FIELD_VALIDATION:
         raise bad_request(f"fieldValidation must be Strict, Warn or Ignore, not {mode!r}")

@@ -89,6 +89,23 @@ def known_fields(shape: Shape | None, value: Any) -> Any:
     return value
 
 
+def without_nulls(shape: Shape | None, value: Any) -> Any:
+    """`value` without the null fields of its objects that `shape` does not say may be null:
+    Go decodes a null into the field's zero value, which it then leaves out, so null is
+    absence, and the server's code never meets a None where it expects a string."""
+    if isinstance(shape, Nullable):
+        return without_nulls(shape.shape, value)
+    if isinstance(shape, Mapping) and isinstance(value, dict):
+        return {
+            key: item if key not in shape else without_nulls(shape[key], item)
+            for key, item in value.items()
+            if item is not None or key not in shape or isinstance(shape[key], Nullable)
+        }
+    if isinstance(shape, Sequence) and not isinstance(shape, str) and isinstance(value, list):
+        return [without_nulls(shape[0], item) for item in value]
+    return value
+
+
 _JSON_TYPES: dict[str, tuple[type, ...]] = {S: (str,), TIME: (str,), INT: (int,), B: (bool,)}
 
 
