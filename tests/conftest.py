@@ -57,13 +57,19 @@ POSTGRESQL_LANE = {
 
 # Generated-request runs cost minutes of CPU each, and the scheduled prune waits for a minute of
 # the clock: they are shared out between the lanes, which run side by side, so that neither lane
-# takes much longer than the other. A key is a test (`file::name`) or a whole file.
+# takes much longer than the other (the whole suite must stay within 20 minutes on two cores).
+# A key is a test (`file::name`) or a whole file.
 LANE_OF = {
     "test_api_generative.py::test_as_cluster_admin_with_every_delete": "postgresql",
     "test_prune_images.py::test_the_image_pruner_prunes_on_its_schedule": "postgresql",
     "test_pull_through.py": "postgresql",
     "test_image_import.py": "postgresql",
     "test_readme_tidy.py": "postgresql",
+    # The CLI's tests run `wharf` hundreds of times against one server, whichever database it has.
+    "test_cli_get.py": "postgresql",
+    "test_cli_projects.py": "postgresql",
+    "test_cli_registry.py": "postgresql",
+    "test_cli_login.py": "postgresql",
 }
 
 
