@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from wharf.apiserver.errors import ApiError
 from wharf.apiserver.protobuf import Field, Message, decode, decode_message
 
 RBAC = "rbac.authorization.k8s.io"
+# Generated bodies per property, as in the other property tests (WHARF_PROPERTY_EXAMPLES).
+EXAMPLES = int(os.environ.get("WHARF_PROPERTY_EXAMPLES", "200"))
 
 # Bodies captured from kubectl v1.32.4 (-v=8 prints them): (command, body, decoded JSON form).
 KUBECTL_BODIES: list[tuple[str, str, dict[str, Any]]] = [
@@ -414,21 +417,21 @@ SHAPED_BODIES = KNOWN_TYPES.flatmap(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes(body: bytes) -> None:
     _outcome(body)
     _outcome(protobuf.MAGIC + body)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(KNOWN_TYPES, MESSAGES)
 def test_random_messages_in_a_valid_envelope(known: tuple[str, str], raw: bytes) -> None:
     api_version, kind = known
     _outcome(envelope(api_version, kind, raw))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=max(EXAMPLES // 2, 1), deadline=None)
 @given(KNOWN_TYPES, MESSAGES, st.integers(min_value=0), st.binary(max_size=8))
 def test_random_messages_cut_or_spliced(
     known: tuple[str, str], raw: bytes, at: int, junk: bytes
@@ -439,7 +442,7 @@ def test_random_messages_cut_or_spliced(
     _outcome(body[:cut] + junk + body[cut:])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(SHAPED_BODIES, st.integers(min_value=0), st.binary(max_size=4))
 def test_bodies_shaped_like_the_tables(body: bytes, at: int, junk: bytes) -> None:
     _outcome(body)
