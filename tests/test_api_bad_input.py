@@ -413,3 +413,18 @@ def test_a_null_name_is_a_missing_name(admin: Api, ns: str, path: str) -> None:
     status = refused(admin.post(path.replace("NS", ns), json=body), 422)
     assert "None" not in status["message"], status
     assert status["details"]["name"] == "", status
+
+
+def test_null_values_of_string_maps_are_empty_strings(admin: Api, ns: str) -> None:
+    """As Go decodes a null into a map[string]string: the key stays, its value is ""."""
+    body = {
+        "metadata": {"name": unique("nulls"), "labels": {"a": None}, "annotations": {"b": None}}
+    }
+    created = admin.post(f"/api/v1/namespaces/{ns}/configmaps", json=body)
+    assert created.status_code == 201, created.text
+    meta = created.json()["metadata"]
+    assert (meta["labels"], meta["annotations"]) == ({"a": ""}, {"b": ""})
+    listed = admin.get(f"/api/v1/namespaces/{ns}/configmaps").json()["items"]
+    assert [
+        item["metadata"]["labels"] for item in listed if item["metadata"]["name"] == meta["name"]
+    ] == [{"a": ""}]

@@ -90,11 +90,15 @@ def known_fields(shape: Shape | None, value: Any) -> Any:
 
 
 def without_nulls(shape: Shape | None, value: Any) -> Any:
-    """`value` without the null fields of its objects that `shape` does not say may be null:
-    Go decodes a null into the field's zero value, which it then leaves out, so null is
-    absence, and the server's code never meets a None where it expects a string."""
+    """`value` without the null fields of its objects that `shape` does not say may be null,
+    and with the null values of its string maps empty: Go decodes a null into the zero value
+    (which it leaves out of an object), so the server's code never meets a None where it
+    expects a string, and never serves one."""
     if isinstance(shape, Nullable):
         return without_nulls(shape.shape, value)
+    if shape == MAP and isinstance(value, dict):
+        # A string map keeps its keys: a null value decodes to the empty string.
+        return {key: "" if item is None else item for key, item in value.items()}
     if isinstance(shape, Mapping) and isinstance(value, dict):
         return {
             key: item if key not in shape else without_nulls(shape[key], item)

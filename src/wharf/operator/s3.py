@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
-
+# botocore is imported where S3 is used (its import is a quarter of a second of every start of
+# a server that may never use S3): the exception classes come from _errors().
 if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_s3.type_defs import ServerSideEncryptionByDefaultTypeDef
 
@@ -37,8 +36,24 @@ class StorageError(Exception):
     """S3 refused or could not be reached; the message says which step."""
 
 
+def _errors() -> tuple[type[Exception], ...]:
+    """What botocore raises when S3 refuses or cannot be reached."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return ClientError, BotoCoreError
+
+
+def _is_client_error(exc: Exception) -> TypeGuard[ClientError]:
+    from botocore.exceptions import ClientError
+
+    return isinstance(exc, ClientError)
+
+
 @contextlib.asynccontextmanager
 async def client(s3: dict[str, Any]) -> AsyncIterator[S3Client]:
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
     config = AioConfig(
         s3={"addressing_style": "virtual" if s3.get("virtualHostedStyle") else "path"},
         signature_version="s3v4",
@@ -62,8 +77,8 @@ def _code(exc: ClientError) -> str:
 async def _exists(s3: S3Client, bucket: str) -> bool:
     try:
         await s3.head_bucket(Bucket=bucket)
-    except ClientError as exc:
-        if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
+    except Exception as exc:
+        if _is_client_error(exc) and _code(exc) in ("404", "NoSuchBucket", "NotFound"):
             return False
         raise
     return True
@@ -106,7 +121,7 @@ async def provision(spec: dict[str, Any], management: str | None) -> tuple[str, 
                 )
             if management == "Managed":
                 conditions += await _configure(s3, bucket, spec)
-    except (ClientError, BotoCoreError) as exc:
+    except _errors() as exc:
         raise StorageError(f"S3 bucket {bucket}: {exc}") from None
     return management, conditions
 
@@ -117,8 +132,9 @@ async def _create(s3: S3Client, bucket: str, region: str) -> None:
         extra["CreateBucketConfiguration"] = {"LocationConstraint": region}
     try:
         await s3.create_bucket(Bucket=bucket, **extra)
-    except ClientError as exc:
-        if _code(exc) != "BucketAlreadyOwnedByYou":  # ours already: reused, as OpenShift does
+    except Exception as exc:
+        # Ours already: reused, as OpenShift does.
+        if not _is_client_error(exc) or _code(exc) != "BucketAlreadyOwnedByYou":
             raise
 
 
@@ -217,5 +233,5 @@ async def remove(spec: dict[str, Any]) -> None:
                     Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                 )
             await s3.delete_bucket(Bucket=bucket)
-    except (ClientError, BotoCoreError) as exc:
+    except _errors() as exc:
         raise StorageError(f"S3 bucket {bucket}: {exc}") from None
