@@ -669,16 +669,24 @@ def test_a_head_or_a_range_of_a_blob_not_held_yet(world: World, proxy: FaultyPro
     assert world.holds(other)
 
 
+def start_reading(
+    world: World, session: requests.Session, repository: str, layer: str
+) -> requests.Response:
+    """A streamed GET of the blob whose first 64 KiB are read, the rest left in the socket."""
+    response = session.get(
+        f"{world.cluster.wharf.url}/v2/{repository}/blobs/{layer}", stream=True, timeout=60
+    )
+    assert response.status_code == 200
+    assert len(response.raw.read(65536)) == 65536
+    return response
+
+
 def test_a_client_that_goes_away_leaves_the_blob_kept(world: World, proxy: FaultyProxy) -> None:
     image = build_image(world.workdir)
     repository = world.imported(image)
     layer = image.big_layer
     with world.registry() as session:
-        response = session.get(
-            f"{world.cluster.wharf.url}/v2/{repository}/blobs/{layer}", stream=True, timeout=60
-        )
-        assert response.status_code == 200
-        assert len(response.raw.read(65536)) == 65536
+        response = start_reading(world, session, repository, layer)
         response.close()  # gone, most of the blob unread
     wait_until(lambda: world.linked(repository, layer), timeout=30)
     proxy.stop()
@@ -694,11 +702,7 @@ def test_a_stalled_client_does_not_hold_the_mirror(world: World, proxy: FaultyPr
     repository = world.imported(image)
     layer = image.big_layer
     with world.registry() as session:
-        stalled = session.get(
-            f"{world.cluster.wharf.url}/v2/{repository}/blobs/{layer}", stream=True, timeout=60
-        )
-        assert stalled.status_code == 200
-        assert len(stalled.raw.read(65536)) == 65536
+        stalled = start_reading(world, session, repository, layer)
         # Another pull of it is served once the mirror is done, not after the stalled one.
         began = time.monotonic()
         other = world.blob(repository, layer, timeout=45)

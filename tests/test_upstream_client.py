@@ -194,15 +194,9 @@ def test_tag_lists_and_token_answers_are_read_within_a_limit() -> None:
     async def huge_token(request: web.Request) -> web.Response:
         return web.json_response({"token": "t", "padding": padding})
 
-    async def v2(request: web.Request) -> web.Response:
-        if request.headers.get("Authorization") == "Bearer t":
-            return web.Response()
-        realm = f"http://{request.host}/token"
-        return web.Response(status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})
-
     async def run() -> None:
         runner, host = await _stand_in({"/v2/": _open, "/v2/lib/app/tags/list": huge_tags})
-        guarded, guarded_host = await _stand_in({"/v2/": v2, "/token": huge_token})
+        guarded, guarded_host = await _stand_in({"/v2/": _token_guarded, "/token": huge_token})
         client = RegistryClient(host, insecure=True)
         token_client = RegistryClient(guarded_host, insecure=True)
         try:
@@ -227,6 +221,16 @@ async def _open(request: Any) -> Any:
     return web.Response()
 
 
+async def _token_guarded(request: Any) -> Any:
+    """A /v2/ probe that asks for a bearer token from this host's /token, and takes "t"."""
+    from aiohttp import web
+
+    if request.headers.get("Authorization") == "Bearer t":
+        return web.Response()
+    realm = f"http://{request.host}/token"
+    return web.Response(status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})
+
+
 def test_an_upstream_that_trickles_its_answer_is_given_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -236,7 +240,7 @@ def test_an_upstream_that_trickles_its_answer_is_given_up(
 
     import wharf.upstream.client as client_module
 
-    monkeypatch.setattr(client_module, "TOTAL_SECONDS", 2.0, raising=False)
+    monkeypatch.setattr(client_module, "TOTAL_SECONDS", 2.0)
 
     async def trickle(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -247,17 +251,11 @@ def test_an_upstream_that_trickles_its_answer_is_given_up(
             await asyncio.sleep(0.2)
         return response
 
-    async def v2(request: web.Request) -> web.Response:
-        if request.headers.get("Authorization") == "Bearer t":
-            return web.Response()
-        realm = f"http://{request.host}/token"
-        return web.Response(status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})
-
     async def run() -> None:
         slow, slow_host = await _stand_in(
             {"/v2/": _open, "/v2/lib/app/manifests/v1": trickle, "/v2/lib/app/tags/list": trickle}
         )
-        guarded, guarded_host = await _stand_in({"/v2/": v2, "/token": trickle})
+        guarded, guarded_host = await _stand_in({"/v2/": _token_guarded, "/token": trickle})
 
         async def trickled_headers(reader: asyncio.StreamReader, writer: Any) -> None:
             await reader.readuntil(b"\r\n\r\n")
