@@ -82,7 +82,9 @@ class Apps:
 async def prepare(settings: Settings) -> None:
     """What happens once per start, before any process serves: the schema brought up to date,
     the default roles and namespaces, kubeadmin's password and the serving certificates.
-    Under the database's exclusive lock, so that replicas starting together do it in turn."""
+    Under the database's exclusive lock, so that replicas starting together do it in turn:
+    those sharing a data directory would otherwise each make a CA of their own, and all but
+    the last would serve a certificate that `ca.crt` no longer signs."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = open_database(settings.database)
     try:
@@ -91,8 +93,12 @@ async def prepare(settings: Settings) -> None:
             objects = ObjectStore(database, settings.retained_events)
             await bootstrap.reconcile_rbac(objects)
             await bootstrap.ensure_namespaces(objects)
+            _prepare_files(settings)
     finally:
         await database.dispose()
+
+
+def _prepare_files(settings: Settings) -> None:
     if settings.serves_api:
         htpasswd = Htpasswd(settings.data_dir / "auth" / "htpasswd")
         password = bootstrap.ensure_kubeadmin(htpasswd, settings.data_dir)

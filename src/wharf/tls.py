@@ -20,10 +20,14 @@ CA_DAYS = 3650
 SERVING_DAYS = 825
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Written whole under another name, then renamed: a server starting or a handshake never
+    reads half a file."""
+    staged = path.with_name(f"{path.name}.tmp")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as stream:
         stream.write(data)
+    staged.replace(path)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -96,8 +100,8 @@ class Certificates:
             )
             .sign(key, hashes.SHA256())
         )
-        _write_private(self.ca_key, _key_pem(key))
-        self.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write(self.ca_key, _key_pem(key))
+        _write(self.ca_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
     def _covers(self, hosts: list[str]) -> bool:
         cert = x509.load_pem_x509_certificate(self.cert.read_bytes())
@@ -110,8 +114,8 @@ class Certificates:
 
     def _make_serving(self, hosts: list[str]) -> None:
         cert, key = self.issue(hosts)
-        _write_private(self.key, key)
-        self.cert.write_bytes(cert)
+        _write(self.key, key)
+        _write(self.cert, cert, 0o644)
 
     def issue(self, hosts: list[str]) -> tuple[bytes, bytes]:
         """A serving certificate for `hosts` signed by the CA, with the CA after it, and its
@@ -157,10 +161,7 @@ class Certificates:
         content = key + cert
         if path.exists() and path.read_bytes() == content:
             return False
-        # Written whole under another name, then renamed: a handshake never reads half a file.
-        staged = path.with_suffix(".tmp")
-        _write_private(staged, content)
-        staged.replace(path)
+        _write(path, content)
         return True
 
     def route_hosts(self) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -17,11 +19,24 @@ from typing import Any
 
 import requests
 
+# Ports for the servers a test starts, by lane, below the kernel's ephemeral range (32768 and
+# up): a port the kernel handed out with bind(0) is free again once closed, and the other lane
+# or an outgoing connection may take it before our server binds it (a server that then exits
+# with "address already in use"). Each lane counts through a range of its own instead.
+_LANE_PORTS = {"sqlite": range(20000, 26000), "postgresql": range(26000, 32000)}
+_next_port = itertools.count(random.randrange(6000))
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    ports = _LANE_PORTS[database_lane()]
+    while True:
+        port = ports[next(_next_port) % len(ports)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def end_process(process: subprocess.Popen[Any], timeout: float = 10) -> None:
@@ -144,7 +159,8 @@ class WharfProcess:
 
     def _healthy(self, url: str, ca_file: Path | None = None) -> bool:
         if self.process.poll() is not None:
-            raise AssertionError(f"wharf exited with {self.process.returncode}")
+            tail = "\n".join(self.log().splitlines()[-15:])
+            raise AssertionError(f"wharf exited with {self.process.returncode}:\n{tail}")
         if ca_file is not None and not ca_file.exists():
             return False
         try:
