@@ -25,8 +25,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WharfProcess]:
 
 
 def user_next_to_the_server(tmp_path: Path, server: WharfProcess, name: str) -> Cli:
-    """A user working in the directory where `wharf serve` keeps ./wharf-data."""
-    cli = new_cli(tmp_path / name)
+    """A user working in the directory where `wharf serve` keeps ./wharf-data, running
+    `python -m wharf` as installed (cold)."""
+    cli = new_cli(tmp_path / name, cold=True)
     (cli.cwd / "wharf-data").symlink_to(server.data_dir)
     return cli
 

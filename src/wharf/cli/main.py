@@ -45,7 +45,13 @@ def _error(message: str) -> None:
 def run(application: typer.Typer, args: list[str] | None = None, prog_name: str = "wharf") -> int:
     command = typer.main.get_command(application)
     try:
-        result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
+        # The width is read at each run, not at import: the terminal is the caller's now.
+        result = command.main(
+            args=args,
+            prog_name=prog_name,
+            standalone_mode=False,
+            terminal_width=terminal_width(),
+        )
     except CliError as exc:
         _error(exc.message)
         return exc.exit_code
@@ -102,7 +108,7 @@ app = WharfApp(
     help="Wharf: an integrated container image registry, with `oc`-style client verbs.",
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    context_settings={"terminal_width": terminal_width(), "max_content_width": 10_000},
+    context_settings={"max_content_width": 10_000},
 )
 
 
