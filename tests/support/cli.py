@@ -8,6 +8,7 @@ does, so that the entry point is exercised as installed)."""
 
 from __future__ import annotations
 
+import atexit
 import base64
 import multiprocessing
 import os
@@ -60,7 +61,12 @@ def _wharf_main(args: tuple[str, ...], env: dict[str, str], cwd: str, streams: s
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
     from wharf.cli.main import app
 
-    app(args=list(args), prog_name="wharf")
+    try:
+        app(args=list(args), prog_name="wharf")
+    finally:
+        # As an interpreter ending would (a forked process ends with os._exit): the
+        # temporary CA files of its requests are removed.
+        atexit._run_exitfuncs()
 
 
 def _run_forked(
