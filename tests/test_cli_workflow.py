@@ -20,7 +20,9 @@ pytestmark = pytest.mark.clients
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WharfProcess]:
-    with running_wharf(tmp_path_factory.mktemp("cli-flow") / "data", integrated=True) as w:
+    with running_wharf(
+        tmp_path_factory.mktemp("cli-flow") / "data", integrated=True, cold=True
+    ) as w:
         yield w
 
 

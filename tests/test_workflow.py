@@ -98,7 +98,10 @@ def podman_settings(storage: Storage, directory: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WharfProcess]:
-    with running_wharf(tmp_path_factory.mktemp("workflow") / "data", integrated=True) as w:
+    # Started as users start it (python -m wharf serve), not forked: see tests/support/forked.py.
+    with running_wharf(
+        tmp_path_factory.mktemp("workflow") / "data", integrated=True, cold=True
+    ) as w:
         yield w
 
 

@@ -1,21 +1,14 @@
-"""Run the real `wharf` command, as a user would, against a test server.
-
-Each run is a process of its own, with its own environment, working directory, stdin, stdout,
-stderr and exit code, forked from a server that imported the command once: a cold
-`python -m wharf` spends 0.4 s of CPU importing before it does anything, and the suite runs
-`wharf` a thousand times. `Cli(cold=True)` runs `python -m wharf` itself (the seed workflow
-does, so that the entry point is exercised as installed)."""
+"""Run the real `wharf` command, as a user would, against a test server: each run a process
+of its own, forked from a server that imported Wharf once (tests/support/forked.py), or
+`python -m wharf` itself with `Cli(cold=True)`, as the seed workflow does."""
 
 from __future__ import annotations
 
-import atexit
 import base64
-import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import forked
 from tests.support.server import WharfProcess
 
 
@@ -36,54 +30,6 @@ class Result:
     def __str__(self) -> str:
         command = " ".join(self.args)
         return f"wharf {command} -> {self.code}\nstdout:\n{self.out}\nstderr:\n{self.err}"
-
-
-_FORKS = multiprocessing.get_context("forkserver")
-_FORKS.set_forkserver_preload(["wharf.cli.main", "tests.support.cli"])
-
-
-def _wharf_main(args: tuple[str, ...], env: dict[str, str], cwd: str, streams: str) -> None:
-    """In the forked process: become `wharf ARGS` run in `cwd` with `env`, its stdin, stdout and
-    stderr the files `streams`/{in,out,err}."""
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(cwd)
-    for fd, name, mode in (
-        (0, "in", os.O_RDONLY),
-        (1, "out", os.O_WRONLY),
-        (2, "err", os.O_WRONLY),
-    ):
-        opened = os.open(os.path.join(streams, name), mode)
-        os.dup2(opened, fd)
-        os.close(opened)
-    sys.stdin = open(0, closefd=False)  # noqa: SIM115
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-    from wharf.cli.main import app
-
-    try:
-        app(args=list(args), prog_name="wharf")
-    finally:
-        # As an interpreter ending would (a forked process ends with os._exit): the
-        # temporary CA files of its requests are removed.
-        atexit._run_exitfuncs()
-
-
-def _run_forked(
-    args: tuple[str, ...], env: dict[str, str], cwd: Path, stdin: str, timeout: float
-) -> tuple[int, str, str]:
-    with tempfile.TemporaryDirectory() as streams:
-        for name, text in (("in", stdin), ("out", ""), ("err", "")):
-            Path(streams, name).write_text(text)
-        process = _FORKS.Process(target=_wharf_main, args=(args, env, str(cwd), streams))
-        process.start()
-        process.join(timeout)
-        if process.exitcode is None:
-            process.kill()
-            process.join()
-            raise subprocess.TimeoutExpired(["wharf", *args], timeout)
-        out, err = (Path(streams, name).read_text() for name in ("out", "err"))
-        return process.exitcode, out, err
 
 
 @dataclass
@@ -108,7 +54,9 @@ class Cli:
 
     def run(self, *args: str, input: str | None = None, timeout: float = 60) -> Result:
         if not self.cold:
-            code, out, err = _run_forked(args, self.environment(), self.cwd, input or "", timeout)
+            code, out, err = forked.run(
+                list(args), env=self.environment(), cwd=self.cwd, stdin=input or "", timeout=timeout
+            )
             return Result(tuple(args), code, out, err)
         done = subprocess.run(
             [sys.executable, "-m", "wharf", *args],

@@ -19,6 +19,8 @@ from typing import Any
 
 import requests
 
+from tests.support.forked import Forked
+
 # Ports for the servers a test starts, by lane, below the kernel's ephemeral range (32768 and
 # up): a port the kernel handed out with bind(0) is free again once closed, and the other lane
 # or an outgoing connection may take it before our server binds it (a server that then exits
@@ -39,7 +41,7 @@ def free_port() -> int:
             return port
 
 
-def end_process(process: subprocess.Popen[Any], timeout: float = 10) -> None:
+def end_process(process: subprocess.Popen[Any] | Forked, timeout: float = 10) -> None:
     """SIGTERM, and SIGKILL if it has not exited within `timeout` seconds."""
     process.send_signal(signal.SIGTERM)
     try:
@@ -89,7 +91,7 @@ def database_for_new_wharf(data_dir: Path | None = None) -> str | None:
 
 @dataclass
 class WharfProcess:
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | Forked
     port: int
     data_dir: Path
     log_path: Path
@@ -180,12 +182,14 @@ def running_wharf(
     database_url: str | None = None,
     role: str = "all",
     wait: bool = True,
+    cold: bool = False,
 ) -> Iterator[WharfProcess]:
     """A Wharf process. By default its registry stands alone (plain HTTP, open to everybody);
     `integrated` runs it as users do: TLS, cluster logins and permissions, image streams.
     One worker process unless `workers` says otherwise (the tests of workers do); a database
     of its own unless `database_url` names one to share. `wait`: return once it serves (or
-    at once: call `wait_ready`)."""
+    at once: call `wait_ready`). Forked from a server that imported Wharf once
+    (tests/support/forked.py), unless `cold`: `python -m wharf serve` itself."""
     port = port or free_port()
     # Each process gets an API port of its own: the default, 8443, would allow only one.
     api_port = api_port or free_port()
@@ -197,25 +201,28 @@ def running_wharf(
     if database_url is not None:
         args = ("--database-url", database_url, *args)
     log_path = data_dir.parent / f"wharf-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "wharf",
-                "serve",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--api-listen",
-                f"127.0.0.1:{api_port}",
-                "--data-dir",
-                str(data_dir),
-                *args,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    argv = [
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--api-listen",
+        f"127.0.0.1:{api_port}",
+        "--data-dir",
+        str(data_dir),
+        *args,
+    ]
+    process: subprocess.Popen[bytes] | Forked
+    if cold:
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "wharf", *argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+    else:
+        log_path.write_bytes(b"")
+        process = Forked(argv, env=dict(os.environ), cwd=Path.cwd(), stdout=log_path)
     wharf = WharfProcess(
         process, port, data_dir, log_path, api_port, integrated, database_url, role
     )
