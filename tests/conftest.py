@@ -58,9 +58,11 @@ POSTGRESQL_LANE = {
 # Generated-request runs cost minutes of CPU each, and the scheduled prune waits for a minute of
 # the clock: they are shared out between the lanes, which run side by side, so that neither lane
 # takes much longer than the other (the whole suite must stay within 20 minutes on two cores).
-# A key is a test (`file::name`) or a whole file.
+# A key is a test (`file::name`, every parameter of it) or a whole file.
 LANE_OF = {
     "test_api_generative.py::test_as_cluster_admin_with_every_delete": "postgresql",
+    "test_api_generative.py::test_anonymously": "postgresql",
+    "test_registry_fuzz.py": "postgresql",
     "test_prune_images.py::test_the_image_pruner_prunes_on_its_schedule": "postgresql",
     "test_pull_through.py": "postgresql",
     "test_image_import.py": "postgresql",
@@ -74,7 +76,8 @@ LANE_OF = {
 
 
 def _in_lane(item: pytest.Item, lane: str) -> bool:
-    own = LANE_OF.get(f"{item.path.name}::{item.name}", LANE_OF.get(item.path.name))
+    name = getattr(item, "originalname", item.name)
+    own = LANE_OF.get(f"{item.path.name}::{name}", LANE_OF.get(item.path.name))
     if own is not None:
         return own == lane
     return lane == "sqlite" or item.path.stem in POSTGRESQL_LANE
