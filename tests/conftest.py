@@ -39,6 +39,7 @@ POSTGRESQL_LANE = {
     "test_api_unusual_requests",
     "test_image_watch",
     "test_operator_config",
+    "test_operator_leadership",
     "test_protocol_listing",
     "test_protocol_manifests",
     "test_protocol_storage",

@@ -137,19 +137,23 @@ async def build_apps(
     registry_web: web.Application | None = None
     if settings.serves_registry:
         registry_web = _registry_app(settings, database, objects, authenticator, rbac, addresses)
+    leadership = operator.Leadership(objects)
+    if registry_web is not None:
         if operator_here:
             # The registry's Config: bootstrapped and applied now; its loops run with the apps.
-            await operator.install(registry_web, api_web or registry_web, objects, settings)
+            await operator.install(
+                registry_web, api_web or registry_web, objects, settings, leadership
+            )
         else:
             await operator.follow(registry_web, objects, report)
     if operator_here and settings.import_interval > 0:
-        # Scheduled imports: one process of a host group checks them (where the operator runs).
+        # Scheduled imports: checked by the holder of the operator's lease, once for all the
+        # processes sharing the database.
         imports = SpecTagImports(objects, partial(own_hosts, settings, addresses))
         home = api_web or registry_web
         assert home is not None
-        home.cleanup_ctx.append(
-            running(partial(imports.run_scheduled, settings.import_interval), "imports")
-        )
+        scheduled = partial(imports.run_scheduled, settings.import_interval, leadership.ours)
+        home.cleanup_ctx.append(running(scheduled, "imports"))
     return Apps(registry_web, api_web, database, objects)
 
 

@@ -198,18 +198,22 @@ async def supervise(settings: Settings) -> None:
     database = open_database(settings.database)
     objects = ObjectStore(database)
     operating: asyncio.Task[None] | None = None
+    leadership = operator.Leadership(objects)
     if settings.serves_registry:
-        found = await operator.supervising(objects, settings, supervisor)
+        found = await operator.supervising(objects, settings, supervisor, leadership)
         operating = asyncio.create_task(found.run())
     importing: asyncio.Task[None] | None = None
     if settings.import_interval > 0:
-        # Scheduled imports run here, once for the group, as the operator does.
+        # Scheduled imports run here, by the holder of the operator's lease.
         imports = SpecTagImports(
             objects,
             partial(own_hosts, settings, RouteAddresses(objects, settings.internal_address)),
         )
         importing = asyncio.create_task(
-            again_and_again(partial(imports.run_scheduled, settings.import_interval), "imports")
+            again_and_again(
+                partial(imports.run_scheduled, settings.import_interval, leadership.ours),
+                "imports",
+            )
         )
     if not supervisor.workers:  # no registry here, or the Config could not be read
         await supervisor.scale(settings.workers)

@@ -29,6 +29,7 @@ from . import (
 )
 from .bodies import read_object
 from .context import API, Api
+from .coordination_kinds import LEASE
 from .errors import UNAUTHORIZED, ApiError, status_object
 from .kinds import KindRegistry
 from .operator_kinds import OPERATOR_KINDS
@@ -83,6 +84,7 @@ def build_kinds(
     for kind, resource in reviews(store, rbac, authenticator):
         kinds.add(kind, resource)
     kinds.add(ROUTE, Resource(ROUTE, store))
+    kinds.add(LEASE, Resource(LEASE, store))
     _add_image_kinds(kinds, store, rbac, addresses)
     for kind in OPERATOR_KINDS:
         kinds.add(kind, Resource(kind, store))

@@ -67,11 +67,13 @@ class SpecTagImports:
         except Exception:
             log.exception("import of spec tags failed", namespace=namespace, stream=name)
 
-    async def run_scheduled(self, interval: float) -> None:
-        """Every `interval` seconds, check every stream's scheduled (and untried) spec tags."""
+    async def run_scheduled(self, interval: float, ours: Callable[[], Awaitable[bool]]) -> None:
+        """Every `interval` seconds, check every stream's scheduled (and untried) spec tags,
+        when `ours()` says this process is the one of its group that does."""
         while True:
             await asyncio.sleep(interval)
-            await self.check_all()
+            if await ours():
+                await self.check_all()
 
     async def check_all(self) -> None:
         streams, _ = await self.objects.items(IMAGE_STREAMS)

@@ -19,13 +19,14 @@ from ..tls import Certificates
 from .config import CONFIG_KEY, settings_for
 from .controller import Operator, Replicas
 from .follower import ConfigFollower, Report
+from .leadership import Leadership
 from .looping import running
 from .prune_job import ScheduledPrune
 from .storage_switch import SWITCH
 
 log = structlog.get_logger("wharf.operator")
 
-__all__ = ["ConfigFollower", "Operator", "follow", "install", "supervising"]
+__all__ = ["ConfigFollower", "Leadership", "Operator", "follow", "install", "supervising"]
 
 
 def prune_job(objects: ObjectStore, settings: Settings) -> ScheduledPrune:
@@ -57,7 +58,11 @@ async def follow(
 
 
 async def install(
-    registry: web.Application, api: web.Application, objects: ObjectStore, settings: Settings
+    registry: web.Application,
+    api: web.Application,
+    objects: ObjectStore,
+    settings: Settings,
+    leadership: Leadership,
 ) -> Operator:
     follower = await follow(registry, objects)
     operator = Operator(
@@ -66,10 +71,12 @@ async def install(
         follower,
         Certificates(settings.data_dir / "tls"),
         prune_job=prune_job(objects, settings),
+        leadership=leadership,
     )
     await operator.bootstrap()
     await follower.load()
     try:
+        await leadership.claim()
         await operator.reconcile()  # routes and bucket before the first request
     except Exception:
         log.exception("first reconcile failed; the operator's loop tries again")
@@ -77,7 +84,9 @@ async def install(
     return operator
 
 
-async def supervising(objects: ObjectStore, settings: Settings, replicas: Replicas) -> Operator:
+async def supervising(
+    objects: ObjectStore, settings: Settings, replicas: Replicas, leadership: Leadership
+) -> Operator:
     """The operator of a supervisor of worker processes: `spec.replicas` is their number. The
     workers follow the Config themselves; the first reconcile starts them."""
     operator = Operator(
@@ -87,9 +96,11 @@ async def supervising(objects: ObjectStore, settings: Settings, replicas: Replic
         Certificates(settings.data_dir / "tls"),
         replicas=replicas,
         prune_job=prune_job(objects, settings),
+        leadership=leadership,
     )
     await operator.bootstrap()
     try:
+        await leadership.claim()
         await operator.reconcile()
     except Exception:
         log.exception("first reconcile failed; the operator's loop tries again")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+from functools import partial
 from importlib import metadata
 from typing import Any, Protocol
 
@@ -32,6 +33,7 @@ from .config import (
     storage_of,
 )
 from .follower import ConfigFollower
+from .leadership import Leadership
 from .looping import again_and_again
 from .pruning import PruneJob, PruneOutcome, pruner_conditions
 from .routes import (
@@ -105,6 +107,7 @@ class Operator:
         certificates: Certificates,
         replicas: Replicas | None = None,
         prune_job: PruneJob | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.objects = objects
         self.settings = settings
@@ -118,6 +121,15 @@ class Operator:
         self.last_prune: PruneOutcome | None = None
         self.public_host = settings.public_host or settings.internal_address
         self._log_level = ""
+        # Processes sharing a database each run an operator; the holder of the lease manages
+        # what they share (routes, storage, status, the pruner), every one what is its own
+        # (its workers, its certificates, its log level). None: this operator is the only one.
+        self.leadership = leadership
+        self._wake = asyncio.Event()
+
+    @property
+    def leading(self) -> bool:
+        return self.leadership is None or self.leadership.leading
 
     # First start
 
@@ -144,6 +156,10 @@ class Operator:
             self._log_level = spec.operator_log_level
         log.debug("reconciling", generation=spec.generation, state=spec.management_state)
         status = dict(config.get("status") or {})
+        if not self.leading:
+            if spec.management_state != "Unmanaged":
+                await self._manage_own(spec)
+            return
         if spec.management_state == "Unmanaged":
             health = Health("Unmanaged", spec.replicas, self.replicas.ready())
             storage_conditions = [
@@ -166,13 +182,18 @@ class Operator:
         await self._reconcile_pruner()
         await self._write_cluster_operator()
 
+    async def _manage_own(self, spec: RegistrySpec) -> list[str]:
+        """What every process of a group manages itself: its routes' certificates (in its
+        data directory) and its workers; the problems found."""
+        wanted = wanted_routes(spec, self.public_host)
+        problems = await reconcile_certificates(self.objects, self.certificates, wanted)
+        await self.replicas.scale(spec.replicas)
+        return problems
+
     async def _manage(self, spec: RegistrySpec, config: Object) -> tuple[Health, list[Condition]]:
         errors: list[str] = []
-        problems: list[str] = []
-        wanted = wanted_routes(spec, self.public_host)
-        await reconcile_routes(self.objects, wanted)
-        problems += await reconcile_certificates(self.objects, self.certificates, wanted)
-        await self.replicas.scale(spec.replicas)
+        await reconcile_routes(self.objects, wanted_routes(spec, self.public_host))
+        problems = await self._manage_own(spec)
         storage_conditions: list[Condition] = []
         pending = ""
         try:
@@ -356,8 +377,9 @@ class Operator:
     # The loop
 
     async def run(self) -> None:
-        """Reconcile whenever something watched changes; never ends by itself."""
-        wake = asyncio.Event()
+        """Reconcile whenever something watched changes, or this process becomes the lease's
+        holder; never ends by itself."""
+        wake = self._wake
         version = await self.objects.latest_version(list(WATCHED))
 
         async def watch() -> None:
@@ -367,6 +389,10 @@ class Operator:
                 wake.set()
 
         watcher = asyncio.create_task(again_and_again(watch, "watch"))
+        tasks = [watcher]
+        if self.leadership is not None:
+            keep = partial(self.leadership.keep, wake.set)
+            tasks.append(asyncio.create_task(again_and_again(keep, "leadership")))
         try:
             while True:
                 try:
@@ -380,9 +406,9 @@ class Operator:
                         await wake.wait()
                 wake.clear()
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 _STORAGE_TYPES = (
