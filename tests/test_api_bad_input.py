@@ -428,3 +428,21 @@ def test_null_values_of_string_maps_are_empty_strings(admin: Api, ns: str) -> No
     assert [
         item["metadata"]["labels"] for item in listed if item["metadata"]["name"] == meta["name"]
     ] == [{"a": ""}]
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"leaseDurationSeconds": 0}, "spec.leaseDurationSeconds"),
+        ({"leaseTransitions": -1}, "spec.leaseTransitions"),
+        ({"renewTime": "2024-01-01T12:99:00Z"}, "spec.renewTime"),
+    ],
+)
+def test_a_lease_out_of_range_is_refused_naming_the_field(
+    admin: Api, ns: str, spec: dict[str, Any], field: str
+) -> None:
+    leases = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+    body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}}
+    response = admin.post(leases, json={**body, "spec": spec})
+    assert field in refused(response, 400, 422)["message"]
+    assert admin.get(f"{leases}/l").status_code == 404

@@ -10,11 +10,18 @@ from .shapes import INT, TIME, S, top
 
 class LeaseStrategy(Strategy):
     def validate(self, obj: Object) -> list[tuple[str, str]]:
+        # As Kubernetes validates a Lease (the types are checked before, by the shape).
         spec = obj.get("spec") or {}
-        seconds = spec.get("leaseDurationSeconds") if isinstance(spec, dict) else None
+        if not isinstance(spec, dict):
+            return []
+        problems = []
+        seconds = spec.get("leaseDurationSeconds")
         if isinstance(seconds, int) and seconds <= 0:
-            return [("spec.leaseDurationSeconds", "must be greater than 0")]
-        return []
+            problems.append(("spec.leaseDurationSeconds", "must be greater than 0"))
+        transitions = spec.get("leaseTransitions")
+        if isinstance(transitions, int) and transitions < 0:
+            problems.append(("spec.leaseTransitions", "must be greater than or equal to 0"))
+        return problems
 
     def columns(self) -> list[Column]:
         return [
