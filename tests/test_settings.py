@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import forked
 from wharf.settings import S3Settings, Settings, load_settings
 
 S3_FIELDS = {
@@ -27,13 +27,12 @@ S3_FIELDS = {
 
 
 def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wharf", "serve", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
+    """`wharf serve ARGS` in a process of its own (forked: tests/support/forked.py)."""
+    argv = ["serve", *args]
+    code, out, err = forked.run(
+        argv, env={**os.environ, **(env or {})}, cwd=Path.cwd(), stdin="", timeout=60
     )
+    return subprocess.CompletedProcess(argv, code, out, err)
 
 
 # Bad input first
