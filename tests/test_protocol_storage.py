@@ -22,6 +22,7 @@ from tests.support.oci import (
     assert_error,
     digest_of,
     open_request,
+    push_blob_slowly,
     random_bytes,
     read_response,
     with_query,
@@ -277,6 +278,17 @@ def test_stale_sessions_are_removed_after_the_timeout(tmp_path: Path) -> None:
         # A new session after the sweep works as ever.
         digest = reg.push_blob("stale/repo", b"fresh")
         assert reg.blob("stale/repo", digest).content == b"fresh"
+
+
+def test_a_whole_blob_written_slowly_outlives_the_sweeps(tmp_path: Path) -> None:
+    """A blob PUT whole has no session while it is written: paused longer than the upload
+    timeout, its file is idle by its time, and still the sweep leaves it alone."""
+    with running_wharf(tmp_path / "data", "--upload-timeout", "1") as server:
+        reg = Registry(server.url)
+        data = random_bytes(3 * 1024 * 1024, seed=13)
+        answer = push_blob_slowly(reg, "slow/repo", data, pause=2.0)
+        assert answer.status_code == 201, answer.text
+        assert reg.blob("slow/repo", digest_of(data)).content == data
 
 
 # Concurrency

@@ -20,6 +20,7 @@ from tests.support.oci import (
     absolute,
     assert_error,
     digest_of,
+    push_blob_slowly,
     random_bytes,
     with_query,
 )
@@ -228,6 +229,22 @@ def test_expired_uploads_are_aborted(tmp_path: Path, moto: MotoServer) -> None:
         # The registry works on as ever.
         digest = reg.push_blob("expiring/repo", b"fresh")
         assert reg.blob("expiring/repo", digest).content == b"fresh"
+
+
+def test_a_whole_blob_written_slowly_outlives_the_sweeps(tmp_path: Path, moto: MotoServer) -> None:
+    """A blob PUT whole has no session while it is written; moto reports every multipart
+    upload as started in 2010, so only the registry's own view keeps the sweep off it."""
+    bucket = moto.new_bucket()
+    args = s3_args(moto, bucket, "--s3-chunk-size", "5", "--upload-timeout", "1")
+    with running_wharf(tmp_path / "data", *args) as server:
+        reg = Registry(server.url)
+        data = random_bytes(12 * MiB, seed=12)
+        # Paused for four sweeps (one each half second) with a part of it in S3.
+        answer = push_blob_slowly(reg, "slow/repo", data, pause=2.0)
+        assert answer.status_code == 201, answer.text
+        assert reg.blob("slow/repo", digest_of(data)).content == data
+        # Nothing of it is left behind once the sweep comes by.
+        wait_until(lambda: not moto.multipart_uploads(bucket) and not upload_keys(moto, bucket))
 
 
 def test_a_finished_push_leaves_only_content_addressed_objects(

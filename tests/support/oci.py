@@ -8,6 +8,8 @@ import random
 import re
 import socket
 import struct
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
@@ -431,3 +433,21 @@ def open_request(
     lines += [f"{k}: {v}" for k, v in headers.items()]
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
     return sock
+
+
+def push_blob_slowly(reg: Registry, repo: str, data: bytes, pause: float) -> requests.Response:
+    """POST a session, then PUT the whole blob from a client that stops for `pause` seconds
+    half way (a slow link): the upload has no session of its own while it is written."""
+    digest = digest_of(data)
+    session = reg.start_upload(repo)
+
+    def body() -> Iterator[bytes]:
+        yield data[: len(data) // 2]
+        time.sleep(pause)  # the client's own pace, not a wait for the server
+        yield data[len(data) // 2 :]
+
+    return reg.http.put(
+        with_query(absolute(reg.url, session), digest=digest),
+        data=body(),
+        headers={"Content-Type": OCTET},
+    )

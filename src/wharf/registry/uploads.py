@@ -60,6 +60,13 @@ class Uploads:
         self.records = UploadRecords(metadata, lease)
         self.store = store
         self._hashers: dict[str, tuple[int, Any]] = {}
+        # Uploads no session names (a whole blob in one request), being written here, and the
+        # sessions whose whole blob is (POST, then a PUT with the body): neither holds a lease,
+        # which would cost every small blob a write, so the sweep asks these.
+        self._unnamed: set[str] = set()
+        self._finishing: set[str] = set()
+        # Stored upload bytes that no session names, and when this process first found them.
+        self._orphans_seen: dict[str, datetime] = {}
 
     async def open(self, repository_id: int) -> str:
         upload_id = str(uuid.uuid4())
@@ -233,12 +240,15 @@ class Uploads:
         with the body: every small blob). Stored as a monolithic push would be, with no lease:
         the session is taken only if nobody wrote or holds it meanwhile, in the same
         transaction that links the blob."""
+        self._finishing.add(upload_id)
         try:
             size = await self._store_verified(digest, body, expected, limit)
         except RegistryError as exc:
             if exc.code in ("DIGEST_INVALID", "DENIED"):  # as after a chunked upload: it ends
                 await self.cancel(upload_id)
             raise
+        finally:
+            self._finishing.discard(upload_id)
         if not await self.records.finish_empty(upload_id, repository_id, str(digest), size):
             size_now = await self.size(upload_id, repository_id)
             raise range_error(size_now, "another request changed this upload at the same time")
@@ -263,6 +273,20 @@ class Uploads:
         """Store `body` as blob `digest` if it is that blob (and within `limit`), through an
         upload of its own that no session names; return its size."""
         upload_id = str(uuid.uuid4())
+        self._unnamed.add(upload_id)
+        try:
+            return await self._store_unnamed(upload_id, digest, body, expected, limit)
+        finally:
+            self._unnamed.discard(upload_id)
+
+    async def _store_unnamed(
+        self,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterable[bytes],
+        expected: tuple[int, int] | None,
+        limit: Limit | None,
+    ) -> int:
         hasher = hashlib.new(digest.algorithm)
         state = await self.store.begin(upload_id)
         try:
@@ -295,10 +319,9 @@ class Uploads:
         return state is not None
 
     async def remove_abandoned(self) -> int:
-        """Remove what no live session owns: sessions whose writer died (their lease lapsed
-        unreleased), and stored upload bytes with no session at all; return how many. Sessions
-        that no request holds now are left to the idle sweep: their client may send the next
-        chunk yet, to this process or another one."""
+        """Remove the sessions whose writer died (their lease lapsed unreleased); return how
+        many. Sessions that no request holds now are left to the idle sweep: their client may
+        send the next chunk yet, to this process or another one."""
         removed = 0
         for upload_id, holder in await self.records.lapsed():
             state = await self.records.delete_lapsed(upload_id, holder)
@@ -306,22 +329,32 @@ class Uploads:
                 self._hashers.pop(upload_id, None)
                 await self.store.abort(upload_id, state)
                 removed += 1
-        # A file is made after its session's row, and the row is removed after the file is
-        # committed: bytes whose row is gone belong to nobody.
-        leftovers = set(await self.store.leftovers(utcnow()))
-        for upload_id in leftovers - await self.records.known(leftovers):
-            await self.store.abort(upload_id, None)
-            removed += 1
+        # Stored bytes that no session names are only noted here: another process sharing the
+        # storage may be writing them (a whole blob in one request has no session); the idle
+        # sweep removes them.
+        await self._note_orphans()
         return removed
 
     async def sweep(self, idle_since: datetime) -> int:
         """Remove the sessions nobody touched since `idle_since`; return how many."""
-        stale = set(await self.records.stale(idle_since))
+        stale = set(await self.records.stale(idle_since)) - self._finishing
         for upload_id in stale:
             await self.cancel(upload_id)
         # Bytes with no session at all: a write that raced a cancel, or a crash mid-upload.
-        leftovers = set(await self.store.leftovers(idle_since)) - stale
-        orphans = leftovers - await self.records.known(leftovers)
+        await self._note_orphans()
+        orphans = {u for u, seen in self._orphans_seen.items() if seen <= idle_since}
         for upload_id in orphans:
             await self.store.abort(upload_id, None)
+            self._orphans_seen.pop(upload_id, None)
         return len(stale) + len(orphans)
+
+    async def _note_orphans(self) -> None:
+        """Note the stored uploads that no session names, and when this process first found
+        each so: they are removed once idle for the sweep's timeout by that clock. The
+        storage's own times are not enough: a whole blob being written in one request has no
+        session, in this process or another, and an S3 server may report any time as an
+        upload's start (moto reports 2010 for every one)."""
+        leftovers = set(await self.store.leftovers(utcnow()))
+        unknown = leftovers - await self.records.known(leftovers) - self._unnamed
+        now = utcnow()
+        self._orphans_seen = {u: self._orphans_seen.get(u, now) for u in unknown}
