@@ -3,9 +3,10 @@
 A cold `python -m wharf` spends over a second of CPU importing before it serves (0.4 s for a
 client verb), and the suite starts hundreds of servers and a thousand commands on two cores.
 Each process here is still a process of its own: its own environment, working directory,
-stdin, stdout, stderr, signals and exit status, running the installed entry point. What it
-does not exercise is the interpreter's start and the imports, which `Cold` runs keep covering
-(the seed workflow, the README's commands, the tests of `wharf serve`'s own exits)."""
+stdin, stdout, stderr, signals and exit status, running the command's own entry point. What
+it does not exercise is the interpreter's start and the imports: cold runs (`python -m wharf`)
+keep covering those, in the two documented workflows (tests/test_workflow.py,
+tests/test_cli_workflow.py), the README's commands and the migrate tests."""
 
 from __future__ import annotations
 
