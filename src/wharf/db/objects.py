@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -485,9 +485,10 @@ class ObjectStore:
         async for event in self.watch_cache.watch(version, resources):
             yield event
 
-    def next_local_commit(self) -> Awaitable[bool]:
-        """Done at the next commit of this process that wrote objects."""
-        return self._changed.wait()
+    def next_local_commit(self) -> asyncio.Event:
+        """Set at the next commit of this process that wrote objects. An event rather than
+        its wait(): a caller that ends up not waiting leaves no coroutine never awaited."""
+        return self._changed
 
     async def newest_version(self) -> int:
         """The newest resourceVersion given out."""

@@ -75,7 +75,7 @@ class WatchCache:
                 continue  # more to read at once
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_seconds):
-                    await committed
+                    await committed.wait()
 
     async def _read_once(self) -> bool:
         """Read what is new; True when a whole batch came (more may wait)."""
