@@ -31,7 +31,7 @@ _next_port = itertools.count(random.randrange(6000))
 
 def free_port() -> int:
     ports = _LANE_PORTS[database_lane()]
-    while True:
+    for _ in ports:
         port = ports[next(_next_port) % len(ports)]
         with socket.socket() as sock:
             try:
@@ -39,6 +39,7 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
+    raise AssertionError(f"no free port in {ports}")
 
 
 def end_process(process: subprocess.Popen[Any] | Forked, timeout: float = 10) -> None:

@@ -125,7 +125,6 @@ class Operator:
         # what they share (routes, storage, status, the pruner), every one what is its own
         # (its workers, its certificates, its log level). None: this operator is the only one.
         self.leadership = leadership
-        self._wake = asyncio.Event()
 
     @property
     def leading(self) -> bool:
@@ -379,7 +378,7 @@ class Operator:
     async def run(self) -> None:
         """Reconcile whenever something watched changes, or this process becomes the lease's
         holder; never ends by itself."""
-        wake = self._wake
+        wake = asyncio.Event()
         version = await self.objects.latest_version(list(WATCHED))
 
         async def watch() -> None:

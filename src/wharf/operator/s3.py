@@ -44,9 +44,7 @@ def _errors() -> tuple[type[Exception], ...]:
 
 
 def _is_client_error(exc: Exception) -> TypeGuard[ClientError]:
-    from botocore.exceptions import ClientError
-
-    return isinstance(exc, ClientError)
+    return isinstance(exc, _errors()[0])
 
 
 @contextlib.asynccontextmanager

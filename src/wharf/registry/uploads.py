@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,6 +50,16 @@ class Lease:
     size: int
     state: str
     settled: bool = False  # the upload was recorded, finished or removed: nothing to release
+
+
+@contextmanager
+def _marked(marks: set[str], upload_id: str) -> Iterator[None]:
+    """`upload_id` in `marks` while the block runs (uploads the sweep must leave alone)."""
+    marks.add(upload_id)
+    try:
+        yield
+    finally:
+        marks.discard(upload_id)
 
 
 class Uploads:
@@ -240,15 +250,13 @@ class Uploads:
         with the body: every small blob). Stored as a monolithic push would be, with no lease:
         the session is taken only if nobody wrote or holds it meanwhile, in the same
         transaction that links the blob."""
-        self._finishing.add(upload_id)
         try:
-            size = await self._store_verified(digest, body, expected, limit)
+            with _marked(self._finishing, upload_id):
+                size = await self._store_verified(digest, body, expected, limit)
         except RegistryError as exc:
             if exc.code in ("DIGEST_INVALID", "DENIED"):  # as after a chunked upload: it ends
                 await self.cancel(upload_id)
             raise
-        finally:
-            self._finishing.discard(upload_id)
         if not await self.records.finish_empty(upload_id, repository_id, str(digest), size):
             size_now = await self.size(upload_id, repository_id)
             raise range_error(size_now, "another request changed this upload at the same time")
@@ -273,44 +281,33 @@ class Uploads:
         """Store `body` as blob `digest` if it is that blob (and within `limit`), through an
         upload of its own that no session names; return its size."""
         upload_id = str(uuid.uuid4())
-        self._unnamed.add(upload_id)
-        try:
-            return await self._store_unnamed(upload_id, digest, body, expected, limit)
-        finally:
-            self._unnamed.discard(upload_id)
-
-    async def _store_unnamed(
-        self,
-        upload_id: str,
-        digest: Digest,
-        body: AsyncIterable[bytes],
-        expected: tuple[int, int] | None,
-        limit: Limit | None,
-    ) -> int:
-        hasher = hashlib.new(digest.algorithm)
-        state = await self.store.begin(upload_id)
-        try:
-            written = await self.store.append(upload_id, state, 0, body, hasher)
-        except PartialWrite as exc:
-            await self.store.abort(upload_id, exc.state)
-            raise RegistryError("BLOB_UPLOAD_INVALID", "the request body ended early") from exc
-        except BaseException:
-            await asyncio.shield(self.store.abort(upload_id, None))
-            raise
-        if expected is not None and written.size != expected[1]:
-            await self.store.abort(upload_id, written.state)
-            raise range_error(0, f"Content-Range announced {expected[1]} bytes, got {written.size}")
-        if hasher.hexdigest() != digest.encoded:
-            await self.store.abort(upload_id, written.state)
-            raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
-        try:
-            check_blob_size(written.size, limit)
-        except RegistryError:
-            await self.store.abort(upload_id, written.state)
-            raise
-        await pin(self.metadata.db, str(digest), written.size)
-        await self.store.commit(upload_id, written.state, written.size, str(digest))
-        return written.size
+        with _marked(self._unnamed, upload_id):
+            hasher = hashlib.new(digest.algorithm)
+            state = await self.store.begin(upload_id)
+            try:
+                written = await self.store.append(upload_id, state, 0, body, hasher)
+            except PartialWrite as exc:
+                await self.store.abort(upload_id, exc.state)
+                raise RegistryError("BLOB_UPLOAD_INVALID", "the request body ended early") from exc
+            except BaseException:
+                await asyncio.shield(self.store.abort(upload_id, None))
+                raise
+            if expected is not None and written.size != expected[1]:
+                await self.store.abort(upload_id, written.state)
+                raise range_error(
+                    0, f"Content-Range announced {expected[1]} bytes, got {written.size}"
+                )
+            if hasher.hexdigest() != digest.encoded:
+                await self.store.abort(upload_id, written.state)
+                raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
+            try:
+                check_blob_size(written.size, limit)
+            except RegistryError:
+                await self.store.abort(upload_id, written.state)
+                raise
+            await pin(self.metadata.db, str(digest), written.size)
+            await self.store.commit(upload_id, written.state, written.size, str(digest))
+            return written.size
 
     async def cancel(self, upload_id: str) -> bool:
         self._hashers.pop(upload_id, None)
