@@ -246,6 +246,29 @@ def test_names_outside_dns_1123_subdomain_are_422(admin: Api, ns: str, name: str
     assert status["details"]["causes"][0]["field"] == "metadata.name"
 
 
+@pytest.mark.parametrize("name", ["a\x00b", "line\nbreak", "bell\x07", "\x9b", "u" * 254])
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/apis/user.openshift.io/v1/users", "User"),
+        ("/apis/user.openshift.io/v1/groups", "Group"),
+        (f"{RBAC_API}/clusterroles", "ClusterRole"),
+    ],
+)
+def test_path_segment_names_refuse_control_characters_and_length(
+    admin: Api, path: str, kind: str, name: str
+) -> None:
+    """Users, groups and roles may be named with nearly anything, as in Kubernetes, but not with
+    what no database stores the same (NUL, over 253 characters) nor with what would forge lines
+    in logs and tables."""
+    api_version = path.removeprefix("/apis/").rsplit("/", 1)[0]
+    for metadata in ({"name": name}, {"generateName": name}):
+        body = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
+        status = assert_status(admin.post(path, json=body), 422, "Invalid")
+        assert status["details"]["causes"][0]["field"] == "metadata.name", status
+    assert admin.get(path).status_code == 200
+
+
 @pytest.mark.parametrize("name", ["has.dot", "a" * 64, "UPPER", "x_y"])
 def test_namespace_and_project_names_are_dns_1123_labels(admin: Api, name: str) -> None:
     assert_status(

@@ -32,9 +32,19 @@ def path_segment_problem(name: str) -> str | None:
     """Names that only have to be usable in a URL path (roles, users, ...)."""
     if not name:
         return "name is required"
+    if len(name) > 253:
+        # Every stored name has the same bound (the database's name column), whatever its kind.
+        return f'Invalid value: "{name[:80]}...": must be no more than 253 characters'
     if name in (".", "..") or "/" in name or "%" in name:
         return f'Invalid value: "{name}": may not be "." or "..", nor contain "/" or "%"'
+    if _CONTROL.search(name):
+        # NUL cannot be stored by PostgreSQL, and a newline in a name would forge lines in logs
+        # and in the CLI's tables.
+        return f"Invalid value: {name!r}: may not contain control characters"
     return None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _name_problem(name: str, pattern: re.Pattern[str], limit: int, what: str) -> str | None:
