@@ -94,6 +94,37 @@ def test_a_tail_of_a_part_or_more_is_copied_as_a_part(moto: MotoServer) -> None:
     assert json.loads(state)["tailSize"] == 6 * MiB
 
 
+def test_part_memory_is_bounded_however_many_push_at_once(moto: MotoServer) -> None:
+    """A lone upload fills its next part while the last one is sent (two buffers); six at once
+    hold one part each, not two, and every one of them still stores the right bytes."""
+    bucket = moto.new_bucket()
+    datas = [random_bytes(16 * MiB + n, seed=10 + n) for n in range(6)]
+
+    async def push(store: S3BlobStore, n: int, data: bytes) -> bytes | None:
+        upload_id = f"5b7e0c1a-0000-4000-8000-0000000001{n:02d}"
+        hasher = hashlib.sha256()
+        state = await store.begin(upload_id)
+        written = await store.append(upload_id, state, 0, body(data, 256 * 1024), hasher)
+        digest = digest_of(data)
+        await store.commit(upload_id, written.state, written.size, digest)
+        return await store.read(digest, len(data))
+
+    async def scenario() -> tuple[int, int, list[bytes | None]]:
+        store = store_on(moto, bucket)
+        try:
+            await push(store, 0, datas[0])
+            alone = store.buffers.peak
+            stored = await asyncio.gather(*(push(store, n, d) for n, d in enumerate(datas)))
+            return alone, store.buffers.peak, stored
+        finally:
+            await store.close()
+
+    alone, together, stored = asyncio.run(scenario())
+    assert stored == datas
+    assert alone == 2
+    assert together == len(datas)  # one each; the limit (4) lends none past it
+
+
 def test_an_upload_aborted_underneath_is_gone(moto: MotoServer) -> None:
     """A cancel or the sweeper aborted the upload while another request held its state: the
     next append, resume or commit says the upload is gone (the registry's 404), not a 500."""

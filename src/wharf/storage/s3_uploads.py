@@ -65,21 +65,23 @@ class UploadState:
 
 
 class PartStream(io.BytesIO):
-    """A part's buffer as a read-only BytesIO, which aiohttp sends 64 KiB at a time on the
-    event loop. As bytes it would first copy the whole part (a slice to the Content-Length)
-    and the transport would copy what the socket did not take at once; as another file it
-    would be read in worker threads, whose malloc arenas keep memory."""
+    """The first `size` bytes of a part's buffer (all of it by default) as a read-only BytesIO,
+    which aiohttp sends 64 KiB at a time on the event loop. As bytes it would first copy the
+    whole part (a slice to the Content-Length) and the transport would copy what the socket did
+    not take at once; as another file it would be read in worker threads, whose malloc arenas
+    keep memory."""
 
-    def __init__(self, data: bytearray) -> None:
+    def __init__(self, data: bytearray | bytes, size: int | None = None) -> None:
         super().__init__()
         self._data = data
+        self._size = len(data) if size is None else size
         self._position = 0
 
     def getbuffer(self) -> memoryview:
-        return memoryview(self._data)
+        return memoryview(self._data)[: self._size]
 
     def read(self, size: int | None = -1) -> bytes:
-        end = len(self._data)
+        end = self._size
         if size is not None and size >= 0:
             end = min(end, self._position + size)
         with memoryview(self._data) as view:
@@ -94,7 +96,7 @@ class PartStream(io.BytesIO):
         return True
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._data)}
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}
         self._position = max(0, base[whence] + offset)
         return self._position
 
@@ -105,26 +107,49 @@ class PartStream(io.BytesIO):
 class PartBuffers:
     """Buffers of one part's size, used again and again: a part's memory is allocated and
     touched once, not allocated and zeroed for every part (which, with glibc's malloc, also
-    leaves the freed memory with the process). At most `keep` idle buffers are kept."""
+    leaves the freed memory with the process).
 
-    def __init__(self, size: int, keep: int = 8) -> None:
+    An upload may always have one buffer, so no upload waits on another. A second one, to fill
+    the next part while the last is sent, is lent only while fewer than `limit` are in use:
+    one or two pushes send and receive at once, and many pushes at once hold one part each
+    (four 256 MiB pushes on 10 MiB parts: 40 MiB, not 80) at a speed that S3's answers, not
+    the client, bounds."""
+
+    def __init__(self, size: int, limit: int = 4) -> None:
         self.size = size
-        self.keep = keep
+        self.limit = limit
         self._idle: list[bytearray] = []
+        self._allocated = 0  # idle or in use
+        self.peak = 0  # the most that existed at once
 
     def take(self) -> bytearray:
-        return self._idle.pop() if self._idle else bytearray(self.size)
+        """An upload's own buffer: always given."""
+        if self._idle:
+            return self._idle.pop()
+        self._allocated += 1
+        self.peak = max(self.peak, self._allocated)
+        return bytearray(self.size)
+
+    def spare(self) -> bytearray | None:
+        """A second buffer for an upload that has one in use, if memory allows."""
+        # Counted in use, not allocated: an idle buffer may be one that an upload gave back
+        # only to take it again for its next part.
+        if self._allocated - len(self._idle) < self.limit:
+            return self.take()
+        return None
 
     def give(self, buffer: bytearray) -> None:
-        if len(self._idle) < self.keep:
+        if len(self._idle) < self.limit:
             self._idle.append(buffer)
+        else:
+            self._allocated -= 1
 
 
 class PartWriter:
     """The bytes of one append: whole parts sent as they fill, one in flight while the next
     fills, and what is left kept as a new tail object. A body smaller than SMALL_BYTES (every
     small blob) is kept as its chunks; a larger one fills part buffers, so memory stays at two
-    parts per upload whatever the chunks."""
+    parts per upload whatever the chunks, and at one when many push at once (PartBuffers)."""
 
     def __init__(self, store: S3BlobStore, upload_id: str, state: UploadState, hasher: Any) -> None:
         self.store = store
@@ -188,7 +213,7 @@ class PartWriter:
             self._filled += len(chunk)
             return
         if self._buffer is None:
-            self._buffer = self.store.buffers.take()
+            self._buffer = await self._next_buffer()
             small, self._small, self._filled = self._small, [], 0
             for piece in small:
                 self._copy_in(memoryview(piece))
@@ -198,7 +223,7 @@ class PartWriter:
             if self._filled == len(self._buffer):
                 await self._send_part()
                 if view:
-                    self._buffer = self.store.buffers.take()
+                    self._buffer = await self._next_buffer()
 
     def _copy_in(self, view: memoryview) -> memoryview:
         """Copy what fits of `view` into the buffer; return the rest."""
@@ -212,12 +237,25 @@ class PartWriter:
         part = self._buffer
         assert part is not None
         self._buffer, self._filled = None, 0
-        if self._in_flight is not None:
-            self.state.parts.append(await self._in_flight)
-            self._in_flight = None
+        await self._land()
         await self._ensure_multipart()
         number = len(self.state.parts) + 1
         self._in_flight = asyncio.create_task(self._upload_part(number, part))
+
+    async def _land(self) -> None:
+        """Wait for the part in flight, if any, and count it."""
+        if self._in_flight is not None:
+            self.state.parts.append(await self._in_flight)
+            self._in_flight = None
+
+    async def _next_buffer(self) -> bytearray:
+        """A buffer for the next part: a spare one, so that it fills while the last part is
+        sent, or else the last part's own once it is sent."""
+        spare = self.store.buffers.spare()
+        if spare is not None:
+            return spare
+        await self._land()  # gives its buffer back
+        return self.store.buffers.take()
 
     async def _ensure_multipart(self) -> None:
         """Start the upload's multipart upload, at its first part."""
@@ -257,28 +295,35 @@ class PartWriter:
 
     async def finish(self) -> str:
         """Wait for the part in flight, keep the rest as the tail; return the new state."""
-        if self._in_flight is not None:
-            self.state.parts.append(await self._in_flight)
-            self._in_flight = None
-        s3 = await self.store.client()
-        if self._filled:
-            key = self.store.upload_prefix(self.upload_id) + f"tail-{uuid.uuid4().hex}"
-            if self._buffer is None:
-                tail = b"".join(self._small)
+        try:
+            await self._land()
+            if self._filled:
+                self.state.tail, self.state.tail_size = await self._put_tail(), self._filled
             else:
-                tail = bytes(memoryview(self._buffer)[: self._filled])
+                self.state.tail, self.state.tail_size = None, 0
+        finally:
             self.release()
-            await guarded(
-                s3.put_object(
-                    Bucket=self.store.bucket, Key=key, Body=tail, **self.store.encryption()
-                )
-            )
-            self.state.tail, self.state.tail_size = key, len(tail)
-        else:
-            self.state.tail, self.state.tail_size = None, 0
         if self._old_tail is not None and self._old_tail != self.state.tail:
             self.state.stale.append(self._old_tail)  # its bytes are in the new tail or a part
         return self.state.dump()
+
+    async def _put_tail(self) -> str:
+        """Store the bytes filled so far as a new tail object; return its key."""
+        s3 = await self.store.client()
+        key = self.store.upload_prefix(self.upload_id) + f"tail-{uuid.uuid4().hex}"
+        # The part buffer itself is sent, not a copy of its filled bytes (which aiohttp would
+        # copy once more).
+        data = self._buffer if self._buffer is not None else b"".join(self._small)
+        await guarded(
+            s3.put_object(
+                Bucket=self.store.bucket,
+                Key=key,
+                Body=PartStream(data, self._filled),
+                ContentLength=self._filled,
+                **self.store.encryption(),
+            )
+        )
+        return key
 
     def release(self) -> None:
         """Give back the buffer being filled."""
