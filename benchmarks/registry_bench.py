@@ -7,8 +7,8 @@ Both registries run at the same time on fresh data directories, but only one is 
 time: every phase runs against the reference first, then against Wharf, with a `sync` before
 each so that neither pays for the other's dirty pages. Large pushes run twice, on two sets of
 blobs, the second time in the opposite order: the second in line finds the disk slower (Wharf,
-which fsyncs before it answers, much slower), so each figure counts one turn of each. Large
-blobs move with parallel `curl` processes (`curl -T file`, `curl -o /dev/null`); everything
+which fsyncs before it answers, much slower), so each figure counts one turn of each; large
+pull rounds alternate between the two, each first in turn. Large blobs move with parallel `curl` processes (`curl -T file`, `curl -o /dev/null`); everything
 else with one aiohttp client.
 Wharf runs as the registry alone (`--no-auth --no-registry-tls` where it has them), like the
 reference (no auth, plain HTTP). Seeding the 10,000 repositories is not measured: both
@@ -585,21 +585,18 @@ async def push_large(
     return mono.wall, chunks.wall
 
 
-async def pull_large(
+async def pull_round(
     server: Server, profile: Profile, whole: list[BigBlob], report: Report
 ) -> float:
-    """The median rate (MiB/s) of `pull_rounds` parallel pulls of `whole` (pushed in round 0)."""
+    """The rate (MiB/s) of one round of parallel pulls of `whole` (pushed in round 0)."""
     total = sum(b.size for b in whole) / MiB
     os.sync()
-    rates = []
-    for _ in range(profile.pull_rounds):
-        with measured(server) as usage:
-            await asyncio.gather(
-                *(pull_blob(server.url, "big/mono0", b, profile.transfer_timeout) for b in whole)
-            )
-        rates.append(total / usage.wall)
-        report.measured(f"{server.name} large pull", usage)
-    return statistics.median(rates)
+    with measured(server) as usage:
+        await asyncio.gather(
+            *(pull_blob(server.url, "big/mono0", b, profile.transfer_timeout) for b in whole)
+        )
+    report.measured(f"{server.name} large pull", usage)
+    return total / usage.wall
 
 
 async def run_large(
@@ -626,13 +623,23 @@ async def run_large(
             seconds[server.name][0] += mono
             seconds[server.name][1] += chunks
     total = 2 * profile.blob_count * profile.blob_mib  # MiB pushed per kind, both rounds
+    # Pull rounds alternate between the registries, each first in turn: on S3 both answer
+    # with redirects and the storage server does the work, which a registry measured always
+    # second would find more tired (moto's memory after the other's gigabytes).
+    rates: dict[str, list[float]] = {server.name: [] for server in servers}
+    for round_ in range(profile.pull_rounds):
+        for server in servers if round_ % 2 == 0 else list(reversed(servers)):
+            with profiler.record(server, f"large-pull-{round_}"):
+                rates[server.name].append(await pull_round(server, profile, sets[0][0], report))
     figures: dict[str, dict[str, float]] = {}
     for server in servers:
         mono, chunks = seconds[server.name]
-        figures[server.name] = {"push_mono": total / mono, "push_chunked": total / chunks}
-        with profiler.record(server, "large-pull"):
-            figures[server.name]["pull"] = await pull_large(server, profile, sets[0][0], report)
-        figures[server.name]["peak_mib"] = (server.status_kib("VmHWM") or 0) / 1024
+        figures[server.name] = {
+            "push_mono": total / mono,
+            "push_chunked": total / chunks,
+            "pull": statistics.median(rates[server.name]),
+            "peak_mib": (server.status_kib("VmHWM") or 0) / 1024,
+        }
     return figures
 
 
