@@ -8,8 +8,9 @@ time: every phase runs against the reference first, then against Wharf, with a `
 each so that neither pays for the other's dirty pages. Large pushes run twice, on two sets of
 blobs, the second time in the opposite order: the second in line finds the disk slower (Wharf,
 which fsyncs before it answers, much slower), so each figure counts one turn of each; large
-pull rounds alternate between the two, each first in turn. Large blobs move with parallel `curl` processes (`curl -T file`, `curl -o /dev/null`); everything
-else with one aiohttp client.
+pull rounds alternate between the two, each first in turn. Large blobs move with parallel
+`curl` processes (`curl -T file`, `curl -o /dev/null`); everything else with one aiohttp
+client.
 Wharf runs as the registry alone (`--no-auth --no-registry-tls` where it has them), like the
 reference (no auth, plain HTTP). Seeding the 10,000 repositories is not measured: both
 registries seed at once, Wharf with an extra process on its data directory.
