@@ -8,6 +8,7 @@ a rich traceback renders local variables, slowly, on the event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import traceback
@@ -99,6 +100,8 @@ def configure(level: str = "Normal", json_lines: bool = False) -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    global _ACCESS_LINES
+    _ACCESS_LINES = _Lines(logging.getLogger(ACCESS_LOGGER), [*shared, renderer], handler)
     set_level(level)
     # Alembic tells of every migration step at INFO: only its warnings are worth a line.
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -162,21 +165,46 @@ def request_id_of(request: web.Request) -> str:
     return str(request.get(_REQUEST_ID, ""))
 
 
+ACCESS_LOGGER = "wharf.access"
+
+
+@dataclass
+class _Lines:
+    """Lines of one logger made by the processors and the renderer of every other line and
+    written by the same handler, without the round trip through structlog's bound logger and
+    a LogRecord: that trip was half the cost of an access line, and an access line a tenth of
+    a small request's."""
+
+    logger: logging.Logger
+    processors: list[Any]
+    handler: logging.StreamHandler[Any]
+
+    def info(self, event: str, **fields: Any) -> None:
+        rendered: Any = {**fields, "event": event}  # in the order structlog gives
+        for processor in self.processors:
+            rendered = processor(self.logger, "info", rendered)
+        with self.handler.lock or contextlib.nullcontext():
+            try:
+                self.handler.stream.write(str(rendered) + self.handler.terminator)
+                self.handler.flush()
+            except (OSError, ValueError):
+                pass  # a closed or broken stderr: as logging's handlers do, never fail a request
+
+
+_ACCESS_LINES: _Lines | None = None
+
+
 class AccessLog(AbstractAccessLogger):
     """Called by aiohttp once each answer is sent: the request's metrics, and one access-log
     line (at INFO). Never the query string (it may carry a code or a token), never a header."""
-
-    def __init__(self, logger: logging.Logger, log_format: str) -> None:
-        super().__init__(logger, log_format)
-        self._log = structlog.get_logger("wharf.access")
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         app = getattr(request, "app", None)
         if app is not None and METRICS in app:
             app[METRICS].observe(request, response, time)
-        if not self.logger.isEnabledFor(logging.INFO):
+        if _ACCESS_LINES is None or not _ACCESS_LINES.logger.isEnabledFor(logging.INFO):
             return
-        self._log.info(
+        _ACCESS_LINES.info(
             "request",
             request_id=request.get(_REQUEST_ID, ""),
             method=request.method,
