@@ -49,6 +49,8 @@ def test_access_lines_obey_the_level(capsys: pytest.CaptureFixture[str]) -> None
     logs.configure(level="WARNING")
     assert logs._ACCESS_LINES is not None
     assert not logs._ACCESS_LINES.logger.isEnabledFor(20)
+    logs._ACCESS_LINES.info("request", **FIELDS)
+    assert capsys.readouterr().err == ""
     logs.configure(level="Normal")
     logs._ACCESS_LINES.info("request", **FIELDS)
     assert capsys.readouterr().err.count("\n") == 1

@@ -8,7 +8,6 @@ a rich traceback renders local variables, slowly, on the event loop."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 import traceback
@@ -180,15 +179,19 @@ class _Lines:
     handler: logging.StreamHandler[Any]
 
     def info(self, event: str, **fields: Any) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
         rendered: Any = {**fields, "event": event}  # in the order structlog gives
         for processor in self.processors:
             rendered = processor(self.logger, "info", rendered)
-        with self.handler.lock or contextlib.nullcontext():
-            try:
-                self.handler.stream.write(str(rendered) + self.handler.terminator)
-                self.handler.flush()
-            except (OSError, ValueError):
-                pass  # a closed or broken stderr: as logging's handlers do, never fail a request
+        self.handler.acquire()
+        try:
+            self.handler.stream.write(str(rendered) + self.handler.terminator)
+            self.handler.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken stderr: as logging's handlers do, never fail a request
+        finally:
+            self.handler.release()
 
 
 _ACCESS_LINES: _Lines | None = None
@@ -202,7 +205,7 @@ class AccessLog(AbstractAccessLogger):
         app = getattr(request, "app", None)
         if app is not None and METRICS in app:
             app[METRICS].observe(request, response, time)
-        if _ACCESS_LINES is None or not _ACCESS_LINES.logger.isEnabledFor(logging.INFO):
+        if _ACCESS_LINES is None:
             return
         _ACCESS_LINES.info(
             "request",

@@ -37,14 +37,12 @@ def path_segment_problem(name: str) -> str | None:
         return f'Invalid value: "{name[:80]}...": must be no more than 253 characters'
     if name in (".", "..") or "/" in name or "%" in name:
         return f'Invalid value: "{name}": may not be "." or "..", nor contain "/" or "%"'
-    if _CONTROL.search(name):
-        # NUL cannot be stored by PostgreSQL, and a newline in a name would forge lines in logs
-        # and in the CLI's tables.
-        return f"Invalid value: {name!r}: may not contain control characters"
+    if not name.isprintable():
+        # The rule a path segment already has (rest.path_segments): a name no URL can address
+        # is not made. It also keeps out NUL, which PostgreSQL cannot store, and newlines that
+        # would forge lines in logs and in the CLI's tables.
+        return f"Invalid value: {name!r}: may not contain control or unprintable characters"
     return None
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _name_problem(name: str, pattern: re.Pattern[str], limit: int, what: str) -> str | None:

@@ -44,7 +44,9 @@ def _errors() -> tuple[type[Exception], ...]:
 
 
 def _is_client_error(exc: Exception) -> TypeGuard[ClientError]:
-    return isinstance(exc, _errors()[0])
+    from botocore.exceptions import ClientError
+
+    return isinstance(exc, ClientError)
 
 
 @contextlib.asynccontextmanager

@@ -37,6 +37,14 @@ def range_error(size: int, message: str) -> RegistryError:
     )
 
 
+def _verify(hasher: Any, digest: Digest, size: int, limit: Limit | None) -> None:
+    """Refuse bytes that are not blob `digest` (DIGEST_INVALID) or that `limit` does not
+    allow (DENIED)."""
+    if hasher.hexdigest() != digest.encoded:
+        raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
+    check_blob_size(size, limit)
+
+
 def range_header(size: int) -> str:
     return f"0-{max(size - 1, 0)}"
 
@@ -218,12 +226,8 @@ class Uploads:
             size, state = lease.size, lease.state
             if body is not None:
                 size, state = await self._write(lease, body, hasher, expected)
-            if hasher.hexdigest() != digest.encoded:
-                lease.settled = True
-                await self.cancel(upload_id)
-                raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
             try:
-                check_blob_size(size, limit)
+                _verify(hasher, digest, size, limit)
             except RegistryError:
                 lease.settled = True
                 await self.cancel(upload_id)  # no use keeping bytes that can never commit
@@ -292,16 +296,11 @@ class Uploads:
             except BaseException:
                 await asyncio.shield(self.store.abort(upload_id, None))
                 raise
-            if expected is not None and written.size != expected[1]:
-                await self.store.abort(upload_id, written.state)
-                raise range_error(
-                    0, f"Content-Range announced {expected[1]} bytes, got {written.size}"
-                )
-            if hasher.hexdigest() != digest.encoded:
-                await self.store.abort(upload_id, written.state)
-                raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
             try:
-                check_blob_size(written.size, limit)
+                if expected is not None and written.size != expected[1]:
+                    announced = f"Content-Range announced {expected[1]} bytes"
+                    raise range_error(0, f"{announced}, got {written.size}")
+                _verify(hasher, digest, written.size, limit)
             except RegistryError:
                 await self.store.abort(upload_id, written.state)
                 raise
