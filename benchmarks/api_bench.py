@@ -985,7 +985,7 @@ async def run_watch(bench: Bench, names: list[str], seeded_from: str) -> None:
         # The writes come from a process of their own: paced by this one's event loop, busy
         # with 1,000 watch streams, they measured this client's pace rather than the server's.
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            sent, writing = await asyncio.get_running_loop().run_in_executor(
+            sent, writing, round_trips = await asyncio.get_running_loop().run_in_executor(
                 pool,
                 paced_writes,
                 bench.api_url,
@@ -1019,39 +1019,58 @@ async def run_watch(bench: Bench, names: list[str], seeded_from: str) -> None:
         "writes/s",
     )
     bench.latency_lines(f"WATCH {p.watchers} watchers: delivery", delays)
+    bench.latency_lines(f"WATCH {p.watchers} watchers: write round trip", round_trips)
 
 
 def paced_writes(
     api_url: str, ca_file: str, token: str, count: int, rate: float, seconds: float
-) -> tuple[dict[str, float], float]:
-    """Secrets `m-NNNNN` written on a schedule of `rate` a second (late ones at once), for at
-    most `seconds`; returns when each was sent (perf_counter, the same clock in every process
-    of the machine) and how long the writing took."""
+) -> tuple[dict[str, float], float, list[float]]:
+    """Secrets `m-NNNNN` written on a schedule of `rate` a second, for at most `seconds`: each
+    is sent when it is due, whether or not the ones before it were answered (as many writers
+    of a cluster would send them), with at most WRITERS unanswered at once; late ones go at
+    once. Returns when each was sent (perf_counter, the same clock in every process of the
+    machine), how long the writing took, and each write's round trip."""
     return asyncio.run(_paced_writes(api_url, ca_file, token, count, rate, seconds))
+
+
+WRITERS = 16  # writes unanswered at once in the many-watchers phase
 
 
 async def _paced_writes(
     api_url: str, ca_file: str, token: str, count: int, rate: float, seconds: float
-) -> tuple[dict[str, float], float]:
+) -> tuple[dict[str, float], float, list[float]]:
     sent: dict[str, float] = {}
+    round_trips: list[float] = []
+    writers = asyncio.Semaphore(WRITERS)
     connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=ca_file))
     async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def write(index: int) -> None:
+            name = f"m-{index:05d}"
+            try:
+                sent[name] = began = time.perf_counter()
+                async with session.post(
+                    api_url + WATCH_SECRETS,
+                    json=secret(name, index),
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as response:
+                    if response.status != 201:
+                        raise BenchError(f"POST {name} answered {response.status}")
+                round_trips.append(time.perf_counter() - began)
+            finally:
+                writers.release()
+
         began = time.perf_counter()
+        tasks = []
         for index in range(count):
             due = began + index / rate
             if due - began >= seconds:
                 break
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            name = f"m-{index:05d}"
-            sent[name] = time.perf_counter()
-            async with session.post(
-                api_url + WATCH_SECRETS,
-                json=secret(name, index),
-                headers={"Authorization": f"Bearer {token}"},
-            ) as response:
-                if response.status != 201:
-                    raise BenchError(f"POST {name} answered {response.status}")
-        return sent, time.perf_counter() - began
+            await writers.acquire()
+            tasks.append(asyncio.create_task(write(index)))
+        await asyncio.gather(*tasks)
+        return sent, time.perf_counter() - began, round_trips
 
 
 def bench_user_token(api_url: str, ca_file: Path, data_dir: Path, name: str) -> str:

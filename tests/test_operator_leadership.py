@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tests.support.cluster import Cluster
 from tests.support.server import database_for_new_wharf, running_wharf, wait_until
-from wharf.db.database import open_database
-from wharf.db.objects import ObjectStore
+from tests.support.stores import object_store
 from wharf.operator.leadership import LEASE_KEY, Leadership
 
 LEASE_PATH = (
@@ -30,19 +28,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@contextlib.asynccontextmanager
-async def object_store(tmp_path: Path) -> AsyncIterator[ObjectStore]:
-    url = database_for_new_wharf() or f"sqlite+aiosqlite:///{tmp_path / 'wharf.db'}"
-    database = open_database(url)
-    await database.migrate()
-    objects = ObjectStore(database)
-    try:
-        yield objects
-    finally:
-        await objects.watch_cache.close()
-        await database.dispose()
 
 
 def test_one_holder_until_it_lapses_or_releases(tmp_path: Path) -> None:

@@ -530,16 +530,15 @@ async def watch_objects(request: web.Request, target: Target, call: Call) -> web
     async def send(event_type: str, obj: Object) -> None:
         await response.write(encode(event_type, obj))
 
-    async def send_event(event: Event, obj: Object) -> None:
+    def event_line(event: Event, obj: Object) -> bytes:
         if obj is not event.object:  # presented for this caller: encoded for this caller
-            await send(event.type, obj)
-            return
+            return encode(event.type, obj)
         # The stored object as it is: encoded once for every watcher of the process.
         form = "table" if as_table else "json"
         line = event.encoded.get(form)
         if line is None:
             line = event.encoded[form] = encode(event.type, obj)
-        await response.write(line)
+        return line
 
     def relevant(obj: Object) -> bool:
         meta = obj.get("metadata", {})
@@ -561,18 +560,23 @@ async def watch_objects(request: web.Request, target: Target, call: Call) -> web
             if not version_text.isdigit():
                 raise bad_request("resourceVersion must be a number")
             start = int(version_text)
-        async for event in api.store.watch(start, target.resource.watched()):
-            obj = await target.resource.present(call, event.object)
-            if not relevant(obj):
-                continue
-            where = position(obj)
-            if event.type == "DELETED" and where in shown:
-                shown.discard(where)
-            elif await target.resource.visible_to(call, event.object):
-                shown.add(where)
-            else:
-                continue
-            await send_event(event, obj)
+        async for batch in api.store.watch_batches(start, target.resource.watched()):
+            lines = []
+            for event in batch:
+                obj = await target.resource.present(call, event.object)
+                if not relevant(obj):
+                    continue
+                where = position(obj)
+                if event.type == "DELETED" and where in shown:
+                    shown.discard(where)
+                elif await target.resource.visible_to(call, event.object):
+                    shown.add(where)
+                else:
+                    continue
+                lines.append(event_line(event, obj))
+            if lines:
+                # One chunk, one TLS record and one send for what arrived together.
+                await response.write(b"".join(lines))
 
     watches = request.app[WATCHES]
     task = asyncio.current_task()

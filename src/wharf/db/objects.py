@@ -485,6 +485,10 @@ class ObjectStore:
         async for event in self.watch_cache.watch(version, resources):
             yield event
 
+    def watch_batches(self, version: int, resources: Sequence[str]) -> AsyncIterator[list[Event]]:
+        """What `watch` gives, in batches as they arrive (never empty)."""
+        return self.watch_cache.watch_batches(version, resources)
+
     def next_local_commit(self) -> asyncio.Event:
         """Set at the next commit of this process that wrote objects. An event rather than
         its wait(): a caller that ends up not waiting leaves no coroutine never awaited."""

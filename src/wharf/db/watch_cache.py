@@ -3,7 +3,13 @@ commit of this process, every POLL_SECONDS for the commits of others) and every 
 process takes them from here. A thousand watchers cost one read of the log, not a thousand.
 
 A watcher that starts further back than memory reaches reads the log from the database until it
-has caught up, then joins the others."""
+has caught up, then joins the others.
+
+Watchers are woken a slice at a time, one slice per turn of the event loop: woken all at once, a
+thousand of them would fill one turn, and every other request (the very write that made the
+event among them) would wait behind the whole thousand at each of its steps. One round of
+wake-ups runs at a time; what commits meanwhile is carried by the next round, so the busier the
+process, the more events a watcher takes (and sends on) per wake-up."""
 
 from __future__ import annotations
 
@@ -28,6 +34,8 @@ class WatchCache:
     POLL_SECONDS = 0.25
     # Events read from the database at once.
     BATCH = 1000
+    # Watchers woken in one turn of the event loop.
+    WAKE_SLICE = 64
 
     def __init__(self, store: ObjectStore, poll_seconds: float | None = None) -> None:
         self.store = store
@@ -37,7 +45,11 @@ class WatchCache:
         # Every event after `_covered_from`, up to `_newest`, is in `_events`.
         self._covered_from = 0
         self._newest = 0
-        self._changed = asyncio.Event()
+        self._waiters: list[asyncio.Future[None]] = []
+        # One round of wake-ups at a time: what commits during a round waits for the next,
+        # so that under load a watcher takes several events per wake-up instead of one.
+        self._waking = False
+        self._again = False
         self._reader: asyncio.Task[None] | None = None
         self._started: asyncio.Future[None] | None = None
 
@@ -114,29 +126,60 @@ class WatchCache:
             del self._versions[:extra], self._events[:extra]
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        if self._waking:
+            self._again = True  # after the round under way, which may carry it already
+        else:
+            self._round()
+
+    def _round(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        self._waking, self._again = True, False
+        self._wake(waiters, 0)
+
+    def _wake(self, waiters: list[asyncio.Future[None]], start: int) -> None:
+        end = start + self.WAKE_SLICE
+        for waiter in waiters[start:end]:
+            if not waiter.done():  # a cancelled watch
+                waiter.set_result(None)
+        loop = asyncio.get_running_loop()
+        if end < len(waiters):
+            loop.call_soon(self._wake, waiters, end)
+        elif self._again:
+            # Next turn, after the last slice has run and waits again: every watcher is in it.
+            loop.call_soon(self._round)
+        else:
+            self._waking = False
 
     async def watch(self, version: int, resources: Sequence[str]) -> AsyncIterator[Event]:
         """Every event of `resources` after `version`, in order, as they happen; never ends by
         itself. Raises Expired when `version` is older than the retained log."""
+        async for batch in self.watch_batches(version, resources):
+            for event in batch:
+                yield event
+
+    async def watch_batches(
+        self, version: int, resources: Sequence[str]
+    ) -> AsyncIterator[list[Event]]:
+        """What `watch` gives, in the batches it arrives in (never empty): a caller that sends
+        events on can send a batch at once."""
         await self.start()
         wanted = set(resources)
         while True:
-            changed = self._changed
             if version < self._covered_from:
                 # Further back than memory: from the database, until caught up.
                 events, newest = await self.store.events_since(version, resources, self.BATCH)
-                for event in events:
-                    yield event
+                if events:
+                    yield events
                 version = max(version, newest)
                 continue
-            # A snapshot of memory: no await between reading the list and the newest version.
+            # A snapshot of memory: no await between reading the list, the newest version and
+            # joining the waiters, so no event can slip between them.
             start = bisect.bisect_right(self._versions, version)
             found = [event for event in self._events[start:] if event.key.resource in wanted]
-            newest = self._newest
-            for event in found:
-                yield event
-            version = max(version, newest)
-            if not found:
-                await changed.wait()
+            version = max(version, self._newest)
+            if found:
+                yield found
+            else:
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                await waiter
