@@ -39,6 +39,7 @@ POSTGRESQL_LANE = {
     "test_api_limits",
     "test_api_paging",
     "test_api_unusual_requests",
+    "test_image_streams_served",
     "test_image_watch",
     "test_operator_config",
     "test_operator_leadership",

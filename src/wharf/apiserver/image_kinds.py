@@ -7,6 +7,8 @@ mapping, a tag) also rewrites the stream object, so that watchers see the change
 from __future__ import annotations
 
 import copy
+import itertools
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -262,7 +264,42 @@ def imports_from_elsewhere(stream: Object) -> bool:
     )
 
 
+def _version(obj: Object) -> str:
+    return str(obj["metadata"].get("resourceVersion", ""))
+
+
+def _served_key(obj: Object) -> tuple[str, str]:
+    meta = obj["metadata"]
+    return str(meta.get("namespace", "")), str(meta["name"])
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A stream as served at one resourceVersion: its status and its JSON, computed once.
+
+    The status depends on the stored stream, its tag history and the addresses. The history
+    changes only together with a rewrite of the stream (which moves its resourceVersion), and
+    it is read after the stream, never before: so the status kept for a version is never
+    older than that version."""
+
+    key: tuple[str, str]
+    version: str
+    addresses: Addresses
+    status: Object
+    text: str
+
+    @classmethod
+    def of(cls, stream: Object, history: History, addresses: Addresses) -> Served:
+        served = _with_status(stream, history, addresses)
+        text = json.dumps(served, separators=(",", ":"))
+        return cls(_served_key(stream), _version(stream), addresses, served["status"], text)
+
+
 class ImageStreamResource(Resource):
+    # Streams whose served form a process keeps (about 2 KiB each): a list of this many is
+    # encoded once, not once per request.
+    SERVED_KEPT = 20_000
+
     def __init__(
         self,
         kind: Kind,
@@ -273,6 +310,7 @@ class ImageStreamResource(Resource):
         super().__init__(kind, store)
         self.addresses = addresses
         self.imports = imports
+        self._kept: dict[tuple[str, str], Served] = {}
 
     def import_soon(self, call: Call, stream: Object) -> None:
         """Spec tags from other registries are imported after the write, in the background."""
@@ -289,12 +327,41 @@ class ImageStreamResource(Resource):
         return (await self.present_many(call, [obj]))[0]
 
     async def present_many(self, call: Call, objs: list[Object]) -> list[Object]:
-        # The tag histories of a whole page in one query: a read per stream made a page of
-        # 500 cost 500 reads.
-        names = [_repository(obj) for obj in objs]
-        histories = await self.store.db.run_read(lambda conn: tags_of_many(conn, names))
+        served = await self._served(objs)
+        return [{**obj, "status": s.status} for obj, s in zip(objs, served, strict=True)]
+
+    async def present_page(self, call: Call, page: Page) -> Page:
+        served = await self._served(page.items)
+        items = [{**obj, "status": s.status} for obj, s in zip(page.items, served, strict=True)]
+        return Page(items, page.version, page.more, [s.text for s in served])
+
+    async def _served(self, objs: list[Object]) -> list[Served]:
+        """How each stream is served: remembered while its resourceVersion and the addresses
+        stay, else computed (the tag histories of all that are not, in one query: a read per
+        stream made a page of 500 cost 500 reads)."""
         addresses = await self.addresses()
-        return [_with_status(obj, histories.get(_repository(obj), {}), addresses) for obj in objs]
+        served: dict[tuple[str, str], Served] = {}
+        for obj in objs:
+            kept = self._kept.get(_served_key(obj))
+            if kept is not None and kept.version == _version(obj) and kept.addresses == addresses:
+                served[kept.key] = kept
+        fresh = [obj for obj in objs if _served_key(obj) not in served]
+        if fresh:
+            names = [_repository(obj) for obj in fresh]
+            histories = await self.store.db.run_read(lambda conn: tags_of_many(conn, names))
+            for obj in fresh:
+                made = Served.of(obj, histories.get(_repository(obj), {}), addresses)
+                served[made.key] = made
+                self._keep(made)
+        return [served[_served_key(obj)] for obj in objs]
+
+    def _keep(self, served: Served) -> None:
+        kept = self._kept
+        kept.pop(served.key, None)  # to the end: the oldest go first
+        kept[served.key] = served
+        if len(kept) > self.SERVED_KEPT:
+            for key in list(itertools.islice(kept, len(kept) - self.SERVED_KEPT)):
+                del kept[key]
 
     async def update(self, call: Call, name: str, obj: Object) -> Object:
         if call.subresource != "status":

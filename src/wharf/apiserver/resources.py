@@ -133,6 +133,10 @@ class Resource:
         )
         if self._serves_stored():
             return page
+        return await self.present_page(call, page)
+
+    async def present_page(self, call: Call, page: Page) -> Page:
+        """A page of stored objects as served; `encoded` too where the kind knows it."""
         return Page(await self.present_many(call, page.items), page.version, page.more)
 
     def _serves_stored(self) -> bool:
