@@ -293,11 +293,19 @@ def _stat_fields(pid: int | str) -> list[str] | None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/PID/stat."""
-    fields = _stat_fields(pid)
-    if fields is None:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """utime + stime of a process and of its live descendants (a server's worker processes),
+    from /proc/PID/stat."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        stat = _stat_fields(entry.name) if entry.name.isdigit() else None
+        if stat is not None:
+            parents[int(entry.name)] = int(stat[1])
+            ticks[int(entry.name)] = int(stat[11]) + int(stat[12])
+    tree = {pid} if pid in ticks else set()
+    while joined := {child for child, parent in parents.items() if parent in tree} - tree:
+        tree |= joined
+    return sum(ticks[member] for member in tree) / os.sysconf("SC_CLK_TCK")
 
 
 def kernel_seconds() -> float:
