@@ -52,6 +52,7 @@ POSTGRESQL_LANE = {
     "test_readiness",
     "test_registry_crashes",
     "test_registry_gc",
+    "test_registry_pins",
     "test_replicas",
     "test_watch_cache",
     "test_watch_consistency",

@@ -27,11 +27,23 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import structlog
-from sqlalchemy import ColumnElement, Connection, Exists, delete, exists, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Exists,
+    bindparam,
+    delete,
+    exists,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from ..db.database import Database
+from ..db.prepared import Prepared
 from ..db.schema import blobs, manifest_blobs, manifests, repository_blobs, repository_manifests
+from ..db.statements import insert_ignore
 from ..storage.base import BlobStore, StorageUnavailable
 
 log = structlog.get_logger("wharf.registry.gc")
@@ -72,21 +84,31 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
 # Pins and touches
 
 
+# The statements of every pushed blob, compiled once (wharf.db.prepared).
+_PIN_ROW = Prepared(
+    lambda dialect: insert_ignore(dialect, blobs), ["digest", "size", "created_at", "touched_at"]
+)
+_PIN = Prepared(
+    update(blobs)
+    .where(
+        blobs.c.digest == bindparam("blob"),
+        or_(blobs.c.deleting_until.is_(None), blobs.c.deleting_until < bindparam("at")),
+    )
+    .values(touched_at=bindparam("at"), deleting_until=None, size=bindparam("blob_size"))
+)
+_TOUCH = Prepared(
+    update(blobs)
+    .where(blobs.c.digest == bindparam("blob"), blobs.c.deleting_until.is_(None))
+    .values(touched_at=bindparam("at"))
+)
+
+
 def pin_in(conn: Connection, digest: str, size: int, now: datetime) -> None:
     """Before storing an upload's bytes as `digest`: make sure the blob's row exists and was
     touched now, so that no collector claims it until the bytes are linked; take over a lapsed
     claim. Raises Collecting while a live one stands."""
-    from ..db.statements import insert_ignore
-
-    conn.execute(
-        insert_ignore(conn.dialect, blobs, digest=digest, size=size, created_at=now, touched_at=now)
-    )
-    changed = conn.execute(
-        update(blobs)
-        .where(blobs.c.digest == digest, _claimable(now))
-        .values(touched_at=now, deleting_until=None, size=size)
-    ).rowcount
-    if not changed:
+    _PIN_ROW.run(conn, digest=digest, size=size, created_at=now, touched_at=now)
+    if not _PIN.run(conn, blob=digest, at=now, blob_size=size):
         until = conn.execute(
             select(blobs.c.deleting_until).where(blobs.c.digest == digest)
         ).scalar()
@@ -111,13 +133,8 @@ async def pin(db: Database, digest: str, size: int) -> None:
 def touch_in(conn: Connection, digests: set[str], now: datetime) -> int:
     """Touch the blobs `digests` that no collector holds; how many were touched (fewer than
     asked: some are gone or going, and must not be used)."""
-    if not digests:
-        return 0
-    return conn.execute(
-        update(blobs)
-        .where(blobs.c.digest.in_(sorted(digests)), blobs.c.deleting_until.is_(None))
-        .values(touched_at=now)
-    ).rowcount
+    # One at a time, in order: a few digests, and every writer locks them in the same order.
+    return sum(_TOUCH.run(conn, blob=digest, at=now) for digest in sorted(digests))
 
 
 def touch_named_by_in(conn: Connection, manifest_digests: list[str], now: datetime) -> None:
