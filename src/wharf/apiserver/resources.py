@@ -131,7 +131,7 @@ class Resource:
             limit=query.limit,
             matches=query.matches,
         )
-        if self._serves_stored():
+        if self.serves_stored():
             return page
         return await self.present_page(call, page)
 
@@ -139,11 +139,16 @@ class Resource:
         """A page of stored objects as served; `encoded` too where the kind knows it."""
         return Page(await self.present_many(call, page.items), page.version, page.more)
 
-    def _serves_stored(self) -> bool:
+    def serves_stored(self) -> bool:
         """Whether this kind serves its objects as stored (no field computed on the way out),
         so that a list may be written from their stored encoding."""
         kind = type(self)
         return kind.present is Resource.present and kind.present_many is Resource.present_many
+
+    def shows_every_event(self) -> bool:
+        """Whether every watcher allowed to watch the kind sees all of its events (no
+        `visible_to` of its own)."""
+        return type(self).visible_to is Resource.visible_to
 
     async def list(self, call: Call) -> tuple[list[Object], int]:
         page = await self.list_page(call, ListQuery())

@@ -560,16 +560,19 @@ async def watch_objects(request: web.Request, target: Target, call: Call) -> web
             if not version_text.isdigit():
                 raise bad_request("resourceVersion must be a number")
             start = int(version_text)
-        async for batch in api.store.watch_batches(start, target.resource.watched()):
+        resource = target.resource
+        # Asked once, not for each event of each watcher: most kinds need neither call.
+        as_stored, to_all = resource.serves_stored(), resource.shows_every_event()
+        async for batch in api.store.watch_batches(start, resource.watched()):
             lines = []
             for event in batch:
-                obj = await target.resource.present(call, event.object)
+                obj = event.object if as_stored else await resource.present(call, event.object)
                 if not relevant(obj):
                     continue
                 where = position(obj)
                 if event.type == "DELETED" and where in shown:
                     shown.discard(where)
-                elif await target.resource.visible_to(call, event.object):
+                elif to_all or await resource.visible_to(call, event.object):
                     shown.add(where)
                 else:
                     continue
