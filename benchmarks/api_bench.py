@@ -14,7 +14,9 @@ flow) unless said otherwise. The phases, each bounded in count and in time:
             500 that follows the continue tokens
   watch     write-to-event latency (one write at a time), the event rate one watcher receives
             during a burst of writes, the rate of a watch that replays the seeded Secrets from
-            an old resourceVersion, and 100 watchers that each receive every event
+            an old resourceVersion, and 1,000 watchers that each receive every event while
+            another process writes 50 Secrets a second (each sent when due, at most 16
+            unanswered at once, as a cluster's many writers would send them)
   streams   10,000 ImageStreams in one namespace, each with a tag: the whole list, its first
             page of 500, every page, and `kubectl get imagestreams` (which pages by 500)
   rbac      1,000 RoleBindings in 50 namespaces (users, groups, service accounts; cluster roles

@@ -43,6 +43,7 @@ POSTGRESQL_LANE = {
     "test_image_watch",
     "test_operator_config",
     "test_operator_leadership",
+    "test_postgres_faults",
     "test_protocol_listing",
     "test_protocol_manifests",
     "test_protocol_storage",

@@ -41,6 +41,10 @@ class PostgresCluster:
             command = ["runuser", "-u", "postgres", "--", *command]
         return command
 
+    def _command_status(self, tool: str, *args: str) -> int:
+        command = self._command(tool, *args)
+        return subprocess.run(command, capture_output=True, timeout=120).returncode
+
     def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self._command(tool, *args), check=True, capture_output=True, text=True, timeout=120
@@ -52,6 +56,14 @@ class PostgresCluster:
 
     def start(self) -> PostgresCluster:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+        self.resume()
+        return self
+
+    def halt(self) -> None:
+        """Stop the server (its clients' connections end), keeping its data for `resume`."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
             # A test cluster: durability is the suite's concern only where a test kills it.
@@ -69,11 +81,11 @@ class PostgresCluster:
             "-w",
             "start",
         )
-        return self
 
     def stop(self) -> None:
         try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            if self._command_status("pg_ctl", "-D", str(self.data), "status") == 0:
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -6,11 +6,12 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ..auth.authenticator import Authenticator, InvalidCredentials
 from ..auth.rbac import RbacAuthorizer
 from ..auth.user import Attributes
+from ..db.database import DatabaseUnavailable
 from ..db.objects import ObjectStore
 from ..images.spec_imports import SpecTagImports
 from ..logs import request_id_of
@@ -137,6 +138,17 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return exc.response()
     except InvalidCredentials:
         return UNAUTHORIZED.response()
+    except DatabaseUnavailable as exc:
+        log.warning("database unavailable", method=request.method, reason=str(exc))
+        wait = DatabaseUnavailable.RETRY_SECONDS
+        response = ApiError(
+            503,
+            "the database is unavailable, retry later",
+            "ServiceUnavailable",
+            {"retryAfterSeconds": wait},
+        ).response()
+        response.headers[hdrs.RETRY_AFTER] = str(wait)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

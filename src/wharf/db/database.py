@@ -21,6 +21,9 @@ T = TypeVar("T")
 class DatabaseUnavailable(Exception):
     """The database did not answer; the message says how, without any statement or value."""
 
+    # What a request that met it is told: try again after this many seconds.
+    RETRY_SECONDS = 5
+
 
 class Database(ABC):
     """Reads and write transactions over one metadata database.

@@ -8,8 +8,8 @@ Reads that must see one moment (a list and its version) run in REPEATABLE READ."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import structlog
@@ -41,34 +41,85 @@ def _sqlstate(error: DBAPIError) -> str | None:
     return None
 
 
+# SQLSTATE classes of a server that is not there for us: connection exceptions, and an
+# administrator's or a crash's shutdown ("57P01" and the like).
+_GONE_CLASSES = ("08", "57")
+
+
+@contextmanager
+def _unavailable_as_such() -> Iterator[None]:
+    """A server that cannot be reached or went away raises DatabaseUnavailable, which every
+    request answers with 503 and Retry-After; any other error stays what it is."""
+    try:
+        yield
+    except DBAPIError as error:
+        state = _sqlstate(error) or ""
+        if not error.connection_invalidated and not state.startswith(_GONE_CLASSES):
+            raise
+        raise DatabaseUnavailable(f"postgresql: {_name(error.orig)} {state}".strip()) from None
+    except OSError as error:  # refused or reset before the driver could say more
+        raise DatabaseUnavailable(f"postgresql: {_name(error)}") from None
+
+
+def _name(error: object) -> str:
+    return f"{type(error).__module__}.{type(error).__qualname__}"
+
+
 class PostgresDatabase(Database):
     def __init__(self, url: str, pool_size: int = 10) -> None:
         parsed = make_url(url).set(drivername="postgresql+asyncpg")
         super().__init__(parsed.render_as_string(hide_password=False))
+        # Two pools, as many connections in all as one of `pool_size` with as much overflow.
+        half = max(1, pool_size // 2)
+        # Writes (and snapshot reads): each connection pinged when taken from the pool, so
+        # that a transaction never starts on a connection the server closed (it restarted):
+        # once sent, a commit that fails cannot tell whether it happened.
         self._engine = create_async_engine(
-            parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            parsed, pool_size=half, max_overflow=half, pool_pre_ping=True
         )
         self._snapshots = self._engine.execution_options(isolation_level="REPEATABLE READ")
+        # Other reads, in autocommit: each statement reads committed data as it would in a
+        # READ COMMITTED transaction, without the BEGIN and ROLLBACK round trips; unpinged
+        # (a ping outside autocommit is three round trips more), and run again on a fresh
+        # connection when the one taken was closed by the server.
+        self._reads = create_async_engine(
+            parsed, pool_size=half, max_overflow=half, isolation_level="AUTOCOMMIT"
+        )
 
     async def _read(self, fn: Callable[[Connection], T], small: bool, snapshot: bool) -> T:
-        engine = self._snapshots if snapshot else self._engine
-        async with engine.connect() as conn:
-            return await conn.run_sync(fn)
-
-    async def _write(self, fn: Callable[[Connection], T]) -> T:
-        for attempt in range(1, _ATTEMPTS + 1):
+        with _unavailable_as_such():
+            if snapshot:
+                async with self._snapshots.connect() as conn:
+                    return await conn.run_sync(fn)
             try:
-                async with self._engine.begin() as conn:
+                async with self._reads.connect() as conn:
                     return await conn.run_sync(fn)
             except DBAPIError as error:
-                if _sqlstate(error) not in _RETRYABLE or attempt == _ATTEMPTS:
+                if not error.connection_invalidated:
                     raise
-                log.debug("transaction retried", sqlstate=_sqlstate(error), attempt=attempt)
-                await asyncio.sleep(0.01 * attempt)
-        raise AssertionError("unreachable")
+            # The server closed the connection (it restarted): so it did all it had before.
+            await self._reads.dispose()
+            async with self._reads.connect() as conn:
+                return await conn.run_sync(fn)
 
-    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self._engine.begin()
+    async def _write(self, fn: Callable[[Connection], T]) -> T:
+        with _unavailable_as_such():
+            for attempt in range(1, _ATTEMPTS + 1):
+                try:
+                    async with self._engine.begin() as conn:
+                        return await conn.run_sync(fn)
+                except DBAPIError as error:
+                    if _sqlstate(error) not in _RETRYABLE or attempt == _ATTEMPTS:
+                        raise
+                    log.debug("transaction retried", sqlstate=_sqlstate(error), attempt=attempt)
+                    await asyncio.sleep(0.01 * attempt)
+            raise AssertionError("unreachable")
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        with _unavailable_as_such():
+            async with self._engine.begin() as conn:
+                yield conn
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
@@ -97,8 +148,8 @@ class PostgresDatabase(Database):
         except TimeoutError:
             raise DatabaseUnavailable(f"no answer within {timeout:g}s") from None
         except Exception as exc:  # the driver's own errors, whichever it raises
-            name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-            raise DatabaseUnavailable(f"postgresql: {name}") from None
+            raise DatabaseUnavailable(f"postgresql: {_name(exc)}") from None
 
     async def dispose(self) -> None:
         await self._engine.dispose()
+        await self._reads.dispose()

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -80,8 +81,25 @@ class Prepared:
         """Run the statement in `conn`'s transaction; return the DB-API cursor."""
         dialect = conn.dialect
         compiled = self._compiled.get((dialect.name, dialect.driver)) or self._compile(dialect)
-        cursor = cast(Any, conn.connection.dbapi_connection).cursor()
-        cursor.execute(compiled.sql, compiled.parameters(values))
+        raw = cast(Any, conn.connection.dbapi_connection)
+        cursor = raw.cursor()
+        parameters = compiled.parameters(values)
+        try:
+            cursor.execute(compiled.sql, parameters)
+        except dialect.loaded_dbapi.Error as error:
+            # Past SQLAlchemy, so told here what it would have said: that the connection is
+            # lost (the server restarted), which the engine answers by taking a fresh one.
+            if not dialect.is_disconnect(error, raw, cursor):
+                raise
+            conn.invalidate()
+            raise DBAPIError.instance(
+                compiled.sql,
+                parameters,
+                error,
+                dialect.loaded_dbapi.Error,
+                connection_invalidated=True,
+                dialect=dialect,
+            ) from error
         return cursor
 
     def first(self, conn: Connection, **values: Any) -> Any:

@@ -11,6 +11,7 @@ from datetime import timedelta
 import structlog
 from aiohttp import HttpVersion11, hdrs, web
 
+from ..db.database import DatabaseUnavailable
 from ..metrics import METRICS, exposition
 from ..oci.names import NAME_PATTERN
 from ..storage.base import StorageUnavailable, UploadGone
@@ -84,12 +85,12 @@ def _in_envelope(request: web.BaseRequest, exc: web.HTTPException) -> web.Respon
 RETRY_AFTER = 5
 
 
-def unavailable() -> RegistryError:
-    """The answer while the storage backend cannot be used: the client may retry later, and
-    nothing it was told had succeeded is lost."""
+def unavailable(what: str = "storage") -> RegistryError:
+    """The answer while the storage backend or the database cannot be used: the client may
+    retry later, and nothing it was told had succeeded is lost."""
     return RegistryError(
         "UNAVAILABLE",
-        "storage is unavailable, retry later",
+        f"{what} is unavailable, retry later",
         headers={hdrs.RETRY_AFTER: str(RETRY_AFTER)},
     )
 
@@ -103,6 +104,9 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
     except StorageUnavailable as exc:
         log.warning("storage unavailable", method=request.method, reason=str(exc))
         return unavailable().response()
+    except DatabaseUnavailable as exc:
+        log.warning("database unavailable", method=request.method, reason=str(exc))
+        return unavailable("the database").response()
     except UploadGone:
         return RegistryError("BLOB_UPLOAD_UNKNOWN", "the upload's bytes are gone").response()
     except web.HTTPException as exc:

@@ -1,0 +1,69 @@
+"""What a user of a Wharf on PostgreSQL gets when the database restarts or stops: after a
+restart, reads and writes go on at once (no request fails on a connection the server closed);
+while it is down, a clear 503 with Retry-After in each protocol's form (OCI errors on /v2/, a
+Kubernetes Status on the API), one line in the log, the server up; once it is back,
+everything acknowledged is there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.cluster import Cluster
+from tests.support.oci import Registry
+from tests.support.postgres import PostgresCluster
+from tests.support.server import database_lane, running_wharf, wait_until
+
+pytestmark = pytest.mark.skipif(
+    database_lane() != "postgresql", reason="stops a PostgreSQL server of its own"
+)
+
+
+def test_a_restart_goes_unnoticed_and_an_outage_is_a_clear_503(tmp_path: Path) -> None:
+    postgres = PostgresCluster().start()
+    try:
+        url = postgres.new_database()
+        with running_wharf(tmp_path / "data", integrated=True, database_url=url) as wharf:
+            cluster = Cluster(wharf, tmp_path)
+            cluster.new_project(cluster.admin, "team")
+            session = requests.Session()
+            session.verify = str(wharf.ca_file)
+            session.trust_env = False  # else REQUESTS_CA_BUNDLE would override the CA
+            session.headers["Authorization"] = f"Bearer {cluster.admin_token}"
+            registry = Registry(wharf.url, session)
+            first = registry.push_image("team/app", "v1", seed=1)
+
+            postgres.halt()
+            postgres.resume()  # every connection Wharf had is gone
+            assert registry.get_manifest("team/app", "v1").content == first.payload
+            second = registry.push_image("team/app", "v2", seed=2)
+
+            postgres.halt()
+            for answer in (
+                registry.get_manifest("team/app", "v1"),
+                registry.http.post(registry.v2("team/app/blobs/uploads/")),
+            ):
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["errors"][0]["code"] == "UNAVAILABLE"
+                assert int(answer.headers["Retry-After"]) > 0
+            listed = cluster.admin.get("/api/v1/namespaces/team/configmaps")
+            assert listed.status_code == 503, listed.text
+            assert (listed.json()["kind"], listed.json()["reason"]) == (
+                "Status",
+                "ServiceUnavailable",
+            )
+            assert int(listed.headers["Retry-After"]) > 0
+            assert session.get(f"{wharf.url}/healthz", timeout=10).status_code == 200
+
+            postgres.resume()
+            wait_until(lambda: registry.get_manifest("team/app", "v2").status_code == 200, 30)
+            for tag, image in (("v1", first), ("v2", second)):
+                assert registry.get_manifest("team/app", tag).content == image.payload
+            assert cluster.admin.get("/api/v1/namespaces/team/configmaps").status_code == 200
+            log = wharf.log()
+        assert "Traceback" not in log
+        assert "database unavailable" in log
+    finally:
+        postgres.stop()
