@@ -57,7 +57,7 @@ def _unavailable_as_such() -> Iterator[None]:
         if not error.connection_invalidated and not state.startswith(_GONE_CLASSES):
             raise
         raise DatabaseUnavailable(f"postgresql: {_name(error.orig)} {state}".strip()) from None
-    except OSError as error:  # refused or reset before the driver could say more
+    except ConnectionError as error:  # refused or reset before the driver could say more
         raise DatabaseUnavailable(f"postgresql: {_name(error)}") from None
 
 

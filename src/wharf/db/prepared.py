@@ -97,6 +97,7 @@ class Prepared:
                 parameters,
                 error,
                 dialect.loaded_dbapi.Error,
+                hide_parameters=True,  # values are the caller's data, never for a log
                 connection_invalidated=True,
                 dialect=dialect,
             ) from error
