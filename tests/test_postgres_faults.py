@@ -56,12 +56,14 @@ def test_a_restart_goes_unnoticed_and_an_outage_is_a_clear_503(tmp_path: Path) -
             )
             assert int(listed.headers["Retry-After"]) > 0
             assert session.get(f"{wharf.url}/healthz", timeout=10).status_code == 200
+            assert session.get(f"{wharf.url}/readyz", timeout=30).status_code == 503
 
             postgres.resume()
             wait_until(lambda: registry.get_manifest("team/app", "v2").status_code == 200, 30)
             for tag, image in (("v1", first), ("v2", second)):
                 assert registry.get_manifest("team/app", tag).content == image.payload
             assert cluster.admin.get("/api/v1/namespaces/team/configmaps").status_code == 200
+            assert session.get(f"{wharf.url}/readyz", timeout=30).status_code == 200
             log = wharf.log()
         assert "Traceback" not in log
         assert "database unavailable" in log
