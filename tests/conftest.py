@@ -55,6 +55,7 @@ POSTGRESQL_LANE = {
     "test_registry_gc",
     "test_registry_pins",
     "test_replicas",
+    "test_token_lookups",
     "test_watch_cache",
     "test_watch_consistency",
     "test_workers",

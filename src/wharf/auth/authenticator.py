@@ -82,6 +82,10 @@ class Authenticator:
         self.htpasswd = htpasswd
         self.token_lifetime = token_lifetime
         self._cache: dict[str, tuple[float, int, UserInfo | None]] = {}
+        # Lookups under way, by token and by the auth writes seen when they began: requests
+        # that arrive meanwhile (dozens, when the answer for a busy client expires) wait for
+        # the same answer instead of each reading the database.
+        self._lookups: dict[tuple[str, int], asyncio.Future[UserInfo | None]] = {}
 
     async def authenticate(self, request: web.Request) -> UserInfo | None:
         token = bearer_token(request)
@@ -109,7 +113,19 @@ class Authenticator:
         cached = self._cache.get(name)
         if cached is not None and cached[0] > moment and cached[1] == writes:
             return cached[2]
-        user = await self._lookup(token)
+        key = (name, writes)
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            lookup = self._lookups[key] = asyncio.ensure_future(self._lookup(token))
+
+            def done(finished: asyncio.Future[UserInfo | None]) -> None:
+                self._lookups.pop(key, None)
+                if not finished.cancelled():
+                    finished.exception()  # told to whoever waited; none left is no error
+
+            lookup.add_done_callback(done)
+        # Shielded: a caller that goes away does not cancel the answer for the others.
+        user = await asyncio.shield(lookup)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[name] = (moment + self.CACHE_SECONDS, writes, user)
