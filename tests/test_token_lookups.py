@@ -17,9 +17,7 @@ from wharf.db.objects import Key
 
 
 class Counting(Authenticator):
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.lookups = 0
+    lookups = 0
 
     async def _lookup(self, token: str) -> UserInfo | None:
         self.lookups += 1
@@ -43,7 +41,8 @@ def test_requests_together_share_one_lookup_and_a_revocation_is_seen_at_once(
             auth._cache.clear()
             first = asyncio.ensure_future(auth.user_for_token(token))
             others = [asyncio.ensure_future(auth.user_for_token(token)) for _ in range(3)]
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # one turn: every request has joined the lookup
+            assert len(auth._lookups) == 1
             first.cancel()
             assert [u.name for u in await asyncio.gather(*others) if u] == ["alice"] * 3
             assert auth.lookups == 2
@@ -51,7 +50,8 @@ def test_requests_together_share_one_lookup_and_a_revocation_is_seen_at_once(
             # Revoked here while a lookup is under way: the next request does not share it.
             auth._cache.clear()
             before = asyncio.ensure_future(auth.user_for_token(token))
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # one turn: its lookup has begun
+            assert len(auth._lookups) == 1
             async with objects.transaction() as tx:
                 await tx.delete(Key(OAUTH_ACCESS_TOKENS, "", stored_name(token)))
             assert await auth.user_for_token(token) is None

@@ -327,8 +327,7 @@ class ImageStreamResource(Resource):
         return (await self.present_many(call, [obj]))[0]
 
     async def present_many(self, call: Call, objs: list[Object]) -> list[Object]:
-        served = await self._served(objs)
-        return [{**obj, "status": s.status} for obj, s in zip(objs, served, strict=True)]
+        return (await self.present_page(call, Page(objs, 0, False))).items
 
     async def present_page(self, call: Call, page: Page) -> Page:
         served = await self._served(page.items)
@@ -340,28 +339,27 @@ class ImageStreamResource(Resource):
         stay, else computed (the tag histories of all that are not, in one query: a read per
         stream made a page of 500 cost 500 reads)."""
         addresses = await self.addresses()
-        served: dict[tuple[str, str], Served] = {}
-        for obj in objs:
-            kept = self._kept.get(_served_key(obj))
-            if kept is not None and kept.version == _version(obj) and kept.addresses == addresses:
-                served[kept.key] = kept
-        fresh = [obj for obj in objs if _served_key(obj) not in served]
-        if fresh:
-            names = [_repository(obj) for obj in fresh]
+        found = [self._kept.get(_served_key(obj)) for obj in objs]
+        stale = [
+            i
+            for i, (obj, kept) in enumerate(zip(objs, found, strict=True))
+            if kept is None or kept.version != _version(obj) or kept.addresses != addresses
+        ]
+        if stale:
+            names = [_repository(objs[i]) for i in stale]
             histories = await self.store.db.run_read(lambda conn: tags_of_many(conn, names))
-            for obj in fresh:
-                made = Served.of(obj, histories.get(_repository(obj), {}), addresses)
-                served[made.key] = made
-                self._keep(made)
-        return [served[_served_key(obj)] for obj in objs]
+            for i, name in zip(stale, names, strict=True):
+                found[i] = self._keep(Served.of(objs[i], histories.get(name, {}), addresses))
+        return [s for s in found if s is not None]
 
-    def _keep(self, served: Served) -> None:
+    def _keep(self, served: Served) -> Served:
         kept = self._kept
         kept.pop(served.key, None)  # to the end: the oldest go first
         kept[served.key] = served
         if len(kept) > self.SERVED_KEPT:
             for key in list(itertools.islice(kept, len(kept) - self.SERVED_KEPT)):
                 del kept[key]
+        return served
 
     async def update(self, call: Call, name: str, obj: Object) -> Object:
         if call.subresource != "status":

@@ -482,8 +482,9 @@ class ObjectStore:
     async def watch(self, version: int, resources: Sequence[str]) -> AsyncIterator[Event]:
         """Every event of `resources` after `version`, as they happen; never ends by itself.
         Served from the process's one watch cache (wharf.db.watch_cache)."""
-        async for event in self.watch_cache.watch(version, resources):
-            yield event
+        async for batch in self.watch_cache.watch_batches(version, resources):
+            for event in batch:
+                yield event
 
     def watch_batches(self, version: int, resources: Sequence[str]) -> AsyncIterator[list[Event]]:
         """What `watch` gives, in batches as they arrive (never empty)."""

@@ -150,18 +150,13 @@ class WatchCache:
         else:
             self._waking = False
 
-    async def watch(self, version: int, resources: Sequence[str]) -> AsyncIterator[Event]:
-        """Every event of `resources` after `version`, in order, as they happen; never ends by
-        itself. Raises Expired when `version` is older than the retained log."""
-        async for batch in self.watch_batches(version, resources):
-            for event in batch:
-                yield event
-
     async def watch_batches(
         self, version: int, resources: Sequence[str]
     ) -> AsyncIterator[list[Event]]:
-        """What `watch` gives, in the batches it arrives in (never empty): a caller that sends
-        events on can send a batch at once."""
+        """Every event of `resources` after `version`, in order, as they happen, in the
+        batches they arrive in (never empty): a caller that sends events on can send a batch
+        at once. Never ends by itself; raises Expired when `version` is older than the
+        retained log."""
         await self.start()
         wanted = set(resources)
         while True:
