@@ -85,13 +85,13 @@ def _in_envelope(request: web.BaseRequest, exc: web.HTTPException) -> web.Respon
 RETRY_AFTER = 5
 
 
-def unavailable(what: str = "storage") -> RegistryError:
+def unavailable(what: str = "storage", retry_after: int = RETRY_AFTER) -> RegistryError:
     """The answer while the storage backend or the database cannot be used: the client may
     retry later, and nothing it was told had succeeded is lost."""
     return RegistryError(
         "UNAVAILABLE",
         f"{what} is unavailable, retry later",
-        headers={hdrs.RETRY_AFTER: str(RETRY_AFTER)},
+        headers={hdrs.RETRY_AFTER: str(retry_after)},
     )
 
 
@@ -106,7 +106,8 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
         return unavailable().response()
     except DatabaseUnavailable as exc:
         log.warning("database unavailable", method=request.method, reason=str(exc))
-        return unavailable("the database").response()
+        # The wait the API tells of the same outage.
+        return unavailable("the database", DatabaseUnavailable.RETRY_SECONDS).response()
     except UploadGone:
         return RegistryError("BLOB_UPLOAD_UNKNOWN", "the upload's bytes are gone").response()
     except web.HTTPException as exc:
