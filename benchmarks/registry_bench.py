@@ -22,6 +22,11 @@ client code, counts and concurrency; repositories `default/bench-<n>`), each req
 `Authorization: Bearer <token>` of kubeadmin. In its two lines, "reference" is Wharf without
 auth and "wharf" is Wharf with auth on.
 
+The `workers` phase (not in the default run) compares Wharf with itself too: with auth on, one
+worker process, then `--workers N` (N = --workers, or the number of cores), each pushed to and
+pulled from by wrk (benchmarks/wrk_load.py), whose client work in C leaves the cores to the
+server where the aiohttp client would take a third of two.
+
 Each measurement notes the CPU time of the server, the client, the kernel and every other
 process; the table ends with a warning when other processes were busy, as figures are then noisy.
 """
@@ -68,6 +73,7 @@ from .servers import (
     wharf_serve_options,
     wharf_supports_auth,
 )
+from .wrk_load import run_wrk, write_images, wrk_binary
 
 MiB = 1024 * 1024
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -75,11 +81,13 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 PHASES = ("large", "small", "auth", "listing")  # in the order they run
 # Asked for by name (`--phases replicas`): it needs PostgreSQL and haproxy.
-EXTRA_PHASES = ("replicas",)
+EXTRA_PHASES = ("replicas", "workers")
 REPLICAS = 3
 REFERENCE_REGISTRY = "docker-registry"
 WHARF_NO_AUTH = "wharf --no-auth"
 WHARF_AUTH = "wharf with auth"
+WHARF_ONE_WORKER = "wharf with auth, 1 worker"
+WHARF_WORKERS = "wharf with auth, --workers"
 BUSY_SHARE = 0.3  # warn when other processes took more than this share of a core
 
 
@@ -94,6 +102,8 @@ class Profile:
     pull_rounds: int = 5
     transfer_timeout: float = 120.0  # seconds per curl process
     small_clients: int = 32
+    wrk_connections: int = 16  # the workers phase: wrk's connections (a thread each)
+    wrk_seconds: int = 10  # the workers phase: each push and each pull
     small_push_max: int = 4000
     small_push_seconds: float = 12.0
     small_pull_max: int = 20000
@@ -119,6 +129,8 @@ SMOKE = Profile(
     small_push_seconds=5.0,
     small_pull_max=32,
     small_pull_seconds=5.0,
+    wrk_connections=4,
+    wrk_seconds=2,
     seed_repositories=40,
     seed_seconds=20.0,
     seed_helpers=0,
@@ -174,6 +186,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     busiest: tuple[float, str] = (0.0, "")  # other processes' CPU share, and during what
+    workers: int = 1  # the workers phase's worker processes
 
     def measured(self, label: str, usage: Usage, detail: str = "") -> None:
         self.note(f"{label}: {detail + ', ' if detail else ''}{usage.describe()}")
@@ -212,10 +225,15 @@ def render(report: Report) -> str:
         "ratio: higher is better on every line (throughput: wharf/reference; "
         "latency and memory: reference/wharf)",
     ]
-    if any(line.reference_is != REFERENCE_REGISTRY for line in report.lines):
+    if any(line.reference_is == WHARF_NO_AUTH for line in report.lines):
         rows.append(
             'lines "auth on": reference = Wharf without auth, wharf = Wharf with auth on '
             "(token check and RBAC on every request), both plain HTTP"
+        )
+    if any(line.reference_is == WHARF_ONE_WORKER for line in report.lines):
+        rows.append(
+            'lines "wrk": reference = Wharf with auth on and 1 worker, wharf = the same with '
+            f"--workers {report.workers}, both loaded by wrk"
         )
     rows += [
         "",
@@ -996,6 +1014,13 @@ REPLICA_LINES: list[tuple[str, str, str]] = [
     ("push_rate", "small-image push, 3 replicas behind haproxy (images/s)", "images/s"),
     ("pull_rate", "small-image pull, 3 replicas behind haproxy (images/s)", "images/s"),
 ]
+# One Wharf worker against several, auth on, the load from wrk (`--phases workers`): (figure key,
+# name, unit); the target is the issue's, for two workers on two cores.
+WORKER_LINES: list[tuple[str, str, str]] = [
+    ("push_rate", "small-image push, auth on, wrk (images/s)", "images/s"),
+    ("pull_rate", "small-image pull, auth on, wrk (images/s)", "images/s"),
+]
+WORKERS_TARGET = (">= 1.7x", 1.7)
 LINE_NAMES = [name for _, name, *_ in LINES] + [PEAK_NAME] + [name for _, name, *_ in AUTH_LINES]
 # Targets that differ on S3 (issue 9): small pushes twice the reference's, a higher memory bound
 # (parts are held in memory on their way to S3).
@@ -1028,6 +1053,73 @@ async def run_auth(
         )
         with profiler.record(server, "auth"):
             return await run_small(server, profile, images, report, AUTH_REPOSITORIES, token)
+
+
+def run_wrk_small(
+    server: Server,
+    profile: Profile,
+    folder: Path,
+    report: Report,
+    token: str,
+) -> dict[str, float]:
+    """Small images pushed, then pulled, by wrk with `profile.wrk_connections` connections."""
+    connections = profile.wrk_connections
+    with measured(server) as usage:
+        pushed = run_wrk(server.url, "push", folder, connections, profile.wrk_seconds, token)
+    report.measured(f"{server.name} small push (wrk)", usage, f"{pushed.images} images")
+    if pushed.failures:
+        raise BenchError(f"wrk push: {pushed.failures} steps refused")
+    if pushed.ran_out:
+        report.warn(
+            f"{server.name}: wrk pushed every image made ({profile.small_push_max}) before its "
+            "time was up: the push rate is a lower bound"
+        )
+    with measured(server) as usage:
+        pulled = run_wrk(
+            server.url,
+            "pull",
+            folder,
+            connections,
+            profile.wrk_seconds,
+            token,
+            pushed.per_thread,
+        )
+    report.measured(f"{server.name} small pull (wrk)", usage, f"{pulled.images} images")
+    if pulled.failures:
+        raise BenchError(f"wrk pull: {pulled.failures} answers not the image pushed")
+    return {"push_rate": pushed.rate, "pull_rate": pulled.rate}
+
+
+def run_workers_phase(
+    work: Path,
+    profile: Profile,
+    images: list[SmallImage],
+    report: Report,
+    wharf_python: str,
+    source: Path | None,
+    workers: int,
+    new_database: Callable[[], tuple[str, ...]],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Wharf with auth on, one worker, then `workers`, each on a data directory (and database)
+    of its own, loaded by wrk rather than by this process's aiohttp client."""
+    work.mkdir()
+    folder = work / "images"
+    write_images(folder, images, profile.wrk_connections, AUTH_REPOSITORIES)
+    figures = []
+    for count in (1, workers):
+        (work / f"wharf-{count}").mkdir()
+        with running_wharf(
+            work / f"wharf-{count}",
+            python=wharf_python,
+            name=f"wharf-auth-{count}-workers",
+            source=source,
+            auth=True,
+            storage=("--workers", str(count), *new_database()),
+        ) as server:
+            token = cluster_login(server)
+            report.note(f"{server.name}: pid {server.pid} at {server.url}, wrk {wrk_binary()}")
+            figures.append(run_wrk_small(server, profile, folder, report, token))
+    return figures[0], figures[1]
 
 
 async def run_replicas(
@@ -1109,6 +1201,8 @@ async def run(
         "wharf-auth": {},
         "reference-replicas": {},
         "wharf-replicas": {},
+        "wharf-1-worker": {},
+        "wharf-workers": {},
     }
     if "auth" in phases and not wharf_supports_auth(wharf_python, source):
         report.warn("this Wharf cannot run with auth on and plain HTTP: no auth phase")
@@ -1211,6 +1305,19 @@ async def run(
             figures["reference-replicas"], figures["wharf-replicas"] = await run_replicas(
                 work / "replicas", profile, images, report, wharf_python, source, postgres_database
             )
+        if "workers" in phases:
+            images = images or make_small_images(profile.small_push_max)
+            report.workers = workers if workers > 1 else os.cpu_count() or 2
+            figures["wharf-1-worker"], figures["wharf-workers"] = run_workers_phase(
+                work / "workers",
+                profile,
+                images,
+                report,
+                wharf_python,
+                source,
+                report.workers,
+                new_database,
+            )
         for server in servers:
             hwm = server.status_kib("VmHWM")
             report.note(f"{server.name} VmHWM at the end of the run: {(hwm or 0) / 1024:.1f} MiB")
@@ -1257,6 +1364,21 @@ async def run(
     for key, name, unit in REPLICA_LINES:
         if all(key in found for found in replicated):
             report.lines.append(Line(name, unit, replicated[0][key], replicated[1][key], True))
+    one, several = figures["wharf-1-worker"], figures["wharf-workers"]
+    for key, name, unit in WORKER_LINES:
+        if key in one and key in several:
+            report.lines.append(
+                Line(
+                    name,
+                    unit,
+                    one[key],
+                    several[key],
+                    True,
+                    *WORKERS_TARGET,
+                    reference_is=WHARF_ONE_WORKER,
+                    wharf_is=WHARF_WORKERS,
+                )
+            )
     return report
 
 
@@ -1380,6 +1502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         document: dict[str, Any] = {
             "profile": asdict(profile),
             "storage": args.storage,
+            "database": args.database,
             "lines": [
                 {**asdict(line), "ratio": line.ratio, "meets_target": line.meets_target}
                 for line in report.lines

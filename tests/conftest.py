@@ -8,11 +8,12 @@ import pytest
 import requests
 
 from tests.support.cluster import Cluster
+from tests.support.lanes import database_lane, runs_alone
 from tests.support.oci import Registry
 from tests.support.postgres import stop_shared_cluster
 from tests.support.s3 import s3_args
 from tests.support.s3_fixtures import moto  # noqa: F401  (the S3 lanes' server)
-from tests.support.server import WharfProcess, database_lane, running_wharf
+from tests.support.server import WharfProcess, running_wharf
 
 # Test modules whose `wharf` runs on S3 too: "s3" redirects blob GETs to presigned URLs,
 # "s3-streamed" (disableRedirect) streams them through Wharf. The protocol tests check the
@@ -24,71 +25,38 @@ STORAGE_LANES = {
 }
 
 
-# The PostgreSQL lane (WHARF_TEST_DATABASE=postgresql) runs the tests of what Wharf stores and
-# how: objects, lists and watches, upload sessions and leases, manifests and tags, collection
-# and pruning, quotas, migrations, several processes and replicas, and the API's bad input (a
-# string SQLite stores may be one PostgreSQL refuses: NUL, an over-long name). The rest (the
-# CLI's rendering, client compatibility, storage backends, generated requests) has no part that
-# differs by database, and runs in the SQLite lane only: two whole lanes would not fit the
-# suite's time on two cores.
-POSTGRESQL_LANE = {
-    "test_api_auth",
-    "test_api_bad_input",
-    "test_api_conventions",
-    "test_api_kinds",
-    "test_api_limits",
-    "test_api_paging",
-    "test_api_unusual_requests",
-    "test_image_streams_served",
-    "test_image_watch",
-    "test_operator_config",
-    "test_operator_leadership",
-    "test_postgres_faults",
-    "test_protocol_listing",
-    "test_protocol_manifests",
-    "test_protocol_storage",
-    "test_protocol_uploads",
-    "test_prune_images",
-    "test_quotas",
-    "test_readiness",
-    "test_registry_crashes",
-    "test_registry_gc",
-    "test_registry_pins",
-    "test_replicas",
-    "test_token_lookups",
-    "test_watch_cache",
-    "test_watch_consistency",
-    "test_workers",
-    "test_workflow",
-}
-
-
-# Generated-request runs cost minutes of CPU each, and the scheduled prune waits for a minute of
-# the clock: they are shared out between the lanes, which run side by side, so that neither lane
-# takes much longer than the other (the whole suite must stay within 20 minutes on two cores).
-# A key is a test (`file::name`, every parameter of it) or a whole file.
-LANE_OF = {
-    "test_api_generative.py::test_as_cluster_admin_with_every_delete": "postgresql",
-    "test_api_generative.py::test_anonymously": "postgresql",
-    "test_registry_fuzz.py": "postgresql",
-    "test_prune_images.py::test_the_image_pruner_prunes_on_its_schedule": "postgresql",
-    "test_pull_through.py": "postgresql",
-    "test_image_import.py": "postgresql",
-    "test_readme_tidy.py": "postgresql",
-    # The CLI's tests run `wharf` hundreds of times against one server, whichever database it has.
-    "test_cli_get.py": "postgresql",
-    "test_cli_projects.py": "postgresql",
-    "test_cli_registry.py": "postgresql",
-    "test_cli_login.py": "postgresql",
+# Every test runs in both database lanes (WHARF_TEST_DATABASE: sqlite, postgresql), but for
+# the modules below, which start no Wharf and use no database of the lane's: parsers and their
+# properties, the storage backends on their own, the CLI's rendering. What they find cannot
+# differ by lane, so they run in one (in each, when a lane runs alone). Storage and database
+# are seams of their own, not crossed: the S3 storage lanes (mark s3) run in SQLite's lane
+# (scripts/test), and tests of PostgreSQL itself (replicas on one database, its faults) skip
+# in SQLite's. Generated-request runs send each lane a share of their inputs
+# (tests/support/lanes.py: generated_share).
+ONE_LANE = {
+    "test_cli_gotemplate": "postgresql",
+    "test_cli_help": "postgresql",
+    "test_cli_serve_script": "postgresql",
+    "test_cli_units": "postgresql",
+    "test_db_prepared": "postgresql",
+    "test_dependency_lock": "postgresql",
+    "test_import_units": "postgresql",
+    "test_log_lines": "postgresql",
+    "test_properties_jsonpath": "postgresql",
+    "test_properties_manifests": "postgresql",
+    "test_properties_names": "postgresql",
+    "test_properties_ranges": "postgresql",
+    "test_properties_times": "postgresql",
+    "test_protobuf": "postgresql",
+    "test_upstream_parsers": "postgresql",
+    # With their S3 halves, which run in SQLite's lane only.
+    "test_storage_contract": "sqlite",
+    "test_storage_s3": "sqlite",
 }
 
 
 def _in_lane(item: pytest.Item, lane: str) -> bool:
-    name = getattr(item, "originalname", item.name)
-    own = LANE_OF.get(f"{item.path.name}::{name}", LANE_OF.get(item.path.name))
-    if own is not None:
-        return own == lane
-    return lane == "sqlite" or item.path.stem in POSTGRESQL_LANE
+    return runs_alone() or ONE_LANE.get(item.path.stem, lane) == lane
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -5,7 +5,8 @@ The cluster admin, allowed everything, runs the coverage phase (every parameter'
 invalid values, about 40,000 requests: what the input checks answer does not depend on who
 asks) and fuzzing, in two tests of half the documents each; the project admin and nobody run
 fuzzing, with twice the examples, for what does depend on who asks (nothing of anybody else's
-changes; nobody gets anything but 401).
+changes; nobody gets anything but 401). With two database lanes side by side, each takes
+every other document (tests/support/lanes.py).
 
 Checks: no 5xx, no dropped connection, every error a `Status` (tests/support/
 schemathesis_hooks.py), status codes, content types and bodies as the document says. After the
@@ -28,6 +29,7 @@ from urllib.parse import quote, unquote
 import pytest
 
 from tests.support.cluster import RBAC, Api, Cluster, oauth_token_name
+from tests.support.lanes import generated_share
 from tests.support.server import running_wharf
 
 pytestmark = pytest.mark.generative
@@ -75,8 +77,8 @@ def run_schemathesis(
     coverage: bool = False,
     share: slice = slice(None),
 ) -> Path:
-    """The served documents (`share` of them), one schemathesis run each; returns the log of
-    requests sent."""
+    """The served documents (`share` of this lane's share of them), one schemathesis run each;
+    returns the log of requests sent."""
     admin = cluster.admin
     requests_log = workdir / "requests.jsonl"
     env = {
@@ -88,7 +90,7 @@ def run_schemathesis(
         "WHARF_SCHEMATHESIS_REQUESTS": str(requests_log),
     }
     failures = []
-    for document in documents(admin)[share]:
+    for document in documents(admin)[generated_share()][share]:
         argv = [
             str(ST), "run", f"{cluster.url}/openapi/v3/{document}",
             "--tls-verify", str(cluster.wharf.ca_file),

@@ -18,7 +18,8 @@ import requests
 import yaml
 
 from tests.support.cluster import Api, Cluster, assert_status, unique
-from tests.support.server import database_lane, running_wharf
+from tests.support.lanes import database_lane
+from tests.support.server import running_wharf
 
 JSON = {"Content-Type": "application/json"}
 YAML = {"Content-Type": "application/yaml"}

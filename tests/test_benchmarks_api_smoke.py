@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.lanes import database_lane
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,6 +26,8 @@ def test_smoke_run_prints_every_line_with_a_positive_figure(tmp_path: Path) -> N
             "-m",
             "benchmarks.api_bench",
             "--smoke",
+            "--database",
+            database_lane(),
             "--json",
             str(result_file),
             "--workdir",
@@ -58,6 +62,7 @@ def test_smoke_run_prints_every_line_with_a_positive_figure(tmp_path: Path) -> N
         "SelfSubjectAccessReview",
     ):
         assert any(name.startswith(part) for name in names), part
+    assert f"database: {database_lane()}" in document["notes"]
     assert document["load_average"]["before"] and document["load_average"]["after"]
     assert not document["warnings"] or all("not quiet" in w for w in document["warnings"])
     # The work directory (data directory, log) is removed afterwards.

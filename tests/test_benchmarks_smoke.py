@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.registry_bench import AUTH_LINES, LINE_NAMES
+from benchmarks.registry_bench import AUTH_LINES, LINE_NAMES, WORKER_LINES
 from benchmarks.servers import reference_binary
+from benchmarks.wrk_load import wrk_binary
+from tests.support.lanes import database_lane
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +38,9 @@ def test_smoke_run_prints_every_line_with_positive_figures(tmp_path: Path) -> No
             "-m",
             "benchmarks.registry_bench",
             "--smoke",
+            # The lane's database: on PostgreSQL, Wharf's is a cluster of the run's own.
+            "--database",
+            database_lane(),
             "--json",
             str(result_file),
             "--workdir",
@@ -66,6 +71,7 @@ def test_smoke_run_prints_every_line_with_positive_figures(tmp_path: Path) -> No
         assert ">= 0.8x" in next(row for row in table.splitlines() if row.startswith(name))
 
     document = json.loads(result_file.read_text())
+    assert document["database"] == database_lane()
     assert [line["name"] for line in document["lines"]] == LINE_NAMES
     for line in document["lines"]:
         assert line["reference"] > 0 and line["wharf"] > 0 and line["ratio"] > 0
@@ -81,6 +87,31 @@ def test_smoke_run_prints_every_line_with_positive_figures(tmp_path: Path) -> No
         assert line["target_ratio"] == 0.8
     assert lines["small-image push (images/s)"]["reference_is"] == "docker-registry"
     # The work directory (data, logs, random blobs) is removed afterwards.
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+@pytest.mark.skipif(wrk_binary() is None, reason="needs wrk (scripts/test installs it)")
+def test_smoke_workers_phase_compares_one_worker_with_two_under_wrk(tmp_path: Path) -> None:
+    """`benchmarks/run --phases workers --workers 2`: Wharf with auth on, one worker then two,
+    each pushed to and pulled from by wrk, every image answered as pushed."""
+    result_file = tmp_path / "result.json"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "benchmarks.registry_bench", "--smoke",
+            "--phases", "workers", "--workers", "2", "--database", database_lane(),
+            "--json", str(result_file), "--workdir", str(tmp_path),
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr[-5000:]
+    assert "reference = Wharf with auth on and 1 worker" in result.stdout
+    lines = {line["name"]: line for line in json.loads(result_file.read_text())["lines"]}
+    assert set(lines) == {name for _, name, _ in WORKER_LINES}
+    for line in lines.values():
+        assert line["reference"] > 0 and line["wharf"] > 0, line
+        assert line["reference_is"] == "wharf with auth, 1 worker", line
+        assert line["target_ratio"] == 1.7
+    assert "wharf-auth-2-workers small pull (wrk)" in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
 
 

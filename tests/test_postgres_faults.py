@@ -12,9 +12,10 @@ import pytest
 import requests
 
 from tests.support.cluster import Cluster
+from tests.support.lanes import database_lane
 from tests.support.oci import Registry
 from tests.support.postgres import PostgresCluster
-from tests.support.server import database_lane, running_wharf, wait_until
+from tests.support.server import running_wharf, wait_until
 
 pytestmark = pytest.mark.skipif(
     database_lane() != "postgresql", reason="stops a PostgreSQL server of its own"

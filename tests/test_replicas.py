@@ -19,10 +19,11 @@ import requests
 from tests.support.clients import Clients, Images, ToolError
 from tests.support.cluster import Cluster, User
 from tests.support.haproxy import running_haproxy
+from tests.support.lanes import database_lane
 from tests.support.oci import OCTET, Registry, digest_of, random_bytes, with_query
 from tests.support.postgres import shared_cluster
 from tests.support.s3 import MotoServer, s3_args
-from tests.support.server import WharfProcess, database_lane, running_wharf, wait_until
+from tests.support.server import WharfProcess, running_wharf, wait_until
 
 pytest_plugins = ("tests.support.client_fixtures",)
 pytestmark = [

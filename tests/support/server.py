@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 from tests.support.forked import Forked
+from tests.support.lanes import database_lane
 
 # Ports for the servers a test starts, by lane, below the kernel's ephemeral range (32768 and
 # up): a port the kernel handed out with bind(0) is free again once closed, and the other lane
@@ -60,14 +61,6 @@ def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.05)
             return
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
-
-
-def database_lane() -> str:
-    """The database every Wharf of this run uses: `WHARF_TEST_DATABASE`, sqlite or postgresql."""
-    lane = os.environ.get("WHARF_TEST_DATABASE", "sqlite")
-    if lane not in ("sqlite", "postgresql"):
-        raise ValueError(f"WHARF_TEST_DATABASE must be sqlite or postgresql, not {lane!r}")
-    return lane
 
 
 # On PostgreSQL, the database of each data directory: a Wharf started again on the same folder
