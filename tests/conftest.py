@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests.support.cluster import Cluster
-from tests.support.lanes import database_lane, runs_alone
+from tests.support.lanes import database_lane, runs_alone, shard
 from tests.support.oci import Registry
 from tests.support.postgres import stop_shared_cluster
 from tests.support.s3 import s3_args
@@ -59,9 +59,39 @@ def _in_lane(item: pytest.Item, lane: str) -> bool:
     return runs_alone() or ONE_LANE.get(item.path.stem, lane) == lane
 
 
+# A lane's shards (WHARF_TEST_SHARD) divide its modules, whole, so that a module's fixtures
+# start once: each next module goes to the shard with the least work so far, by a rough
+# weight of each test (a generated run or a slow trial takes about as long as dozens of
+# others).
+WEIGHTS = {"generative": 40, "slow": 20, "clients": 3}
+
+
+def _weight(item: pytest.Item) -> int:
+    return max(
+        (WEIGHTS[mark.name] for mark in item.iter_markers() if mark.name in WEIGHTS), default=1
+    )
+
+
+def _in_shard(items: list[pytest.Item]) -> list[pytest.Item]:
+    k, n = shard()
+    if n == 1:
+        return items
+    modules: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.path, []).append(item)
+    loads = [0] * n
+    kept = []
+    for module_items in modules.values():
+        lightest = loads.index(min(loads))
+        loads[lightest] += sum(_weight(item) for item in module_items)
+        if lightest == k - 1:
+            kept += module_items
+    return kept
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     lane = database_lane()
-    kept = [item for item in items if _in_lane(item, lane)]
+    kept = _in_shard([item for item in items if _in_lane(item, lane)])
     if len(kept) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = kept
