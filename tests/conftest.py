@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +41,7 @@ ONE_LANE = {
     "test_cli_serve_script": "postgresql",
     "test_cli_units": "postgresql",
     "test_db_prepared": "postgresql",
+    "test_sqlite_write_turns": "sqlite",
     "test_dependency_lock": "postgresql",
     "test_import_units": "postgresql",
     "test_log_lines": "postgresql",
@@ -60,33 +63,40 @@ def _in_lane(item: pytest.Item, lane: str) -> bool:
 
 
 # A lane's shards (WHARF_TEST_SHARD) divide its modules, whole, so that a module's fixtures
-# start once: each next module goes to the shard with the least work so far, by a rough
-# weight of each test (a generated run or a slow trial takes about as long as dozens of
-# others).
-WEIGHTS = {"generative": 40, "slow": 20, "clients": 3}
-
-
-def _weight(item: pytest.Item) -> int:
-    return max(
-        (WEIGHTS[mark.name] for mark in item.iter_markers() if mark.name in WEIGHTS), default=1
-    )
+# start once: the longest first, each to the shard with the least work so far, by the seconds
+# each module took in a recorded run (module_seconds.json; a module not in it counts a third of
+# a second a test). Refresh the record with a lane run alone and unsharded:
+# WHARF_TEST_TIMES=tests/module_seconds.json WHARF_TEST_LANES=sqlite WHARF_TEST_SHARDS=1
+# ./scripts/test
+MODULE_SECONDS = Path(__file__).with_name("module_seconds.json")
 
 
 def _in_shard(items: list[pytest.Item]) -> list[pytest.Item]:
     k, n = shard()
     if n == 1:
         return items
-    modules: dict[Path, list[pytest.Item]] = {}
+    recorded: dict[str, float] = json.loads(MODULE_SECONDS.read_text())
+    modules: dict[str, list[pytest.Item]] = {}
     for item in items:
-        modules.setdefault(item.path, []).append(item)
-    loads = [0] * n
-    kept = []
-    for module_items in modules.values():
+        modules.setdefault(item.path.stem, []).append(item)
+    seconds = {name: recorded.get(name, len(found) / 3) for name, found in modules.items()}
+    loads = [0.0] * n
+    mine = set()
+    for name in sorted(modules, key=lambda name: (-seconds[name], name)):
         lightest = loads.index(min(loads))
-        loads[lightest] += sum(_weight(item) for item in module_items)
+        loads[lightest] += seconds[name]
         if lightest == k - 1:
-            kept += module_items
-    return kept
+            mine.add(name)
+    return [item for item in items if item.path.stem in mine]
+
+
+_times: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "WHARF_TEST_TIMES" in os.environ:
+        module = Path(report.nodeid.split("::", 1)[0]).stem
+        _times[module] = _times.get(module, 0.0) + report.duration
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -99,6 +109,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     stop_shared_cluster()
+    record = os.environ.get("WHARF_TEST_TIMES")
+    if record and _times:
+        path = Path(record)
+        known = json.loads(path.read_text()) if path.exists() else {}
+        known |= {name: round(seconds, 1) for name, seconds in _times.items()}
+        path.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine
@@ -99,9 +99,17 @@ Outcome = tuple[bool, Any]
 class ThreadWriter:
     """Write functions run in one thread, as many per transaction as are waiting."""
 
-    def __init__(self, engine: Engine, group: GroupCommit) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        group: GroupCommit,
+        turn: Callable[[], AbstractContextManager[None]] = nullcontext,
+    ) -> None:
         self.engine = engine
         self.group = group
+        # Held around each transaction, in the writer thread: what orders this process's
+        # writers with other processes' (SQLite's file lock beside the database).
+        self._turn = turn
         self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
         self._flusher: asyncio.Task[None] | None = None
@@ -134,7 +142,7 @@ class ThreadWriter:
     def _run_batch(self, functions: list[Callable[[Connection], Any]]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         try:
-            with self.engine.connect() as conn, conn.begin():
+            with self._turn(), self.engine.connect() as conn, conn.begin():
                 # Savepoints straight on the driver: SQLAlchemy's cost 40 times as much, and a
                 # batch has one per write.
                 cursor = cast(Any, conn.connection.dbapi_connection).cursor()

@@ -1,0 +1,72 @@
+"""Processes sharing an SQLite file take turns on a lock beside it (wharf.db.sqlite.WriteTurns):
+a writer waits while another holds it, goes on the moment it is let go, and reports an outage,
+not a hang, when it is held past SQLite's own busy timeout."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wharf.db.database import DatabaseUnavailable
+from wharf.db.sqlite import WriteTurns
+
+
+@pytest.fixture
+def turns(tmp_path: Path) -> Iterator[WriteTurns]:
+    found = WriteTurns(str(tmp_path / "wharf.db.write-lock"))
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def other_holder(tmp_path: Path) -> Iterator[int]:
+    """Another open file of the lock, as another process has: flock tells the two apart."""
+    fd = os.open(tmp_path / "wharf.db.write-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    yield fd
+    os.close(fd)
+
+
+def test_a_turn_waits_for_the_holder_and_goes_on_when_it_lets_go(
+    turns: WriteTurns, other_holder: int
+) -> None:
+    fcntl.flock(other_holder, fcntl.LOCK_EX)
+    entered = threading.Event()
+
+    def write() -> None:
+        with turns.turn():
+            entered.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert not entered.wait(0.2), "the turn was taken while another held the lock"
+    fcntl.flock(other_holder, fcntl.LOCK_UN)
+    assert entered.wait(5), "the turn was not taken once the lock was let go"
+    writer.join(5)
+    # And let go after it: the other holder gets it at once.
+    fcntl.flock(other_holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_a_lock_held_past_the_busy_timeout_is_an_outage(
+    turns: WriteTurns, other_holder: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(WriteTurns, "WAIT_SECONDS", 0.3)
+    fcntl.flock(other_holder, fcntl.LOCK_EX)
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable, match="held the database's write lock"), turns.turn():
+        pytest.fail("the turn was taken while another held the lock")
+    assert 0.3 <= time.monotonic() - started < 5
+    fcntl.flock(other_holder, fcntl.LOCK_UN)
+    with turns.turn():
+        pass
+
+
+def test_a_failing_write_lets_go_of_its_turn(turns: WriteTurns, other_holder: int) -> None:
+    with pytest.raises(RuntimeError), turns.turn():
+        raise RuntimeError("the write failed")
+    fcntl.flock(other_holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
