@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +8,7 @@ import pytest
 import requests
 
 from tests.support.cluster import Cluster
-from tests.support.lanes import database_lane, runs_alone, shard
+from tests.support.lanes import database_lane, runs_alone
 from tests.support.oci import Registry
 from tests.support.postgres import stop_shared_cluster
 from tests.support.s3 import s3_args
@@ -28,20 +26,23 @@ STORAGE_LANES = {
 
 
 # Every test runs in both database lanes (WHARF_TEST_DATABASE: sqlite, postgresql), but for
-# the modules below, which start no Wharf and use no database of the lane's: parsers and their
-# properties, the storage backends on their own, the CLI's rendering. What they find cannot
-# differ by lane, so they run in one (in each, when a lane runs alone). Storage and database
-# are seams of their own, not crossed: the S3 storage lanes (mark s3) run in SQLite's lane
-# (scripts/test), and tests of PostgreSQL itself (replicas on one database, its faults) skip
-# in SQLite's. Generated-request runs send each lane a share of their inputs
-# (tests/support/lanes.py: generated_share).
+# the modules and tests below (a module's name, or `module::test` for every parameter of one):
+# - what starts no Wharf and uses no database of the lane's (parsers and their properties, the
+#   storage backends on their own, the CLI's rendering): what it finds cannot differ by lane;
+# - the benchmarks' smoke runs, which test the benchmark programs: each runs once, with its
+#   lane's database, so that between them both are used.
+# Those run in one lane (in each, when a lane runs alone). Storage and database are seams of
+# their own, not crossed: the S3 storage lanes (mark s3) run in SQLite's lane (scripts/test),
+# and tests of PostgreSQL itself (replicas on one database, its faults) skip in SQLite's.
+# Generated-request runs send each lane a share of their inputs (tests/support/lanes.py:
+# generated_share).
 ONE_LANE = {
     "test_cli_gotemplate": "postgresql",
     "test_cli_help": "postgresql",
     "test_cli_serve_script": "postgresql",
     "test_cli_units": "postgresql",
     "test_db_prepared": "postgresql",
-    "test_sqlite_write_turns": "sqlite",
+    "test_sqlite_write_turns": "postgresql",
     "test_dependency_lock": "postgresql",
     "test_import_units": "postgresql",
     "test_log_lines": "postgresql",
@@ -55,53 +56,23 @@ ONE_LANE = {
     # With their S3 halves, which run in SQLite's lane only.
     "test_storage_contract": "sqlite",
     "test_storage_s3": "sqlite",
+    "test_benchmarks_smoke::test_smoke_run_prints_every_line_with_positive_figures": "sqlite",
+    "test_benchmarks_smoke::test_smoke_workers_phase_compares_one_worker_with_two_under_wrk": (
+        "postgresql"
+    ),
+    "test_benchmarks_api_smoke": "postgresql",
 }
 
 
 def _in_lane(item: pytest.Item, lane: str) -> bool:
-    return runs_alone() or ONE_LANE.get(item.path.stem, lane) == lane
-
-
-# A lane's shards (WHARF_TEST_SHARD) divide its modules, whole, so that a module's fixtures
-# start once: the longest first, each to the shard with the least work so far, by the seconds
-# each module took in a recorded run (module_seconds.json; a module not in it counts a third of
-# a second a test). Refresh the record with a lane run alone and unsharded:
-# WHARF_TEST_TIMES=tests/module_seconds.json WHARF_TEST_LANES=sqlite WHARF_TEST_SHARDS=1
-# ./scripts/test
-MODULE_SECONDS = Path(__file__).with_name("module_seconds.json")
-
-
-def _in_shard(items: list[pytest.Item]) -> list[pytest.Item]:
-    k, n = shard()
-    if n == 1:
-        return items
-    recorded: dict[str, float] = json.loads(MODULE_SECONDS.read_text())
-    modules: dict[str, list[pytest.Item]] = {}
-    for item in items:
-        modules.setdefault(item.path.stem, []).append(item)
-    seconds = {name: recorded.get(name, len(found) / 3) for name, found in modules.items()}
-    loads = [0.0] * n
-    mine = set()
-    for name in sorted(modules, key=lambda name: (-seconds[name], name)):
-        lightest = loads.index(min(loads))
-        loads[lightest] += seconds[name]
-        if lightest == k - 1:
-            mine.add(name)
-    return [item for item in items if item.path.stem in mine]
-
-
-_times: dict[str, float] = {}
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "WHARF_TEST_TIMES" in os.environ:
-        module = Path(report.nodeid.split("::", 1)[0]).stem
-        _times[module] = _times.get(module, 0.0) + report.duration
+    name = getattr(item, "originalname", item.name)
+    own = ONE_LANE.get(f"{item.path.stem}::{name}", ONE_LANE.get(item.path.stem, lane))
+    return runs_alone() or own == lane
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     lane = database_lane()
-    kept = _in_shard([item for item in items if _in_lane(item, lane)])
+    kept = [item for item in items if _in_lane(item, lane)]
     if len(kept) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = kept
@@ -109,12 +80,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     stop_shared_cluster()
-    record = os.environ.get("WHARF_TEST_TIMES")
-    if record and _times:
-        path = Path(record)
-        known = json.loads(path.read_text()) if path.exists() else {}
-        known |= {name: round(seconds, 1) for name, seconds in _times.items()}
-        path.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

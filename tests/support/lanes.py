@@ -9,43 +9,19 @@ import os
 def database_lane() -> str:
     """The database every Wharf of this run uses: `WHARF_TEST_DATABASE`, sqlite or postgresql."""
     lane = os.environ.get("WHARF_TEST_DATABASE", "sqlite")
-    if lane not in DATABASES:
+    if lane not in ("sqlite", "postgresql"):
         raise ValueError(f"WHARF_TEST_DATABASE must be sqlite or postgresql, not {lane!r}")
     return lane
-
-
-DATABASES = ("sqlite", "postgresql")
-MAX_SHARDS = 2
-
-
-def _fraction(variable: str) -> tuple[int, int]:
-    """`variable` as "k/n", 1 <= k <= n (unset: 1/1)."""
-    value = os.environ.get(variable, "1/1")
-    k, _, n = value.partition("/")
-    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
-        raise ValueError(f"{variable} must be k/n with 1 <= k <= n, not {value!r}")
-    return int(k), int(n)
-
-
-def shard() -> tuple[int, int]:
-    """`WHARF_TEST_SHARD`, "k/n": this process runs the k-th of n parts of its lane's tests,
-    beside the others (unset: 1/1, the whole lane)."""
-    k, n = _fraction("WHARF_TEST_SHARD")
-    if n > MAX_SHARDS:
-        raise ValueError(f"WHARF_TEST_SHARD: at most {MAX_SHARDS} shards, not {n}")
-    return k, n
-
-
-def process_slot() -> int:
-    """This test process's number among those a run may start side by side (a lane's shards,
-    each lane's): 0 to len(DATABASES) * MAX_SHARDS - 1."""
-    return DATABASES.index(database_lane()) * MAX_SHARDS + shard()[0] - 1
 
 
 def _share() -> tuple[int, int]:
     """`WHARF_TEST_SHARE`, "k/n": this is the k-th of n lanes running side by side (unset: 1/1,
     a lane running alone)."""
-    return _fraction("WHARF_TEST_SHARE")
+    share = os.environ.get("WHARF_TEST_SHARE", "1/1")
+    k, _, n = share.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise ValueError(f"WHARF_TEST_SHARE must be k/n with 1 <= k <= n, not {share!r}")
+    return int(k), int(n)
 
 
 def runs_alone() -> bool:

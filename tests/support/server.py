@@ -20,20 +20,18 @@ from typing import Any
 import requests
 
 from tests.support.forked import Forked
-from tests.support.lanes import database_lane, process_slot
+from tests.support.lanes import database_lane
 
-# Ports for the servers a test starts, below the kernel's ephemeral range (32768 and up): a
-# port the kernel handed out with bind(0) is free again once closed, and another test process
+# Ports for the servers a test starts, by lane, below the kernel's ephemeral range (32768 and
+# up): a port the kernel handed out with bind(0) is free again once closed, and the other lane
 # or an outgoing connection may take it before our server binds it (a server that then exits
-# with "address already in use"). Each test process of a run (each lane's shards) counts
-# through a range of its own instead.
-_PORTS_EACH = 3000
-_next_port = itertools.count(random.randrange(_PORTS_EACH))
+# with "address already in use"). Each lane counts through a range of its own instead.
+_LANE_PORTS = {"sqlite": range(20000, 26000), "postgresql": range(26000, 32000)}
+_next_port = itertools.count(random.randrange(6000))
 
 
 def free_port() -> int:
-    first = 20000 + process_slot() * _PORTS_EACH
-    ports = range(first, first + _PORTS_EACH)
+    ports = _LANE_PORTS[database_lane()]
     for _ in ports:
         port = ports[next(_next_port) % len(ports)]
         with socket.socket() as sock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from typing import Annotated, Any
@@ -42,8 +43,15 @@ def _error(message: str) -> None:
     sys.stderr.flush()
 
 
+@functools.cache
+def command_of(application: typer.Typer) -> Any:  # typer's own copy of click's Command
+    """The click command Typer builds from `application` (a tenth of a second of CPU), built
+    once a process: a process forked from one that built it (the tests') need not again."""
+    return typer.main.get_command(application)
+
+
 def run(application: typer.Typer, args: list[str] | None = None, prog_name: str = "wharf") -> int:
-    command = typer.main.get_command(application)
+    command = command_of(application)
     try:
         # The width is read at each run, not at import: the terminal is the caller's now.
         result = command.main(
