@@ -32,8 +32,9 @@ STORAGE_LANES = {
 # - the benchmarks' smoke runs, which test the benchmark programs: each runs once, with its
 #   lane's database, so that between them both are used.
 # Those run in one lane (in each, when a lane runs alone). Storage and database are seams of
-# their own, not crossed: the S3 storage lanes (mark s3) run in SQLite's lane (scripts/test),
-# and tests of PostgreSQL itself (replicas on one database, its faults) skip in SQLite's.
+# their own, not crossed: what runs on S3 (mark s3) runs in SQLite's lane, but for the
+# streamed S3 storage lane ("s3-streamed" above), which runs in PostgreSQL's; and tests of
+# PostgreSQL itself (replicas on one database, its faults) skip in SQLite's.
 # Generated-request runs send each lane a share of their inputs (tests/support/lanes.py:
 # generated_share).
 ONE_LANE = {
@@ -61,13 +62,25 @@ ONE_LANE = {
         "postgresql"
     ),
     "test_benchmarks_api_smoke": "postgresql",
+    # A minute of the clock, waiting for the schedule's next minute: what it prunes, and how,
+    # the other pruning tests show in both lanes.
+    "test_prune_images::test_the_image_pruner_prunes_on_its_schedule": "sqlite",
 }
+
+
+def _storage_lane(item: pytest.Item) -> str | None:
+    """The database lane of a test on S3, or None for one on local disk."""
+    if item.get_closest_marker("s3") is None:
+        return None
+    callspec = getattr(item, "callspec", None)
+    streamed = callspec is not None and callspec.params.get("storage") == "s3-streamed"
+    return "postgresql" if streamed else "sqlite"
 
 
 def _in_lane(item: pytest.Item, lane: str) -> bool:
     name = getattr(item, "originalname", item.name)
-    own = ONE_LANE.get(f"{item.path.stem}::{name}", ONE_LANE.get(item.path.stem, lane))
-    return runs_alone() or own == lane
+    own = ONE_LANE.get(f"{item.path.stem}::{name}", ONE_LANE.get(item.path.stem))
+    return runs_alone() or (own or _storage_lane(item) or lane) == lane
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
