@@ -1406,7 +1406,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--phases",
         help=f"comma-separated subset of {','.join(PHASES + EXTRA_PHASES)} "
         f"(default: {','.join(PHASES)}; with --storage s3: {','.join(S3_PHASES)}; replicas: "
-        "3 of each registry behind haproxy, Wharf's on PostgreSQL)",
+        "3 of each registry behind haproxy, Wharf's on PostgreSQL; workers: Wharf with auth on, "
+        "1 worker against --workers N, loaded by wrk)",
     )
     parser.add_argument(
         "--storage",
