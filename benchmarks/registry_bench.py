@@ -23,9 +23,11 @@ client code, counts and concurrency; repositories `default/bench-<n>`), each req
 auth and "wharf" is Wharf with auth on.
 
 The `workers` phase (not in the default run) compares Wharf with itself too: with auth on, one
-worker process, then `--workers N` (N = --workers, or the number of cores), each pushed to and
-pulled from by wrk (benchmarks/wrk_load.py), whose client work in C leaves the cores to the
-server where the aiohttp client would take a third of two.
+worker process and `--workers N` (N = --workers, or the number of cores), both running, each
+pushed to and pulled from by wrk (benchmarks/wrk_load.py), whose client work in C leaves the
+cores to the server where the aiohttp client would take a third of two. Three rounds of 10 s of
+each, the servers' order reversed every round (a machine whose speed drifts favours neither);
+the notes say how many cores one worker's run kept busy, and so the most the cores allow.
 
 Each measurement notes the CPU time of the server, the client, the kernel and every other
 process; the table ends with a warning when other processes were busy, as figures are then noisy.
@@ -103,7 +105,8 @@ class Profile:
     transfer_timeout: float = 120.0  # seconds per curl process
     small_clients: int = 32
     wrk_connections: int = 16  # the workers phase: wrk's connections (a thread each)
-    wrk_seconds: int = 10  # the workers phase: each push and each pull
+    wrk_seconds: int = 10  # the workers phase: each round of pushes or pulls
+    wrk_rounds: int = 3  # the workers phase: rounds of each, the servers' order alternating
     small_push_max: int = 4000
     small_push_seconds: float = 12.0
     small_pull_max: int = 20000
@@ -131,6 +134,7 @@ SMOKE = Profile(
     small_pull_seconds=5.0,
     wrk_connections=4,
     wrk_seconds=1,
+    wrk_rounds=2,
     seed_repositories=40,
     seed_seconds=20.0,
     seed_helpers=0,
@@ -407,7 +411,15 @@ class Profiler:
         if self.directory is None or not server.name.startswith("wharf"):
             yield
             return
-        with py_spy(server.pid, self.directory / f"{phase}.txt", "--rate", "250", "--threads"):
+        # --subprocesses: with --workers N the requests are served by the worker processes.
+        with py_spy(
+            server.pid,
+            self.directory / f"{phase}.txt",
+            "--rate",
+            "250",
+            "--threads",
+            "--subprocesses",
+        ):
             yield
 
 
@@ -1055,71 +1067,143 @@ async def run_auth(
             return await run_small(server, profile, images, report, AUTH_REPOSITORIES, token)
 
 
-def run_wrk_small(
-    server: Server,
+@dataclass
+class WrkTally:
+    """One server's wrk rounds of one kind (push or pull), summed."""
+
+    images: int = 0
+    seconds: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+
+    def add(self, images: int, seconds: float, usage: Usage) -> None:
+        self.images += images
+        self.seconds += seconds
+        for name in ("wall", "server_cpu", "client_cpu", "kernel_cpu", "machine_cpu"):
+            setattr(self.usage, name, getattr(self.usage, name) + getattr(usage, name))
+
+    @property
+    def rate(self) -> float:
+        return self.images / (self.seconds or 1e-9)
+
+    def cores_busy(self) -> float:
+        """Cores kept busy by the server, wrk and the kernel (not by other processes)."""
+        u = self.usage
+        return (u.server_cpu + u.client_cpu + u.kernel_cpu) / (u.wall or 1e-9)
+
+
+def run_wrk_rounds(
+    servers: Sequence[tuple[Server, str]],
+    mode: str,
+    folders: Sequence[Path],
     profile: Profile,
-    folder: Path,
     report: Report,
-    token: str,
-) -> dict[str, float]:
-    """Small images pushed, then pulled, by wrk with `profile.wrk_connections` connections."""
-    connections = profile.wrk_connections
-    with measured(server) as usage:
-        pushed = run_wrk(server.url, "push", folder, connections, profile.wrk_seconds, token)
-    report.measured(f"{server.name} small push (wrk)", usage, f"{pushed.images} images")
-    if pushed.failures:
-        raise BenchError(f"wrk push: {pushed.failures} steps refused")
-    if pushed.ran_out:
-        report.warn(
-            f"{server.name}: wrk pushed every image made ({profile.small_push_max}) before its "
-            "time was up: the push rate is a lower bound"
-        )
-    with measured(server) as usage:
-        pulled = run_wrk(
-            server.url,
-            "pull",
-            folder,
-            connections,
-            profile.wrk_seconds,
-            token,
-            pushed.per_thread,
-        )
-    report.measured(f"{server.name} small pull (wrk)", usage, f"{pulled.images} images")
-    if pulled.failures:
-        raise BenchError(f"wrk pull: {pulled.failures} answers not the image pushed")
-    return {"push_rate": pushed.rate, "pull_rate": pulled.rate}
+    profiler: Profiler,
+    pull_counts: dict[str, list[int]],
+) -> list[WrkTally]:
+    """wrk against each server in turn, one round per folder, the order reversed every round
+    so that a machine whose speed drifts favours neither. A push round pushes its folder's
+    images (new ones each round); a pull round pulls what the server's first round pushed."""
+    tallies = [WrkTally() for _ in servers]
+    for number, folder in enumerate(folders):
+        order = list(enumerate(servers))
+        if number % 2:
+            order.reverse()
+        for index, (server, token) in order:
+            with (
+                profiler.record(server, f"{server.name}-{mode}-{number}"),
+                measured(server) as usage,
+            ):
+                found = run_wrk(
+                    server.url,
+                    mode,
+                    folder,
+                    profile.wrk_connections,
+                    profile.wrk_seconds,
+                    token,
+                    pull_counts.get(server.name, ()),
+                )
+            report.measured(
+                f"{server.name} small {mode} round {number + 1} (wrk)",
+                usage,
+                f"{found.images} images",
+            )
+            if found.failures:
+                raise BenchError(f"wrk {mode}: {found.failures} steps refused or answers wrong")
+            if found.ran_out:
+                report.warn(
+                    f"{server.name}: wrk pushed every image of round {number + 1} "
+                    f"({profile.small_push_max}) before its time was up: the "
+                    "push rate is a lower bound"
+                )
+            if mode == "push" and number == 0:
+                pull_counts[server.name] = found.per_thread
+            tallies[index].add(found.images, found.seconds, usage)
+    return tallies
+
+
+def note_ceiling(report: Report, mode: str, one: WrkTally) -> None:
+    """What two cores allow at most, if every image costs what it cost with one worker: with
+    the client and the kernel on the same cores, this is under 2x."""
+    cores = os.cpu_count() or 1
+    busy = one.cores_busy()
+    u = one.usage
+    report.note(
+        f"{mode} with 1 worker kept {busy:.2f} cores busy (server {u.server_cpu / u.wall:.2f}, "
+        f"wrk {u.client_cpu / u.wall:.2f}, kernel {u.kernel_cpu / u.wall:.2f}): at that cost "
+        f"per image, {cores} cores allow at most {cores / busy:.2f}x"
+    )
 
 
 def run_workers_phase(
     work: Path,
     profile: Profile,
-    images: list[SmallImage],
     report: Report,
     wharf_python: str,
     source: Path | None,
     workers: int,
     new_database: Callable[[], tuple[str, ...]],
+    profiler: Profiler,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Wharf with auth on, one worker, then `workers`, each on a data directory (and database)
-    of its own, loaded by wrk rather than by this process's aiohttp client."""
+    """Wharf with auth on, one worker and `workers`, both running, each on a data directory
+    (and database) of its own, loaded by wrk rather than by this process's aiohttp client, in
+    alternating rounds (`profile.wrk_rounds` of pushes, then as many of pulls)."""
     work.mkdir()
-    folder = work / "images"
-    write_images(folder, images, profile.wrk_connections, AUTH_REPOSITORIES)
-    figures = []
-    for count in (1, workers):
-        (work / f"wharf-{count}").mkdir()
-        with running_wharf(
-            work / f"wharf-{count}",
-            python=wharf_python,
-            name=f"wharf-auth-{count}-workers",
-            source=source,
-            auth=True,
-            storage=("--workers", str(count), *new_database()),
-        ) as server:
-            token = cluster_login(server)
+    folders = []
+    for number in range(profile.wrk_rounds):
+        folder = work / f"images-{number}"
+        # New images every round (the layers are random bytes), under repositories of the
+        # round's own: each round's pushes are new tags of new blobs, as the first round's.
+        images = make_small_images(profile.small_push_max, seed=number + 1)
+        write_images(folder, images, profile.wrk_connections, f"{AUTH_REPOSITORIES}r{number}-")
+        folders.append(folder)
+    with ExitStack() as stack:
+        servers = []
+        for count in (1, workers):
+            (work / f"wharf-{count}").mkdir()
+            server = stack.enter_context(
+                running_wharf(
+                    work / f"wharf-{count}",
+                    python=wharf_python,
+                    name=f"wharf-auth-{count}-workers",
+                    source=source,
+                    auth=True,
+                    storage=("--workers", str(count), *new_database()),
+                )
+            )
             report.note(f"{server.name}: pid {server.pid} at {server.url}, wrk {wrk_binary()}")
-            figures.append(run_wrk_small(server, profile, folder, report, token))
-    return figures[0], figures[1]
+            servers.append((server, cluster_login(server)))
+        counts: dict[str, list[int]] = {}
+        pushed = run_wrk_rounds(servers, "push", folders, profile, report, profiler, counts)
+        pulled = run_wrk_rounds(
+            servers, "pull", folders[:1] * len(folders), profile, report, profiler, counts
+        )
+    note_ceiling(report, "push", pushed[0])
+    note_ceiling(report, "pull", pulled[0])
+    one, several = (
+        {"push_rate": push.rate, "pull_rate": pull.rate}
+        for push, pull in zip(pushed, pulled, strict=True)
+    )
+    return one, several
 
 
 async def run_replicas(
@@ -1306,17 +1390,16 @@ async def run(
                 work / "replicas", profile, images, report, wharf_python, source, postgres_database
             )
         if "workers" in phases:
-            images = images or make_small_images(profile.small_push_max)
             report.workers = workers if workers > 1 else os.cpu_count() or 2
             figures["wharf-1-worker"], figures["wharf-workers"] = run_workers_phase(
                 work / "workers",
                 profile,
-                images,
                 report,
                 wharf_python,
                 source,
                 report.workers,
                 new_database,
+                profiler,
             )
         for server in servers:
             hwm = server.status_kib("VmHWM")
