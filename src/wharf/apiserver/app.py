@@ -139,11 +139,11 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except InvalidCredentials:
         return UNAUTHORIZED.response()
     except DatabaseUnavailable as exc:
-        log.warning("database unavailable", method=request.method, reason=str(exc))
+        log.warning(f"database {exc.state}", method=request.method, reason=str(exc))
         wait = DatabaseUnavailable.RETRY_SECONDS
         response = ApiError(
             503,
-            "the database is unavailable, retry later",
+            f"the database is {exc.state}, retry later",
             "ServiceUnavailable",
             {"retryAfterSeconds": wait},
         ).response()

@@ -150,6 +150,7 @@ def serve_command(
     from pydantic import ValidationError
 
     # Imported here: the client verbs start faster without the server's dependencies.
+    from ..db.database import DatabaseUnavailable
     from ..db.migrate import SchemaTooNew
     from ..server import serve
     from ..settings import load_settings
@@ -175,6 +176,8 @@ def serve_command(
             asyncio.run(serve(settings))
     except SchemaTooNew as exc:
         raise CliError(str(exc)) from None
+    except DatabaseUnavailable as exc:  # at start: once serving, requests answer 503
+        raise CliError(f"the database is {exc.state}: {exc}") from None
 
 
 def migrate_command(

@@ -21,8 +21,16 @@ T = TypeVar("T")
 class DatabaseUnavailable(Exception):
     """The database did not answer; the message says how, without any statement or value."""
 
-    # What a request that met it is told: try again after this many seconds.
+    # What a request that met it is told: "the database is <state>", try again after this
+    # many seconds.
+    state = "unavailable"
     RETRY_SECONDS = 5
+
+
+class DatabaseFull(DatabaseUnavailable):
+    """The database has no room for what a write adds (its disk is full)."""
+
+    state = "full"
 
 
 class Database(ABC):

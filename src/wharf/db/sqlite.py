@@ -14,14 +14,15 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import Connection, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from .database import Database, DatabaseUnavailable
+from .database import Database, DatabaseFull, DatabaseUnavailable
 from .group_commit import GroupCommit, ThreadWriter
 from .migrate import upgrade
 
@@ -38,6 +39,29 @@ def _pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+# Result codes of a database that cannot be used now, whatever the statement (their extended
+# codes too: SQLITE_IOERR_FSYNC, SQLITE_READONLY_DBMOVED...): another program holding the
+# write lock past the busy timeout, the file's disk failing, or the file made read-only or
+# taken away. Anything else stays what it is.
+_OUTAGES = ("SQLITE_BUSY", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")
+
+
+@contextmanager
+def _outages_as_such() -> Iterator[None]:
+    """A full disk raises DatabaseFull, another outage DatabaseUnavailable: every request
+    answers them with 503 and Retry-After."""
+    try:
+        yield
+    except (sqlite3.Error, DBAPIError) as error:
+        cause = error.orig if isinstance(error, DBAPIError) else error
+        name = getattr(cause, "sqlite_errorname", "") or ""
+        if name == "SQLITE_FULL":
+            raise DatabaseFull("sqlite: SQLITE_FULL, no space left on its device") from None
+        if name.startswith(_OUTAGES):
+            raise DatabaseUnavailable(f"sqlite: {name}") from None
+        raise
 
 
 def _beginner(statement: str) -> Any:
@@ -77,6 +101,10 @@ class SQLiteDatabase(Database):
         self._read_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="db-read")
 
     async def _read(self, fn: Callable[[Connection], T], small: bool, snapshot: bool) -> T:
+        with _outages_as_such():
+            return await self._read_now(fn, small, snapshot)
+
+    async def _read_now(self, fn: Callable[[Connection], T], small: bool, snapshot: bool) -> T:
         def call() -> T:
             with self._reader.connect() as conn:
                 if snapshot:
@@ -92,10 +120,14 @@ class SQLiteDatabase(Database):
         return await asyncio.get_running_loop().run_in_executor(self._read_threads, call)
 
     async def _write(self, fn: Callable[[Connection], T]) -> T:
-        return await self._thread_writer.run(fn)
+        with _outages_as_such():
+            return await self._thread_writer.run(fn)
 
-    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self._group.write()
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        with _outages_as_such():
+            async with self._group.write() as conn:
+                yield conn
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
@@ -110,8 +142,9 @@ class SQLiteDatabase(Database):
 
     async def migrate(self) -> None:
         # BEGIN IMMEDIATE holds SQLite's write lock: a second process starting waits for it.
-        async with self._group.exclusive(), self._writer.begin() as conn:
-            await conn.run_sync(upgrade)
+        with _outages_as_such():
+            async with self._group.exclusive(), self._writer.begin() as conn:
+                await conn.run_sync(upgrade)
 
     async def probe(self, timeout: float) -> None:
         await asyncio.to_thread(_probe, self.path, timeout)

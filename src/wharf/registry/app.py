@@ -85,12 +85,15 @@ def _in_envelope(request: web.BaseRequest, exc: web.HTTPException) -> web.Respon
 RETRY_AFTER = 5
 
 
-def unavailable(what: str = "storage", retry_after: int = RETRY_AFTER) -> RegistryError:
-    """The answer while the storage backend or the database cannot be used: the client may
-    retry later, and nothing it was told had succeeded is lost."""
+def unavailable(
+    what: str = "storage", retry_after: int = RETRY_AFTER, state: str = "unavailable"
+) -> RegistryError:
+    """The answer while the storage backend or the database cannot be used (`state`:
+    "unavailable" or "full"): the client may retry later, and nothing it was told had
+    succeeded is lost."""
     return RegistryError(
         "UNAVAILABLE",
-        f"{what} is unavailable, retry later",
+        f"{what} is {state}, retry later",
         headers={hdrs.RETRY_AFTER: str(retry_after)},
     )
 
@@ -102,12 +105,13 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
     except RegistryError as exc:
         return exc.response()
     except StorageUnavailable as exc:
-        log.warning("storage unavailable", method=request.method, reason=str(exc))
-        return unavailable().response()
+        log.warning(f"storage {exc.state}", method=request.method, reason=str(exc))
+        return unavailable(state=exc.state).response()
     except DatabaseUnavailable as exc:
-        log.warning("database unavailable", method=request.method, reason=str(exc))
+        log.warning(f"database {exc.state}", method=request.method, reason=str(exc))
         # The wait the API tells of the same outage.
-        return unavailable("the database", DatabaseUnavailable.RETRY_SECONDS).response()
+        retry = DatabaseUnavailable.RETRY_SECONDS
+        return unavailable("the database", retry, exc.state).response()
     except UploadGone:
         return RegistryError("BLOB_UPLOAD_UNKNOWN", "the upload's bytes are gone").response()
     except web.HTTPException as exc:

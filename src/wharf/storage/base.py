@@ -38,6 +38,16 @@ class StorageUnavailable(Exception):
     """The backend cannot be reached or refuses to work now (an S3 500, 503 or throttling):
     the request may succeed later, and nothing it acknowledged before is lost."""
 
+    # What a request that met it is told: "storage is <state>, retry later".
+    state = "unavailable"
+
+
+class StorageFull(StorageUnavailable):
+    """The backend has no room for the bytes (a full disk, a quota reached): the request may
+    succeed once space is freed."""
+
+    state = "full"
+
 
 @dataclass(frozen=True, slots=True)
 class Written:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
 import os
 import shutil
 import stat
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .base import FileSlice, PartialWrite, Written
+from .base import FileSlice, PartialWrite, StorageFull, Written
 
 # Gather the body into batches this large before handing them to the worker thread: hashing
 # and writing in big batches off the event loop is what keeps pushes near the disk's speed.
@@ -96,7 +98,8 @@ class FilesystemBlobStore:
     async def append(
         self, upload_id: str, state: str, offset: int, body: AsyncIterable[bytes], hasher: Any
     ) -> Written:
-        return Written(await self._append(upload_id, offset, body, hasher), state)
+        with _room_needed():
+            return Written(await self._append(upload_id, offset, body, hasher), state)
 
     async def _append(
         self, upload_id: str, offset: int, body: AsyncIterable[bytes], hasher: Any
@@ -186,7 +189,8 @@ class FilesystemBlobStore:
         return state
 
     async def commit(self, upload_id: str, state: str, size: int, digest: str) -> None:
-        await asyncio.to_thread(self._commit, upload_id, digest, size)
+        with _room_needed():
+            await asyncio.to_thread(self._commit, upload_id, digest, size)
 
     def _commit(self, upload_id: str, digest: str, size: int) -> None:
         source = self._upload_path(upload_id)
@@ -221,6 +225,20 @@ class FilesystemBlobStore:
     async def stored_before(self, moment: datetime) -> list[str]:
         limit = moment.replace(tzinfo=UTC).timestamp()
         return await asyncio.to_thread(_blob_files, self.blobs, limit)
+
+
+@contextmanager
+def _room_needed() -> Iterator[None]:
+    """A disk with no room left is a full storage (503, retry once space is freed), not an
+    internal error: the caller removes what the refused upload wrote."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise StorageFull("no space left on the storage's device") from None
+        if exc.errno == errno.EDQUOT:
+            raise StorageFull("no space left in the storage's disk quota") from None
+        raise
 
 
 def _empty_folders(*folders: Path) -> None:
