@@ -1,9 +1,10 @@
 """Processes sharing an SQLite file take turns on a lock beside it (wharf.db.sqlite.WriteTurns):
 a writer waits while another holds it, goes on the moment it is let go, and reports an outage,
-not a hang, when it is held past SQLite's own busy timeout."""
+not a hang, when it is held past SQLite's own busy timeout (the URL's `timeout`, or 30 s)."""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import threading
@@ -12,9 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import make_url
 
 from wharf.db.database import DatabaseUnavailable
-from wharf.db.sqlite import WriteTurns
+from wharf.db.sqlite import BUSY_SECONDS, SQLiteDatabase, WriteTurns, _busy_seconds
 
 
 @pytest.fixture
@@ -55,7 +59,7 @@ def test_a_turn_waits_for_the_holder_and_goes_on_when_it_lets_go(
 def test_a_lock_held_past_the_busy_timeout_is_an_outage(
     turns: WriteTurns, other_holder: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(WriteTurns, "WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(turns, "wait_seconds", 0.3)
     fcntl.flock(other_holder, fcntl.LOCK_EX)
     started = time.monotonic()
     with pytest.raises(DatabaseUnavailable, match="held the database's write lock"), turns.turn():
@@ -70,3 +74,30 @@ def test_a_failing_write_lets_go_of_its_turn(turns: WriteTurns, other_holder: in
     with pytest.raises(RuntimeError), turns.turn():
         raise RuntimeError("the write failed")
     fcntl.flock(other_holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+@given(st.text(max_size=12) | st.floats(allow_nan=True).map(str) | st.integers().map(str))
+def test_a_urls_timeout_is_seconds_in_range_or_a_clear_error(given_value: str) -> None:
+    query = make_url("sqlite:///w.db").update_query_dict({"timeout": given_value}).query
+    try:
+        seconds = _busy_seconds(query)
+    except ValueError as exc:
+        assert "timeout is seconds" in str(exc)
+    else:
+        assert 0 < seconds <= 3600
+        assert seconds == float(given_value)
+
+
+def test_the_busy_timeout_comes_from_the_url(tmp_path: Path) -> None:
+    async def busy(query: str) -> tuple[object, float]:
+        database = SQLiteDatabase(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}{query}")
+        try:
+            pragma = await database.run_read(
+                lambda conn: conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            )
+            return pragma, database._turns.wait_seconds
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(busy("")) == (round(BUSY_SECONDS * 1000), BUSY_SECONDS)
+    assert asyncio.run(busy("?timeout=2.5")) == (2500, 2.5)

@@ -29,16 +29,35 @@ from .migrate import upgrade
 T = TypeVar("T")
 
 
-def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Take transaction control from the driver so that BEGIN is ours to emit (see _beginner).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # FULL syncs the WAL at every commit: a 201 answer promises the metadata survives a crash.
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+# How long a write waits for another process's (or program's) write lock before it is an
+# outage: the URL's `timeout` (seconds, as the driver names it), else this.
+BUSY_SECONDS = 30.0
+
+
+def _busy_seconds(query: Any) -> float:
+    given = query.get("timeout", BUSY_SECONDS)
+    try:
+        seconds = float(given)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise ValueError(f"an SQLite URL's timeout is seconds, above 0 and at most 3600: {given!r}")
+    return seconds
+
+
+def _pragmas(busy_seconds: float) -> Callable[[Any, Any], None]:
+    def apply(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so that BEGIN is ours to emit (_beginner).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL syncs the WAL at every commit: a 201 promises the metadata survives a crash.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={round(busy_seconds * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return apply
 
 
 # Result codes of a database that cannot be used now, whatever the statement (their extended
@@ -81,8 +100,10 @@ class SQLiteDatabase(Database):
         super().__init__(parsed.render_as_string(hide_password=False))
         assert parsed.database, "an SQLite URL names its file"
         self.path: str = parsed.database
+        busy = _busy_seconds(parsed.query)
+        pragmas = _pragmas(busy)
         self._writer = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=60)
-        event.listen(self._writer.sync_engine, "connect", _pragmas)
+        event.listen(self._writer.sync_engine, "connect", pragmas)
         event.listen(self._writer.sync_engine, "begin", _beginner("BEGIN IMMEDIATE"))
         self._group = GroupCommit(self._writer)
 
@@ -92,11 +113,11 @@ class SQLiteDatabase(Database):
         self._reader = create_engine(
             sync_url, connect_args=args, pool_size=4, max_overflow=4, pool_reset_on_return=None
         )
-        event.listen(self._reader, "connect", _pragmas)
+        event.listen(self._reader, "connect", pragmas)
         writer = create_engine(sync_url, connect_args=args, pool_size=1, max_overflow=0)
-        event.listen(writer, "connect", _pragmas)
+        event.listen(writer, "connect", pragmas)
         event.listen(writer, "begin", _beginner("BEGIN IMMEDIATE"))
-        self._turns = WriteTurns(f"{self.path}.write-lock")
+        self._turns = WriteTurns(f"{self.path}.write-lock", busy)
         self._thread_writer = ThreadWriter(writer, self._group, self._turns.turn)
         self._read_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="db-read")
 
@@ -165,15 +186,15 @@ class WriteTurns:
     kernel lets go of a dead process's lock; one held by a live process past SQLite's own busy
     timeout is an outage, as SQLite's lock would be."""
 
-    WAIT_SECONDS = 30.0  # as PRAGMA busy_timeout
     POLL_SECONDS = 0.0005
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, wait_seconds: float = BUSY_SECONDS) -> None:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.wait_seconds = wait_seconds  # as PRAGMA busy_timeout
 
     @contextmanager
     def turn(self) -> Iterator[None]:
-        deadline = time.monotonic() + self.WAIT_SECONDS
+        deadline = time.monotonic() + self.wait_seconds
         while True:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -182,7 +203,7 @@ class WriteTurns:
                 if time.monotonic() > deadline:
                     raise DatabaseUnavailable(
                         f"another process has held the database's write lock for "
-                        f"{self.WAIT_SECONDS:.0f} s"
+                        f"{self.wait_seconds:g} s"
                     ) from None
                 time.sleep(self.POLL_SECONDS)
         try:
