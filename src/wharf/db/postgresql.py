@@ -17,7 +17,7 @@ from sqlalchemy import Connection, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from .database import Database, DatabaseUnavailable
+from .database import Database, DatabaseFull, DatabaseUnavailable
 from .migrate import upgrade
 
 T = TypeVar("T")
@@ -41,9 +41,12 @@ def _sqlstate(error: DBAPIError) -> str | None:
     return None
 
 
-# SQLSTATE classes of a server that is not there for us: connection exceptions, and an
-# administrator's or a crash's shutdown ("57P01" and the like).
-_GONE_CLASSES = ("08", "57")
+# SQLSTATE classes of a server that is not there for us: connection exceptions, an
+# administrator's or a crash's shutdown ("57P01" and the like), and a server out of a
+# resource (disk, memory, connection slots: "53300" when every replica's pools together want
+# more connections than max_connections allows).
+_GONE_CLASSES = ("08", "57", "53")
+_DISK_FULL = "53100"
 
 
 @contextmanager
@@ -56,7 +59,8 @@ def _unavailable_as_such() -> Iterator[None]:
         state = _sqlstate(error) or ""
         if not error.connection_invalidated and not state.startswith(_GONE_CLASSES):
             raise
-        raise DatabaseUnavailable(f"postgresql: {_name(error.orig)} {state}".strip()) from None
+        outage = DatabaseFull if state == _DISK_FULL else DatabaseUnavailable
+        raise outage(f"postgresql: {_name(error.orig)} {state}".strip()) from None
     except ConnectionError as error:  # refused or reset before the driver could say more
         raise DatabaseUnavailable(f"postgresql: {_name(error)}") from None
 
