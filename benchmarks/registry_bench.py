@@ -1074,10 +1074,12 @@ class WrkTally:
     images: int = 0
     seconds: float = 0.0
     usage: Usage = field(default_factory=Usage)
+    database_cpu: float = 0.0  # a PostgreSQL server's, counted in the usage's "other"
 
-    def add(self, images: int, seconds: float, usage: Usage) -> None:
+    def add(self, images: int, seconds: float, usage: Usage, database_cpu: float) -> None:
         self.images += images
         self.seconds += seconds
+        self.database_cpu += database_cpu
         for name in ("wall", "server_cpu", "client_cpu", "kernel_cpu", "machine_cpu"):
             setattr(self.usage, name, getattr(self.usage, name) + getattr(usage, name))
 
@@ -1086,9 +1088,10 @@ class WrkTally:
         return self.images / (self.seconds or 1e-9)
 
     def cores_busy(self) -> float:
-        """Cores kept busy by the server, wrk and the kernel (not by other processes)."""
+        """Cores kept busy by the server, its database server, wrk and the kernel."""
         u = self.usage
-        return (u.server_cpu + u.client_cpu + u.kernel_cpu) / (u.wall or 1e-9)
+        busy = u.server_cpu + self.database_cpu + u.client_cpu + u.kernel_cpu
+        return busy / (u.wall or 1e-9)
 
 
 def run_wrk_rounds(
@@ -1099,6 +1102,7 @@ def run_wrk_rounds(
     report: Report,
     profiler: Profiler,
     pull_counts: dict[str, list[int]],
+    database_cpu: Callable[[], float],
 ) -> list[WrkTally]:
     """wrk against each server in turn, one round per folder, the order reversed every round
     so that a machine whose speed drifts favours neither. A push round pushes its folder's
@@ -1109,6 +1113,7 @@ def run_wrk_rounds(
         if number % 2:
             order.reverse()
         for index, (server, token) in order:
+            database_before = database_cpu()
             with (
                 profiler.record(server, f"{server.name}-{mode}-{number}"),
                 measured(server) as usage,
@@ -1122,10 +1127,12 @@ def run_wrk_rounds(
                     token,
                     pull_counts.get(server.name, ()),
                 )
+            database = database_cpu() - database_before
             report.measured(
                 f"{server.name} small {mode} round {number + 1} (wrk)",
                 usage,
-                f"{found.images} images",
+                f"{found.images} images"
+                + (f", database server {database:.1f} CPU-s (in other)" if database else ""),
             )
             if found.failures:
                 raise BenchError(f"wrk {mode}: {found.failures} steps refused or answers wrong")
@@ -1137,7 +1144,7 @@ def run_wrk_rounds(
                 )
             if mode == "push" and number == 0:
                 pull_counts[server.name] = found.per_thread
-            tallies[index].add(found.images, found.seconds, usage)
+            tallies[index].add(found.images, found.seconds, usage, database)
     return tallies
 
 
@@ -1147,10 +1154,11 @@ def note_ceiling(report: Report, mode: str, one: WrkTally) -> None:
     cores = os.cpu_count() or 1
     busy = one.cores_busy()
     u = one.usage
+    database = f", database server {one.database_cpu / u.wall:.2f}" if one.database_cpu else ""
     report.note(
-        f"{mode} with 1 worker kept {busy:.2f} cores busy (server {u.server_cpu / u.wall:.2f}, "
-        f"wrk {u.client_cpu / u.wall:.2f}, kernel {u.kernel_cpu / u.wall:.2f}): at that cost "
-        f"per image, {cores} cores allow at most {cores / busy:.2f}x"
+        f"{mode} with 1 worker kept {busy:.2f} cores busy (server {u.server_cpu / u.wall:.2f}"
+        f"{database}, wrk {u.client_cpu / u.wall:.2f}, kernel {u.kernel_cpu / u.wall:.2f}): at "
+        f"that cost per image, {cores} cores allow at most {cores / busy:.2f}x"
     )
 
 
@@ -1163,6 +1171,7 @@ def run_workers_phase(
     workers: int,
     new_database: Callable[[], tuple[str, ...]],
     profiler: Profiler,
+    database_cpu: Callable[[], float],
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Wharf with auth on, one worker and `workers`, both running, each on a data directory
     (and database) of its own, loaded by wrk rather than by this process's aiohttp client, in
@@ -1193,9 +1202,12 @@ def run_workers_phase(
             report.note(f"{server.name}: pid {server.pid} at {server.url}, wrk {wrk_binary()}")
             servers.append((server, cluster_login(server)))
         counts: dict[str, list[int]] = {}
-        pushed = run_wrk_rounds(servers, "push", folders, profile, report, profiler, counts)
+        pushed = run_wrk_rounds(
+            servers, "push", folders, profile, report, profiler, counts, database_cpu
+        )
+        repeated = folders[:1] * len(folders)
         pulled = run_wrk_rounds(
-            servers, "pull", folders[:1] * len(folders), profile, report, profiler, counts
+            servers, "pull", repeated, profile, report, profiler, counts, database_cpu
         )
     note_ceiling(report, "push", pushed[0])
     note_ceiling(report, "pull", pulled[0])
@@ -1319,6 +1331,13 @@ async def run(
         def new_database() -> tuple[str, ...]:
             return postgres_database() if database == "postgresql" else ()
 
+        def database_cpu() -> float:
+            """The run's PostgreSQL server's CPU seconds so far (0 without one)."""
+            if not clusters:
+                return 0.0
+            postmaster = (clusters[0].data / "postmaster.pid").read_text().split("\n", 1)[0]
+            return cpu_seconds(int(postmaster))
+
         wharf_storage += processes + new_database()
         servers = [
             stack.enter_context(running_reference(work / "reference", storage=reference_storage)),
@@ -1400,6 +1419,7 @@ async def run(
                 report.workers,
                 new_database,
                 profiler,
+                database_cpu,
             )
         for server in servers:
             hwm = server.status_kib("VmHWM")
