@@ -1335,8 +1335,13 @@ async def run(
             """The run's PostgreSQL server's CPU seconds so far (0 without one)."""
             if not clusters:
                 return 0.0
-            postmaster = (clusters[0].data / "postmaster.pid").read_text().split("\n", 1)[0]
-            return cpu_seconds(int(postmaster))
+            postmaster = int((clusters[0].data / "postmaster.pid").read_text().split()[0])
+            # Its live server processes, and those that ended (reaped: the postmaster's
+            # children's times).
+            ended = _stat_fields(postmaster) or ["0"] * 15
+            return cpu_seconds(postmaster) + (int(ended[13]) + int(ended[14])) / os.sysconf(
+                "SC_CLK_TCK"
+            )
 
         wharf_storage += processes + new_database()
         servers = [

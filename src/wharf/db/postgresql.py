@@ -73,13 +73,14 @@ class PostgresDatabase(Database):
     def __init__(self, url: str, pool_size: int = 10) -> None:
         parsed = make_url(url).set(drivername="postgresql+asyncpg")
         super().__init__(parsed.render_as_string(hide_password=False))
-        # Two pools, as many connections in all as one of `pool_size` with as much overflow.
-        half = max(1, pool_size // 2)
+        # Two pools of `pool_size` connections each, opened as needed and kept. No overflow:
+        # its connections are closed as they come back, and under load a process opened and
+        # closed dozens a second (for PostgreSQL each is a server process forked and set up).
         # Writes (and snapshot reads): each connection pinged when taken from the pool, so
         # that a transaction never starts on a connection the server closed (it restarted):
         # once sent, a commit that fails cannot tell whether it happened.
         self._engine = create_async_engine(
-            parsed, pool_size=half, max_overflow=half, pool_pre_ping=True
+            parsed, pool_size=pool_size, max_overflow=0, pool_pre_ping=True
         )
         self._snapshots = self._engine.execution_options(isolation_level="REPEATABLE READ")
         # Other reads, in autocommit: each statement reads committed data as it would in a
@@ -87,7 +88,7 @@ class PostgresDatabase(Database):
         # (a ping outside autocommit is three round trips more), and run again on a fresh
         # connection when the one taken was closed by the server.
         self._reads = create_async_engine(
-            parsed, pool_size=half, max_overflow=half, isolation_level="AUTOCOMMIT"
+            parsed, pool_size=pool_size, max_overflow=0, isolation_level="AUTOCOMMIT"
         )
 
     async def _read(self, fn: Callable[[Connection], T], small: bool, snapshot: bool) -> T:
