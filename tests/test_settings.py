@@ -48,6 +48,10 @@ def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         (["--listen", "nowhere"], "HOST:PORT"),
         (["--upload-timeout", "0"], "upload_timeout"),
         (["--config", "/nonexistent/wharf.yaml"], "does not exist"),
+        (["--database-url", "sqlite:////tmp/w.db?timeout=soon"], "settings: database_url: "),
+        (["--database-url", "sqlite:////tmp/w.db?timeout=0"], "timeout is seconds"),
+        (["--database-url", "mysql://root:hunter2@db/wharf"], "unsupported database 'mysql'"),
+        (["--database-url", "not a url"], "settings: database_url: "),
     ],
 )
 def test_bad_settings_stop_serve_with_a_message(args: list[str], message: str) -> None:
@@ -56,6 +60,30 @@ def test_bad_settings_stop_serve_with_a_message(args: list[str], message: str) -
     assert done.stderr.startswith("error: ")
     assert message in done.stderr
     assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert "hunter2" not in done.stderr  # a URL's password is never repeated
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--database-url", "mysql://root:hunter2@db/wharf"], {}, "database_url: "),
+        (
+            [],
+            {"WHARF_DATABASE_URL": "postgresql://u:hunter2@db/w", "WHARF_WORKERS": "x"},
+            "workers: ",
+        ),
+    ],
+)
+def test_bad_settings_stop_migrate_without_repeating_them(
+    args: list[str], env: dict[str, str], message: str
+) -> None:
+    code, _out, err = forked.run(
+        ["migrate", *args], env={**os.environ, **env}, cwd=Path.cwd(), stdin="", timeout=60
+    )
+    assert code == 1
+    assert err.startswith(f"error: bad settings: {message}"), err
+    assert len(err.splitlines()) == 1, err
+    assert "hunter2" not in err
 
 
 def test_a_bad_environment_variable_stops_serve() -> None:

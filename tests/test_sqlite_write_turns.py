@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import make_url
 
 from wharf.db.database import DatabaseUnavailable
-from wharf.db.sqlite import BUSY_SECONDS, SQLiteDatabase, WriteTurns, _busy_seconds
+from wharf.db.sqlite import BUSY_SECONDS, SQLiteDatabase, WriteTurns, busy_seconds
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_a_failing_write_lets_go_of_its_turn(turns: WriteTurns, other_holder: in
 def test_a_urls_timeout_is_seconds_in_range_or_a_clear_error(given_value: str) -> None:
     query = make_url("sqlite:///w.db").update_query_dict({"timeout": given_value}).query
     try:
-        seconds = _busy_seconds(query)
+        seconds = busy_seconds(query)
     except ValueError as exc:
         assert "timeout is seconds" in str(exc)
     else:

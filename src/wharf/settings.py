@@ -18,7 +18,7 @@ from pydantic_settings import (
 )
 
 from .auth.tokens import DEFAULT_LIFETIME
-from .db.database import sqlite_url
+from .db.database import database_backend, sqlite_url
 from .db.objects import ObjectStore
 
 # Where the settings file is named when no flag names it.
@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     @classmethod
     def _host_port(cls, value: str) -> str:
         parse_host_port(value)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str | None) -> str | None:
+        if value is not None:
+            database_backend(value)
         return value
 
     @model_validator(mode="after")

@@ -6,11 +6,14 @@ Every flag is a field of wharf.settings.Settings; a flag not given leaves the fi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .errors import CliError
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 # Hidden, for tests: short-lived tokens, and a short event log (older watches get 410).
 _HIDDEN = {"hidden": True, "min": 1}
@@ -147,13 +150,10 @@ def serve_command(
     given = {name: value for name, value in locals().items() if value is not None}
     import asyncio
 
-    from pydantic import ValidationError
-
     # Imported here: the client verbs start faster without the server's dependencies.
     from ..db.database import DatabaseUnavailable
     from ..db.migrate import SchemaTooNew
     from ..server import serve
-    from ..settings import load_settings
     from ..workers import supervise
 
     file = given.pop("config", None)
@@ -163,12 +163,7 @@ def serve_command(
     s3 = {_S3_FIELDS[name]: value for name, value in given.items() if name.startswith("s3_")}
     if s3:
         flags["s3"] = s3
-    try:
-        settings = load_settings(flags, file)
-    except ValidationError as exc:
-        raise CliError(f"bad settings: {_problems(exc)}") from None
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    settings = _settings(flags, file)
     try:
         if settings.workers > 1:
             asyncio.run(supervise(settings))
@@ -194,15 +189,11 @@ def migrate_command(
     """Bring the database's schema up to date (servers also do it when they start)."""
     import asyncio
 
-    from ..db.database import open_database
+    from ..db.database import DatabaseUnavailable, open_database
     from ..db.migrate import SchemaTooNew, head
-    from ..settings import load_settings
 
     given = {"database_url": database_url, "data_dir": data_dir}
-    try:
-        settings = load_settings({k: v for k, v in given.items() if v is not None}, config)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    settings = _settings({k: v for k, v in given.items() if v is not None}, config)
 
     async def run() -> None:
         if settings.database_url is None:
@@ -218,9 +209,26 @@ def migrate_command(
         asyncio.run(run())
     except SchemaTooNew as exc:
         raise CliError(str(exc)) from None
+    except DatabaseUnavailable as exc:
+        raise CliError(f"the database is {exc.state}: {exc}") from None
     except OSError as exc:
         raise CliError(f"cannot reach the database: {exc.strerror or exc}") from None
     typer.echo(f"database schema at revision {head()}")
+
+
+def _settings(flags: dict[str, Any], file: Path | None) -> Settings:
+    """The settings, or a one-line error naming the fields at fault and never their values
+    (a database URL may hold a password)."""
+    from pydantic import ValidationError
+
+    from ..settings import load_settings
+
+    try:
+        return load_settings(flags, file)
+    except ValidationError as exc:
+        raise CliError(f"bad settings: {_problems(exc)}") from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _problems(exc: Any) -> str:

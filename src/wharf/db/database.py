@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Connection, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 T = TypeVar("T")
@@ -112,16 +113,30 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{data_dir / 'wharf.db'}"
 
 
+def database_backend(url: str) -> str:
+    """ "sqlite" or "postgresql", the engine a database URL names, with its options checked;
+    ValueError if it names none (saying nothing of the URL past its scheme: the rest may hold
+    a password)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError("not a database URL: use sqlite:// or postgresql://") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {backend!r}: use sqlite:// or postgresql://")
+    if backend == "sqlite":
+        from .sqlite import busy_seconds
+
+        busy_seconds(parsed.query)
+    return backend
+
+
 def open_database(url: str) -> Database:
     """The engine a database URL names: sqlite+aiosqlite:// or postgresql+asyncpg://."""
-    backend = make_url(url).get_backend_name()
-    if backend == "sqlite":
+    if database_backend(url) == "sqlite":
         from .sqlite import SQLiteDatabase
 
         return SQLiteDatabase(url)
-    if backend == "postgresql":
-        from .postgresql import PostgresDatabase
+    from .postgresql import PostgresDatabase
 
-        return PostgresDatabase(url)
-    # The scheme alone: the rest of a URL may hold a password.
-    raise ValueError(f"unsupported database {backend!r}: use sqlite:// or postgresql://")
+    return PostgresDatabase(url)

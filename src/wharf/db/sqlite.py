@@ -34,7 +34,7 @@ T = TypeVar("T")
 BUSY_SECONDS = 30.0
 
 
-def _busy_seconds(query: Any) -> float:
+def busy_seconds(query: Any) -> float:
     given = query.get("timeout", BUSY_SECONDS)
     try:
         seconds = float(given)
@@ -100,7 +100,7 @@ class SQLiteDatabase(Database):
         super().__init__(parsed.render_as_string(hide_password=False))
         assert parsed.database, "an SQLite URL names its file"
         self.path: str = parsed.database
-        busy = _busy_seconds(parsed.query)
+        busy = busy_seconds(parsed.query)
         pragmas = _pragmas(busy)
         self._writer = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=60)
         event.listen(self._writer.sync_engine, "connect", pragmas)
