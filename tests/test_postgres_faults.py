@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, bearer, registry_session
 from tests.support.lanes import database_lane
 from tests.support.oci import Registry
 from tests.support.postgres import PostgresCluster
@@ -29,10 +28,7 @@ def test_a_restart_goes_unnoticed_and_an_outage_is_a_clear_503(tmp_path: Path) -
         with running_wharf(tmp_path / "data", integrated=True, database_url=url) as wharf:
             cluster = Cluster(wharf, tmp_path)
             cluster.new_project(cluster.admin, "team")
-            session = requests.Session()
-            session.verify = str(wharf.ca_file)
-            session.trust_env = False  # else REQUESTS_CA_BUNDLE would override the CA
-            session.headers["Authorization"] = f"Bearer {cluster.admin_token}"
+            session = registry_session(wharf, bearer(cluster.admin_token))
             registry = Registry(wharf.url, session)
             first = registry.push_image("team/app", "v1", seed=1)
 
@@ -85,11 +81,7 @@ def test_connection_slots_running_out_is_a_clear_503(tmp_path: Path) -> None:
         with running_wharf(tmp_path / "data", integrated=True, database_url=url) as wharf:
             cluster = Cluster(wharf, tmp_path)
             cluster.new_project(cluster.admin, "team")
-            session = requests.Session()
-            session.verify = str(wharf.ca_file)
-            session.trust_env = False
-            session.headers["Authorization"] = f"Bearer {cluster.admin_token}"
-            registry = Registry(wharf.url, session)
+            registry = Registry(wharf.url, registry_session(wharf, bearer(cluster.admin_token)))
             first = registry.push_image("team/app", "v1", seed=1)
 
             postgres.sql("ALTER ROLE wharf CONNECTION LIMIT 0")

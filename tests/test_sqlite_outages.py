@@ -10,9 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, bearer, registry_session
 from tests.support.lanes import database_lane
 from tests.support.oci import Registry, assert_error
 from tests.support.server import running_wharf
@@ -26,10 +25,7 @@ def test_a_write_lock_held_past_the_busy_timeout_is_a_503(tmp_path: Path) -> Non
     with running_wharf(tmp_path / "data", integrated=True, database_url=url) as wharf:
         cluster = Cluster(wharf, tmp_path)
         cluster.new_project(cluster.admin, "team")
-        session = requests.Session()
-        session.verify = str(wharf.ca_file)
-        session.trust_env = False
-        session.headers["Authorization"] = f"Bearer {cluster.admin_token}"
+        session = registry_session(wharf, bearer(cluster.admin_token))
         registry = Registry(wharf.url, session)
         first = registry.push_image("team/app", "v1", seed=1)
 
