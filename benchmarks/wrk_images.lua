@@ -51,6 +51,11 @@ local function load(path)
    end
 end
 
+-- Each image starts with its manifest when pulling, with a blob's upload when pushing.
+local function first_stage()
+   return mode == "pull" and "manifest" or "open"
+end
+
 function init(args)
    mode = os.getenv("WRK_MODE")
    token = os.getenv("WRK_TOKEN")
@@ -63,10 +68,8 @@ function init(args)
       for n = #images, counts[id + 1] + 1, -1 do
          images[n] = nil
       end
-      stage = "manifest"
-   else
-      stage = "open"
    end
+   stage = first_stage()
 end
 
 local function headers(extra)
@@ -109,14 +112,10 @@ local function next_image()
    images_done = images_done + 1
    image = image + 1
    blob = 1
-   if mode == "pull" then
-      if images[image] == nil then
-         image = 1
-      end
-      stage = "manifest"
-   else
-      stage = "open"
+   if mode == "pull" and images[image] == nil then
+      image = 1  -- round and round
    end
+   stage = first_stage()
 end
 
 function response(status, response_headers, body)
