@@ -50,7 +50,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -1080,7 +1080,7 @@ class WrkTally:
         self.images += images
         self.seconds += seconds
         self.database_cpu += database_cpu
-        for name in ("wall", "server_cpu", "client_cpu", "kernel_cpu", "machine_cpu"):
+        for name in (f.name for f in fields(Usage)):
             setattr(self.usage, name, getattr(self.usage, name) + getattr(usage, name))
 
     @property
