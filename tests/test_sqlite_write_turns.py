@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -101,3 +102,36 @@ def test_the_busy_timeout_comes_from_the_url(tmp_path: Path) -> None:
 
     assert asyncio.run(busy("")) == (round(BUSY_SECONDS * 1000), BUSY_SECONDS)
     assert asyncio.run(busy("?timeout=2.5")) == (2500, 2.5)
+
+
+def test_a_write_refused_at_its_begin_leaves_later_writes_working(tmp_path: Path) -> None:
+    """A write whose BEGIN IMMEDIATE meets another program's lock past the busy timeout is an
+    outage; the shared transaction's connection goes back to the pool, so that the next
+    writes, of both kinds, neither fail nor wait for it."""
+    path = tmp_path / "w.db"
+
+    async def writes() -> list[tuple[int]]:
+        database = SQLiteDatabase(f"sqlite+aiosqlite:///{path}?timeout=0.2")
+        try:
+            async with database.write() as conn:
+                await conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(DatabaseUnavailable, match="SQLITE_BUSY"):
+                async with database.write() as conn:
+                    await conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+            other.execute("ROLLBACK")
+            other.close()
+            async with asyncio.timeout(10):
+                async with database.write() as conn:
+                    await conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+                await database.run_write(
+                    lambda conn: conn.exec_driver_sql("INSERT INTO t VALUES (3)")
+                )
+            return await database.run_read(
+                lambda conn: list(conn.exec_driver_sql("SELECT x FROM t ORDER BY x"))
+            )
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(writes()) == [(2,), (3,)]

@@ -39,8 +39,15 @@ class GroupCommit:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         async with self._lock:
             if self._conn is None:
-                self._conn = await self.engine.connect()
-                self._transaction = await self._conn.begin()
+                opened = await self.engine.connect()
+                try:
+                    self._transaction = await opened.begin()
+                except BaseException:
+                    # Refused (another program's lock past the busy timeout): the pool's one
+                    # connection goes back, and the next writer begins afresh.
+                    await opened.close()
+                    raise
+                self._conn = opened
             conn = self._conn
             savepoint = await conn.begin_nested()
             try:
